@@ -1,0 +1,24 @@
+# Sourced by scripts/run and scripts/test: creates .venv on first use and (re)installs the project
+# whenever pyproject.toml changed since the last install. Needs only python3 (>= 3.11) and pip.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PY="${PYTHON:-python3}"
+
+"$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "voicetui needs Python >= 3.11, found " + sys.version.split()[0])'
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "voicetui: creating $VENV" >&2
+    "$PY" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
+fi
+
+_voicetui_install() {  # $1 = extras, e.g. "dev"
+    local extras="$1" stamp="$VENV/.voicetui-$1.stamp" want
+    want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        echo "voicetui: installing dependencies ($extras) into $VENV" >&2
+        "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$extras]" >&2
+        echo "$want" > "$stamp"
+    fi
+}

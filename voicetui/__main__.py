@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from voicetui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,87 @@
+"""The shape every streaming model shares: an input channel, an output channel, one task."""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Generic, TypeVar
+
+from ._aio import Chan, ChanClosed, cancel_and_wait
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class FlushSentinel:
+    """Marks a segment boundary in a stream's input (``flush()``)."""
+
+    __slots__ = ()
+
+
+FLUSH = FlushSentinel()
+
+
+class DuplexStream(ABC, Generic[In, Out]):
+    """Input pushed with :meth:`_push` / :meth:`flush` / :meth:`end_input`; output read by async
+    iteration. Subclasses implement :meth:`_run`, reading ``self._input`` and calling
+    :meth:`_emit`. An exception from ``_run`` ends the iteration by being raised to the reader."""
+
+    def __init__(self) -> None:
+        self._input: Chan[In | FlushSentinel] = Chan()
+        self._output: Chan[Out] = Chan()
+        self._task = asyncio.create_task(self._main(), name=f"{type(self).__name__}._main")
+
+    @abstractmethod
+    async def _run(self) -> None: ...
+
+    async def _main(self) -> None:
+        try:
+            await self._run()
+        finally:
+            self._output.close()
+
+    def _emit(self, item: Out) -> None:
+        if not self._output.closed:
+            self._output.send_nowait(item)
+
+    def _push(self, item: In) -> None:
+        if self._input.closed:
+            raise RuntimeError(f"{type(self).__name__}: input already ended")
+        self._input.send_nowait(item)
+
+    def flush(self) -> None:
+        """End the current segment: the model should produce its output for it now."""
+        if not self._input.closed:
+            self._input.send_nowait(FLUSH)
+
+    def end_input(self) -> None:
+        """No more input: flush, then let the stream finish."""
+        self.flush()
+        self._input.close()
+
+    async def __anext__(self) -> Out:
+        try:
+            return await self._output.recv()
+        except ChanClosed:
+            pass
+        await asyncio.wait({self._task})
+        if not self._task.cancelled() and (exc := self._task.exception()) is not None:
+            raise exc
+        raise StopAsyncIteration
+
+    def __aiter__(self) -> AsyncIterator[Out]:
+        return self
+
+    async def aclose(self) -> None:
+        self._input.close()
+        await cancel_and_wait(self._task)
+
+    async def __aenter__(self) -> DuplexStream[In, Out]:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()

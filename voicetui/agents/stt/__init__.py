@@ -1,0 +1,29 @@
+"""Speech-to-text models."""
+
+from __future__ import annotations
+
+from ..exceptions import STTError
+from .stream_adapter import StreamAdapter
+from .stt import (
+    STT,
+    AudioBuffer,
+    RecognitionUsage,
+    SpeechData,
+    SpeechEvent,
+    SpeechEventType,
+    SpeechStream,
+    STTCapabilities,
+)
+
+__all__ = [
+    "STT",
+    "AudioBuffer",
+    "RecognitionUsage",
+    "STTCapabilities",
+    "STTError",
+    "SpeechData",
+    "SpeechEvent",
+    "SpeechEventType",
+    "SpeechStream",
+    "StreamAdapter",
+]

@@ -1,0 +1,173 @@
+"""Text to speech: ``synthesize(text)`` (one request) and ``stream()`` (text pushed as it comes).
+
+Frames produced for a piece of text carry that text in ``frame.userdata["text"]`` on the first
+frame of the piece, which lets the pipeline know which words were heard when playback stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Literal
+
+from livekit import rtc
+
+from .._aio import now
+from .._stream import DuplexStream
+from ..audio import frame_duration
+from ..exceptions import TTSError
+from ..metrics import TTSMetrics
+from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+
+logger = logging.getLogger("voicetui.agents.tts")
+
+TEXT_KEY = "text"
+"""``frame.userdata`` key holding the text whose audio starts with this frame."""
+
+
+@dataclass
+class SynthesizedAudio:
+    frame: rtc.AudioFrame
+    request_id: str
+    is_final: bool = False
+    segment_id: str = ""
+    delta_text: str = ""
+
+
+@dataclass(frozen=True)
+class TTSCapabilities:
+    streaming: bool
+
+
+class TTS(ABC, rtc.EventEmitter[Literal["metrics_collected", "error"]]):
+    def __init__(self, *, capabilities: TTSCapabilities, sample_rate: int, num_channels: int = 1):
+        super().__init__()
+        self._capabilities = capabilities
+        self._sample_rate = sample_rate
+        self._num_channels = num_channels
+        self._label = f"{type(self).__module__}.{type(self).__name__}"
+
+    @property
+    def capabilities(self) -> TTSCapabilities:
+        return self._capabilities
+
+    @property
+    def sample_rate(self) -> int:
+        return self._sample_rate
+
+    @property
+    def num_channels(self) -> int:
+        return self._num_channels
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    @property
+    def model(self) -> str:
+        return "unknown"
+
+    @abstractmethod
+    def synthesize(
+        self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> ChunkedStream: ...
+
+    def stream(
+        self, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> SynthesizeStream:
+        raise TypeError(f"{self.label} does not stream; wrap it: tts.StreamAdapter(tts=...)")
+
+    async def aclose(self) -> None:
+        """Release the model's resources."""
+
+
+class ChunkedStream(DuplexStream[None, SynthesizedAudio]):
+    """The audio of one text. Providers implement :meth:`_synthesize`, calling
+    :meth:`_emit_frame`; the base class retries recoverable errors that happen before the first
+    frame, and reports :class:`TTSMetrics`."""
+
+    def __init__(self, tts: TTS, text: str, *, conn_options: APIConnectOptions) -> None:
+        self._tts = tts
+        self._text = text
+        self._conn_options = conn_options
+        self._request_id = f"tts_{uuid.uuid4().hex[:12]}"
+        self._ttfb: float | None = None
+        self._audio_duration = 0.0
+        self._started_at = now()
+        self._first = True
+        super().__init__()
+
+    @property
+    def input_text(self) -> str:
+        return self._text
+
+    @abstractmethod
+    async def _synthesize(self) -> None: ...
+
+    def _emit_frame(self, frame: rtc.AudioFrame) -> None:
+        if self._ttfb is None:
+            self._ttfb = now() - self._started_at
+        if self._first:
+            self._first = False
+            frame.userdata[TEXT_KEY] = self._text
+        self._audio_duration += frame_duration(frame)
+        self._emit(SynthesizedAudio(frame=frame, request_id=self._request_id))
+
+    async def _run(self) -> None:
+        opts = self._conn_options
+        cancelled = True
+        try:
+            for attempt in range(opts.max_retry + 1):
+                try:
+                    await self._synthesize()
+                    cancelled = False
+                    return
+                except TTSError as e:
+                    if not e.recoverable or self._ttfb is not None or attempt == opts.max_retry:
+                        raise
+                    delay = opts.interval_for_retry(attempt)
+                    logger.warning("%s failed (%s), retrying in %.1fs", self._tts.label, e, delay)
+                    await asyncio.sleep(delay)
+        except TTSError:
+            cancelled = False
+            raise
+        except Exception as e:
+            cancelled = False
+            raise TTSError(f"{self._tts.label}: {e}", recoverable=False) from e
+        finally:
+            self._tts.emit(
+                "metrics_collected",
+                TTSMetrics(
+                    label=self._tts.label,
+                    request_id=self._request_id,
+                    ttfb=self._ttfb if self._ttfb is not None else -1.0,
+                    duration=now() - self._started_at,
+                    audio_duration=self._audio_duration,
+                    cancelled=cancelled,
+                    characters_count=len(self._text),
+                    streamed=False,
+                ),
+            )
+
+    async def collect(self) -> rtc.AudioFrame:
+        """All the audio as one frame."""
+        frames = [ev.frame async for ev in self]
+        if not frames:
+            return rtc.AudioFrame(b"", self._tts.sample_rate, self._tts.num_channels, 0)
+        return rtc.combine_audio_frames(frames)
+
+
+class SynthesizeStream(DuplexStream[str, SynthesizedAudio]):
+    """Streaming synthesis: ``push_text`` deltas, ``flush()`` at the end of a segment."""
+
+    def __init__(self, tts: TTS, *, conn_options: APIConnectOptions) -> None:
+        self._tts = tts
+        self._conn_options = conn_options
+        super().__init__()
+
+    def push_text(self, text: str) -> None:
+        if text:
+            self._push(text)

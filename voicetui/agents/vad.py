@@ -1,0 +1,70 @@
+"""Voice activity detection: ``VAD.stream()`` turns audio frames into speech start/end events."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Literal
+
+from livekit import rtc
+
+from ._stream import DuplexStream
+
+
+class VADEventType(str, Enum):
+    START_OF_SPEECH = "start_of_speech"
+    INFERENCE_DONE = "inference_done"
+    END_OF_SPEECH = "end_of_speech"
+
+
+@dataclass
+class VADEvent:
+    type: VADEventType
+    samples_index: int
+    """Index of the last sample covered by this event."""
+    timestamp: float
+    """Loop time at which the event was produced."""
+    speech_duration: float
+    silence_duration: float
+    frames: list[rtc.AudioFrame] = field(default_factory=list)
+    """END_OF_SPEECH: the whole utterance (with prefix padding); START_OF_SPEECH: what led to it."""
+    probability: float = 0.0
+    inference_duration: float = 0.0
+    speaking: bool = False
+
+
+@dataclass(frozen=True)
+class VADCapabilities:
+    update_interval: float
+    """Seconds of audio between two INFERENCE_DONE events."""
+
+
+class VAD(ABC, rtc.EventEmitter[Literal["metrics_collected"]]):
+    def __init__(self, *, capabilities: VADCapabilities) -> None:
+        super().__init__()
+        self._capabilities = capabilities
+        self._label = f"{type(self).__module__}.{type(self).__name__}"
+
+    @property
+    def capabilities(self) -> VADCapabilities:
+        return self._capabilities
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    @abstractmethod
+    def stream(self) -> VADStream: ...
+
+    async def aclose(self) -> None:
+        """Release the model's resources."""
+
+
+class VADStream(DuplexStream[rtc.AudioFrame, VADEvent]):
+    def __init__(self, vad: VAD) -> None:
+        self._vad = vad
+        super().__init__()
+
+    def push_frame(self, frame: rtc.AudioFrame) -> None:
+        self._push(frame)

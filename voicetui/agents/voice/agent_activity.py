@@ -1,0 +1,603 @@
+"""``AgentActivity``: one agent's turn loop — the speech queue, the reply pipeline (LLM → text →
+sentence-split TTS → audio), multi-step tool calls and interruptions."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from livekit import rtc
+
+from .._aio import Chan, TaskSet, cancel_and_wait, now
+from ..exceptions import LLMError, ModelError, TTSError
+from ..llm import LLM, ChatContext, ChatMessage, FunctionTool, ToolChoice
+from ..metrics import AgentMetrics
+from ..stt import STT
+from ..stt import StreamAdapter as STTStreamAdapter
+from ..tts import TTS
+from ..tts import StreamAdapter as TTSStreamAdapter
+from ..vad import VAD
+from .agent import Agent, ModelSettings
+from .events import FunctionToolsExecutedEvent, RunContext, SpeechCreatedEvent, SpeechSource
+from .generation import (
+    AudioForwardData,
+    SyncedTranscript,
+    execute_tools,
+    forward_audio,
+    iterate_node,
+    perform_llm_inference,
+    perform_tts_inference,
+    played_text,
+)
+from .io import AudioOutput, PlaybackStartedEvent
+from .speech_handle import SPEECH_PRIORITY_NORMAL, SpeechHandle
+
+if TYPE_CHECKING:
+    from .agent_session import AgentSession
+
+logger = logging.getLogger("voicetui.agents.voice")
+
+# how long to wait for an audio output to report where playback stopped after clear_buffer()
+_PLAYOUT_REPORT_TIMEOUT = 2.0
+
+
+@dataclass
+class _Spoken:
+    text: str
+    interrupted: bool
+    started_speaking_at: float | None  # wall clock
+    stopped_speaking_at: float | None
+    first_audio_at: float | None  # loop clock, when the first frame was heard
+    tts_ttfb: float | None
+
+
+class AgentActivity:
+    def __init__(self, agent: Agent, session: AgentSession[Any]) -> None:
+        self._agent = agent
+        self._session = session
+        self._tasks = TaskSet(f"AgentActivity({agent.id})")
+        self._speech_q: list[tuple[int, int, SpeechHandle]] = []
+        self._seq = 0
+        self._q_changed = asyncio.Event()
+        self._pending: set[SpeechHandle] = set()
+        self._all_done = asyncio.Event()
+        self._all_done.set()
+        self._current_speech: SpeechHandle | None = None
+        self._draining = False
+        self._closed = False
+        self._on_enter_task: asyncio.Task[None] | None = None
+        self._streaming_tts: TTS | None = None
+        self._streaming_stt: STT | None = None
+        self._metrics_sources: list[Any] = []
+
+    # --- configuration --------------------------------------------------------------------
+    @property
+    def agent(self) -> Agent:
+        return self._agent
+
+    @property
+    def session(self) -> AgentSession[Any]:
+        return self._session
+
+    @property
+    def llm(self) -> LLM | None:
+        return self._agent.llm or self._session.llm
+
+    @property
+    def stt(self) -> STT | None:
+        return self._agent.stt or self._session.stt
+
+    @property
+    def tts(self) -> TTS | None:
+        return self._agent.tts or self._session.tts
+
+    @property
+    def vad(self) -> VAD | None:
+        return self._agent.vad or self._session.vad
+
+    @property
+    def streaming_tts(self) -> TTS | None:
+        tts = self.tts
+        if tts is None or tts.capabilities.streaming:
+            return tts
+        if self._streaming_tts is None or getattr(self._streaming_tts, "wrapped_tts", None) is not tts:
+            self._streaming_tts = TTSStreamAdapter(tts=tts)
+        return self._streaming_tts
+
+    @property
+    def streaming_stt(self) -> STT | None:
+        stt = self.stt
+        if stt is None or stt.capabilities.streaming:
+            return stt
+        if self.vad is None:
+            return None
+        if self._streaming_stt is None or getattr(self._streaming_stt, "wrapped_stt", None) is not stt:
+            self._streaming_stt = STTStreamAdapter(stt=stt, vad=self.vad)
+        return self._streaming_stt
+
+    @property
+    def tools(self) -> list[FunctionTool]:
+        return self._agent.tools
+
+    def option(self, name: str) -> Any:
+        """A turn-taking option: the agent's override, else the session's."""
+        agent_opts = self._agent.options
+        return agent_opts[name] if name in agent_opts else getattr(self._session.options, name)
+
+    @property
+    def current_speech(self) -> SpeechHandle | None:
+        return self._current_speech
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    # --- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._agent._activity = self
+        for model in {self.llm, self.stt, self.tts, self.vad} - {None}:
+            model.on("metrics_collected", self._on_model_metrics)  # type: ignore[union-attr]
+            self._metrics_sources.append(model)
+        self._tasks.create(self._scheduling_loop(), name="AgentActivity.scheduling")
+        self._on_enter_task = self._tasks.create(
+            self._run_hook("on_enter", self._agent.on_enter), name="AgentActivity.on_enter"
+        )
+
+    async def drain(self) -> None:
+        """Run ``on_exit`` (which may still speak), then refuse new speech and wait until every
+        queued speech has played out."""
+        if self._on_enter_task is not None and not self._on_enter_task.done():
+            await asyncio.wait({self._on_enter_task})
+        await self._run_hook("on_exit", self._agent.on_exit)
+        self._draining = True
+        await self._all_done.wait()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._draining = True
+        for handle in list(self._pending):
+            handle._cancel()
+        await self._tasks.aclose()
+        for handle in list(self._pending):
+            handle._mark_done()
+        for model in self._metrics_sources:
+            model.off("metrics_collected", self._on_model_metrics)
+        self._metrics_sources.clear()
+        if self._agent._activity is self:
+            self._agent._activity = None
+
+    async def wait_for_on_enter(self) -> None:
+        if self._on_enter_task is not None:
+            await asyncio.wait({self._on_enter_task})
+
+    async def _run_hook(self, name: str, hook: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await hook()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            logger.exception("%s.%s raised", self._agent.label, name)
+            self._session._report_error("agent", f"{self._agent.label}.{name} failed: {e}", e)
+
+    def _on_model_metrics(self, metrics: AgentMetrics) -> None:
+        self._session._emit_metrics(metrics)
+
+    # --- scheduling -----------------------------------------------------------------------
+    def _schedule_speech(
+        self,
+        handle: SpeechHandle,
+        coro: Coroutine[Any, Any, None],
+        *,
+        priority: int = SPEECH_PRIORITY_NORMAL,
+        force: bool = False,
+    ) -> None:
+        if (self._draining and not force) or self._closed:
+            coro.close()
+            raise RuntimeError(f"{self._agent.label} is leaving the session: cannot speak now")
+        self._pending.add(handle)
+        self._all_done.clear()
+        handle.add_done_callback(self._on_speech_done)
+
+        async def run() -> None:
+            try:
+                await coro
+            except Exception as e:
+                logger.exception("speech %s failed", handle.id)
+                self._session._report_error("agent", f"the reply failed: {type(e).__name__}: {e}", e)
+            finally:
+                handle._mark_done()
+
+        self._tasks.create(run(), name=f"speech {handle.id}")
+        heapq.heappush(self._speech_q, (-priority, self._seq, handle))
+        self._seq += 1
+        handle._mark_scheduled()
+        self._q_changed.set()
+
+    def _on_speech_done(self, handle: SpeechHandle) -> None:
+        self._pending.discard(handle)
+        if not self._pending:
+            self._all_done.set()
+
+    async def _scheduling_loop(self) -> None:
+        while True:
+            await self._q_changed.wait()
+            while self._speech_q:
+                _, _, speech = heapq.heappop(self._speech_q)
+                if speech.done():
+                    continue
+                self._current_speech = speech
+                speech._authorize_generation()
+                await speech.wait_for_playout()
+                self._current_speech = None
+                delay = self.option("min_consecutive_speech_delay")
+                if delay > 0 and self._speech_q:
+                    await asyncio.sleep(delay)
+                if not self._speech_q:
+                    self._session._set_agent_idle()
+            self._q_changed.clear()
+
+    def interrupt(self, *, force: bool = False) -> asyncio.Future[None]:
+        """Interrupt the current and queued speeches that allow it (all of them with force)."""
+        handles = [h for h in self._pending if force or h.allow_interruptions]
+        for h in handles:
+            h._cancel()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        remaining = [h for h in handles if not h.done()]
+        if not remaining:
+            fut.set_result(None)
+            return fut
+
+        def on_done(_: SpeechHandle) -> None:
+            if all(h.done() for h in remaining) and not fut.done():
+                fut.set_result(None)
+
+        for h in remaining:
+            h.add_done_callback(on_done)
+        return fut
+
+    # --- speech creation ------------------------------------------------------------------
+    def _emit_speech_created(
+        self, handle: SpeechHandle, *, source: SpeechSource, user_initiated: bool
+    ) -> None:
+        self._session._on_speech_created(
+            SpeechCreatedEvent(
+                user_initiated=user_initiated,
+                source=source,
+                speech_handle=handle,
+                speech_id=handle.id,
+            )
+        )
+
+    def say(
+        self,
+        text: str | AsyncIterable[str],
+        *,
+        audio: AsyncIterable[rtc.AudioFrame] | None = None,
+        allow_interruptions: bool | None = None,
+        add_to_chat_ctx: bool = True,
+    ) -> SpeechHandle:
+        handle = SpeechHandle(
+            allow_interruptions=self._allow_interruptions(allow_interruptions)
+        )
+        self._emit_speech_created(handle, source="say", user_initiated=True)
+        self._schedule_speech(handle, self._say_task(handle, text, audio, add_to_chat_ctx))
+        return handle
+
+    def generate_reply(
+        self,
+        *,
+        user_message: ChatMessage | None = None,
+        instructions: str | None = None,
+        tool_choice: ToolChoice | None = None,
+        allow_interruptions: bool | None = None,
+        user_initiated: bool = True,
+    ) -> SpeechHandle:
+        handle = SpeechHandle(allow_interruptions=self._allow_interruptions(allow_interruptions))
+        self._emit_speech_created(handle, source="generate_reply", user_initiated=user_initiated)
+        self._schedule_speech(
+            handle,
+            self._reply_task(
+                handle,
+                new_message=user_message,
+                instructions=instructions,
+                model_settings=ModelSettings(tool_choice=tool_choice),
+            ),
+        )
+        return handle
+
+    def _allow_interruptions(self, value: bool | None) -> bool:
+        return bool(self.option("allow_interruptions")) if value is None else value
+
+    # --- speaking -------------------------------------------------------------------------
+    def _audio_output(self) -> AudioOutput | None:
+        return self._session.output.audio if self._session.output.audio_enabled else None
+
+    async def _say_task(
+        self,
+        handle: SpeechHandle,
+        text: str | AsyncIterable[str],
+        audio: AsyncIterable[rtc.AudioFrame] | None,
+        add_to_chat_ctx: bool,
+    ) -> None:
+        audio_out = self._audio_output()
+        use_tts = audio_out is not None and audio is None and self.tts is not None
+        text_chs: list[Chan[str]] = [Chan() for _ in range(2 if use_tts else 1)]
+
+        async def feed_text() -> None:
+            try:
+                async for delta in iterate_node(text):
+                    for ch in text_chs:
+                        ch.send_nowait(delta)
+            finally:
+                for ch in text_chs:
+                    ch.close()
+
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(feed_text())]
+        frames: AsyncIterable[rtc.AudioFrame] | None = None
+        tts_task: asyncio.Task[None] | None = None
+        tts_ttfb: Callable[[], float | None] = lambda: None
+        if audio_out is not None and audio is not None:
+            frames = audio
+        elif use_tts:
+            tts_task, tts_data = perform_tts_inference(self._agent.tts_node, text_chs[1], ModelSettings())
+            frames, tts_ttfb = tts_data.audio_ch, lambda: tts_data.ttfb
+            tasks.append(tts_task)
+        try:
+            await handle.wait_if_not_interrupted([handle._authorized])
+            spoken = await self._speak(
+                handle, text_chs[0], frames, audio_out if frames is not None else None, tts_task, tts_ttfb
+            )
+        finally:
+            await cancel_and_wait(*tasks)
+        if add_to_chat_ctx and spoken.text:
+            self._add_assistant_message(handle, spoken, llm_ttft=None)
+
+    async def _speak(
+        self,
+        handle: SpeechHandle,
+        text: AsyncIterable[str],
+        frames: AsyncIterable[rtc.AudioFrame] | None,
+        audio_out: AudioOutput | None,
+        tts_task: asyncio.Task[None] | None,
+        tts_ttfb: Callable[[], float | None],
+        prerequisite: asyncio.Task[Any] | None = None,
+    ) -> _Spoken:
+        """Play one speech's audio and transcript; returns what was heard."""
+        if handle.interrupted:
+            return _Spoken("", True, None, None, None, None)
+        transcript = SyncedTranscript(self._session.output.transcription, synced=audio_out is not None)
+        started: dict[str, float] = {}
+
+        def on_started(ev: PlaybackStartedEvent) -> None:
+            if "loop" not in started:
+                started["loop"] = ev.created_at
+                started["wall"] = time.time()
+                self._session._update_agent_state("speaking")
+
+        async def forward_transcript() -> None:
+            async for delta in iterate_node(
+                self._agent.transcription_node(text, ModelSettings())
+            ):
+                await transcript.push_text(delta)
+                if audio_out is None and "loop" not in started:
+                    on_started(PlaybackStartedEvent(now()))
+
+        fwd = AudioForwardData()
+        tasks = [asyncio.create_task(forward_transcript(), name="forward_transcript")]
+        if audio_out is not None and frames is not None:
+            audio_out.on("playback_started", on_started)
+            tasks.append(
+                asyncio.create_task(
+                    forward_audio(frames, audio_out, fwd, transcript), name="forward_audio"
+                )
+            )
+        tts_failed = False
+        try:
+            waits: list[asyncio.Future[Any]] = list(tasks)
+            if prerequisite is not None:
+                waits.append(prerequisite)
+            await handle.wait_if_not_interrupted(waits)
+            if tts_task is not None and tts_task.done() and not tts_task.cancelled():
+                exc = tts_task.exception()
+                if exc is not None:
+                    tts_failed = True
+                    self._report_model_error(exc, default_source="tts", note="the reply is shown as text only")
+            if audio_out is not None and not handle.interrupted:
+                playout = asyncio.ensure_future(audio_out.wait_for_playout())
+                await handle.wait_if_not_interrupted([playout])
+                if not playout.done():
+                    playout.cancel()
+            interrupted = handle.interrupted
+            position: float | None = None
+            if interrupted and audio_out is not None:
+                await cancel_and_wait(*tasks)
+                audio_out.clear_buffer()
+                try:
+                    ev = await asyncio.wait_for(audio_out.wait_for_playout(), _PLAYOUT_REPORT_TIMEOUT)
+                    position = ev.playback_position
+                except TimeoutError:
+                    logger.warning("%s did not report its playback position", audio_out.label)
+                    position = 0.0
+        finally:
+            await cancel_and_wait(*tasks)
+            if audio_out is not None:
+                audio_out.off("playback_started", on_started)
+        await transcript.finish(release_all=not interrupted or audio_out is None or tts_failed)
+        if not interrupted or tts_failed:
+            heard = transcript.text
+        elif audio_out is None:
+            heard = transcript.text
+        else:
+            heard = played_text(transcript.text, fwd, position or 0.0)
+        return _Spoken(
+            text=heard.strip(),
+            interrupted=interrupted,
+            started_speaking_at=started.get("wall"),
+            stopped_speaking_at=time.time() if started else None,
+            first_audio_at=started.get("loop"),
+            tts_ttfb=tts_ttfb(),
+        )
+
+    def _add_assistant_message(
+        self, handle: SpeechHandle, spoken: _Spoken, *, llm_ttft: float | None
+    ) -> ChatMessage:
+        msg = ChatMessage(role="assistant", content=[spoken.text], interrupted=spoken.interrupted)
+        m = msg.metrics
+        m.started_speaking_at = spoken.started_speaking_at
+        m.stopped_speaking_at = spoken.stopped_speaking_at
+        m.llm_node_ttft = llm_ttft
+        m.tts_node_ttfb = spoken.tts_ttfb
+        self._agent._chat_ctx.append(msg)
+        handle._add_item(msg)
+        self._session._conversation_item_added(msg)
+        return msg
+
+    def _report_model_error(self, exc: BaseException, *, default_source: str, note: str = "") -> None:
+        source = exc.source if isinstance(exc, ModelError) else default_source
+        message = exc.message if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
+        recoverable = exc.recoverable if isinstance(exc, ModelError) else False
+        if note:
+            message = f"{message} ({note})"
+        self._session._report_error(source, message, exc, recoverable=recoverable)
+
+    # --- the reply pipeline ---------------------------------------------------------------
+    async def _reply_task(
+        self,
+        handle: SpeechHandle,
+        *,
+        new_message: ChatMessage | None,
+        instructions: str | None,
+        model_settings: ModelSettings,
+    ) -> None:
+        if new_message is not None:
+            self._agent._chat_ctx.append(new_message)
+            self._session._conversation_item_added(new_message)
+        chat_ctx = self._agent._chat_ctx.copy()
+        if instructions:
+            chat_ctx.append(ChatMessage(role="system", content=[instructions]))
+        tools = self.tools
+        audio_out = self._audio_output()
+        use_tts = audio_out is not None and self.tts is not None
+
+        llm_task, llm_data = perform_llm_inference(
+            self._agent.llm_node, chat_ctx, tools, model_settings, text_outputs=2 if use_tts else 1
+        )
+        tts_task: asyncio.Task[None] | None = None
+        frames: AsyncIterable[rtc.AudioFrame] | None = None
+        tts_ttfb: Callable[[], float | None] = lambda: None
+        if use_tts:
+            tts_task, tts_data = perform_tts_inference(
+                self._agent.tts_node, llm_data.text_chs[1], model_settings
+            )
+            frames, tts_ttfb = tts_data.audio_ch, lambda: tts_data.ttfb
+        tool_task: asyncio.Task[list[Any]] | None = None
+
+        async def run_tools() -> list[Any]:
+            await asyncio.wait({llm_task})
+            if llm_task.cancelled() or llm_task.exception() is not None:
+                return []
+            calls = llm_data.function_calls
+            if not calls:
+                return []
+            if handle.step_index >= self.option("max_tool_steps"):
+                logger.warning(
+                    "%s: max_tool_steps (%d) reached, ignoring %d tool call(s)",
+                    self._agent.label,
+                    self.option("max_tool_steps"),
+                    len(calls),
+                )
+                return []
+            return await execute_tools(
+                calls,
+                tools,
+                lambda call: RunContext(session=self._session, speech_handle=handle, function_call=call),
+                lambda v: isinstance(v, Agent),
+            )
+
+        try:
+            await handle.wait_if_not_interrupted([handle._authorized])
+            if not handle.interrupted:
+                self._session._update_agent_state("thinking")
+                tool_task = asyncio.create_task(run_tools(), name="tool_execution")
+            spoken = await self._speak(
+                handle,
+                llm_data.text_chs[0],
+                frames,
+                audio_out if use_tts else None,
+                tts_task,
+                tts_ttfb,
+                prerequisite=llm_task,
+            )
+            if tool_task is not None and not handle.interrupted:
+                await handle.wait_if_not_interrupted([tool_task])
+        finally:
+            await cancel_and_wait(llm_task, *(t for t in (tts_task,) if t is not None))
+            if handle.interrupted and tool_task is not None:
+                await cancel_and_wait(tool_task)
+
+        llm_failed = False
+        if llm_task.done() and not llm_task.cancelled() and (exc := llm_task.exception()):
+            llm_failed = True
+            self._report_model_error(exc, default_source="llm")
+            handle._cancel()
+            spoken.interrupted = True
+
+        if spoken.text:
+            self._add_assistant_message(handle, spoken, llm_ttft=llm_data.ttft)
+        if llm_failed or tool_task is None or not tool_task.done() or tool_task.cancelled():
+            return
+        if (tool_exc := tool_task.exception()) is not None:
+            self._session._report_error("tool", f"tool execution failed: {tool_exc}", tool_exc)
+            return
+        outcomes = tool_task.result()
+        if not outcomes:
+            return
+        self._record_tool_step(handle, outcomes)
+
+    def _record_tool_step(self, handle: SpeechHandle, outcomes: list[Any]) -> None:
+        executions = [o.execution for o in outcomes]
+        for ex in executions:
+            self._agent._chat_ctx.append(ex.call)
+            handle._add_item(ex.call)
+            self._session._history_append(ex.call)
+        for ex in executions:
+            self._agent._chat_ctx.append(ex.output)
+            handle._add_item(ex.output)
+            self._session._history_append(ex.output)
+        self._session._emit_event(
+            FunctionToolsExecutedEvent(executions=executions, speech_id=handle.id)
+        )
+        handoffs = [o.handoff for o in outcomes if o.handoff is not None]
+        if handoffs:
+            if len(handoffs) > 1:
+                logger.warning("several tools handed off in one step; using the first")
+            self._session._schedule_agent_update(handoffs[0])
+            return
+        if any(o.stop_response for o in outcomes):
+            return
+        if not any(o.reply_required for o in outcomes):
+            return
+        step = handle.step_index + 1
+        last_step = step >= self.option("max_tool_steps")
+        reply = SpeechHandle(
+            allow_interruptions=handle.allow_interruptions, step_index=step, parent=handle
+        )
+        self._emit_speech_created(reply, source="tool_response", user_initiated=False)
+        self._schedule_speech(
+            reply,
+            self._reply_task(
+                reply,
+                new_message=None,
+                instructions=None,
+                model_settings=ModelSettings(tool_choice="none" if last_step else None),
+            ),
+            force=True,
+        )

@@ -1,0 +1,390 @@
+"""``AgentSession``: the runtime of a voice agent — models, I/O, the active agent, history,
+states and events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterable
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal
+
+from livekit import rtc
+
+from .._aio import TaskSet
+from ..llm import LLM, AgentHandoff, ChatContext, ChatItem, ChatMessage, ToolChoice
+from ..metrics import AgentMetrics
+from ..stt import STT
+from ..tts import TTS
+from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from ..vad import VAD
+from .agent import Agent
+from .agent_activity import AgentActivity
+from .events import (
+    AgentState,
+    AgentStateChangedEvent,
+    CloseEvent,
+    CloseReason,
+    ConversationItemAddedEvent,
+    ErrorEvent,
+    EventTypes,
+    MetricsCollectedEvent,
+    SpeechCreatedEvent,
+    UserState,
+    UserStateChangedEvent,
+    Userdata_T,
+)
+from .io import AgentInput, AgentOutput
+from .run_result import RunResult
+from .speech_handle import SpeechHandle
+
+logger = logging.getLogger("voicetui.agents.voice")
+
+
+@dataclass(frozen=True)
+class SessionConnectOptions:
+    """Retry policies per model kind."""
+
+    stt: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    llm: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    tts: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    max_unrecoverable_errors: int = 3
+    """Consecutive unrecoverable model errors after which the session closes."""
+
+
+TurnDetectionMode = Literal["vad", "stt", "manual"]
+
+
+@dataclass
+class AgentSessionOptions:
+    """Every turn-taking option with its default, in one place (an Agent may override most)."""
+
+    allow_interruptions: bool = True
+    discard_audio_if_uninterruptible: bool = True
+    min_interruption_duration: float = 0.5
+    min_interruption_words: int = 0
+    min_endpointing_delay: float = 0.5
+    max_endpointing_delay: float = 6.0
+    max_tool_steps: int = 3
+    user_away_timeout: float | None = 15.0
+    false_interruption_timeout: float | None = 2.0
+    resume_false_interruption: bool = True
+    min_consecutive_speech_delay: float = 0.0
+    preemptive_generation: bool = False
+    turn_detection: TurnDetectionMode | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class AgentSession(rtc.EventEmitter[EventTypes], Generic[Userdata_T]):
+    def __init__(
+        self,
+        *,
+        stt: STT | None = None,
+        vad: VAD | None = None,
+        llm: LLM | None = None,
+        tts: TTS | None = None,
+        userdata: Userdata_T | None = None,
+        allow_interruptions: bool = True,
+        discard_audio_if_uninterruptible: bool = True,
+        min_interruption_duration: float = 0.5,
+        min_interruption_words: int = 0,
+        min_endpointing_delay: float = 0.5,
+        max_endpointing_delay: float = 6.0,
+        max_tool_steps: int = 3,
+        user_away_timeout: float | None = 15.0,
+        false_interruption_timeout: float | None = 2.0,
+        resume_false_interruption: bool = True,
+        min_consecutive_speech_delay: float = 0.0,
+        preemptive_generation: bool = False,
+        turn_detection: TurnDetectionMode | None = None,
+        conn_options: SessionConnectOptions | None = None,
+    ) -> None:
+        super().__init__()
+        if max_tool_steps < 0:
+            raise ValueError("max_tool_steps must be >= 0")
+        if min_endpointing_delay > max_endpointing_delay:
+            raise ValueError("min_endpointing_delay must be <= max_endpointing_delay")
+        self._stt, self._vad, self._llm, self._tts = stt, vad, llm, tts
+        self._userdata = userdata
+        self._opts = AgentSessionOptions(
+            allow_interruptions=allow_interruptions,
+            discard_audio_if_uninterruptible=discard_audio_if_uninterruptible,
+            min_interruption_duration=min_interruption_duration,
+            min_interruption_words=min_interruption_words,
+            min_endpointing_delay=min_endpointing_delay,
+            max_endpointing_delay=max_endpointing_delay,
+            max_tool_steps=max_tool_steps,
+            user_away_timeout=user_away_timeout,
+            false_interruption_timeout=false_interruption_timeout,
+            resume_false_interruption=resume_false_interruption,
+            min_consecutive_speech_delay=min_consecutive_speech_delay,
+            preemptive_generation=preemptive_generation,
+            turn_detection=turn_detection,
+        )
+        self._conn_options = conn_options or SessionConnectOptions()
+        self._input = AgentInput(self._on_audio_input_changed)
+        self._output = AgentOutput(self._on_audio_output_changed, self._on_text_output_changed)
+        self._history = ChatContext.empty()
+        self._agent: Agent | None = None
+        self._activity: AgentActivity | None = None
+        self._activity_lock = asyncio.Lock()
+        self._agent_update_task: asyncio.Task[None] | None = None
+        self._agent_state: AgentState = "initializing"
+        self._user_state: UserState = "listening"
+        self._tasks = TaskSet("AgentSession")
+        self._started = False
+        self._closing = False
+        self._closed = False
+        self._run_state: RunResult | None = None
+        self._unrecoverable_errors = 0
+
+    # --- properties -----------------------------------------------------------------------
+    @property
+    def stt(self) -> STT | None:
+        return self._stt
+
+    @property
+    def vad(self) -> VAD | None:
+        return self._vad
+
+    @property
+    def llm(self) -> LLM | None:
+        return self._llm
+
+    @property
+    def tts(self) -> TTS | None:
+        return self._tts
+
+    @property
+    def options(self) -> AgentSessionOptions:
+        return self._opts
+
+    @property
+    def conn_options(self) -> SessionConnectOptions:
+        return self._conn_options
+
+    @property
+    def userdata(self) -> Userdata_T:
+        if self._userdata is None:
+            raise ValueError("no userdata was given to this AgentSession")
+        return self._userdata
+
+    @userdata.setter
+    def userdata(self, value: Userdata_T) -> None:
+        self._userdata = value
+
+    @property
+    def input(self) -> AgentInput:
+        return self._input
+
+    @property
+    def output(self) -> AgentOutput:
+        return self._output
+
+    @property
+    def history(self) -> ChatContext:
+        """Everything said and done in this session, across agents."""
+        return self._history
+
+    @property
+    def current_agent(self) -> Agent:
+        if self._agent is None:
+            raise RuntimeError("the session has not started")
+        return self._agent
+
+    @property
+    def agent_state(self) -> AgentState:
+        return self._agent_state
+
+    @property
+    def user_state(self) -> UserState:
+        return self._user_state
+
+    @property
+    def current_speech(self) -> SpeechHandle | None:
+        return self._activity.current_speech if self._activity is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._started and not self._closing
+
+    # --- lifecycle ------------------------------------------------------------------------
+    async def start(self, agent: Agent) -> None:
+        """Start the session with ``agent`` (runs its ``on_enter``). Set ``session.input`` /
+        ``session.output`` before or after; without audio the session converses by text."""
+        if self._started:
+            raise RuntimeError("the session is already started")
+        self._started = True
+        await self._update_activity(agent)
+        self._set_agent_idle()
+
+    async def aclose(self) -> None:
+        await self._close(CloseReason.USER_INITIATED)
+
+    async def _close(self, reason: CloseReason, error: str | None = None) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        if self._agent_update_task is not None:
+            await asyncio.wait({self._agent_update_task})
+        async with self._activity_lock:
+            if self._activity is not None:
+                self._activity.interrupt(force=True)
+                try:
+                    await self._activity.drain()
+                finally:
+                    await self._activity.aclose()
+        await self._tasks.aclose()
+        self._closed = True
+        self.emit("close", CloseEvent(reason=reason, error=error))
+
+    # --- talking --------------------------------------------------------------------------
+    def _activity_or_raise(self) -> AgentActivity:
+        if self._activity is None or self._closing:
+            raise RuntimeError("the session is not running")
+        return self._activity
+
+    def say(
+        self,
+        text: str | AsyncIterable[str],
+        *,
+        audio: AsyncIterable[rtc.AudioFrame] | None = None,
+        allow_interruptions: bool | None = None,
+        add_to_chat_ctx: bool = True,
+    ) -> SpeechHandle:
+        """Speak ``text`` as is (through TTS, or ``audio`` if given)."""
+        return self._activity_or_raise().say(
+            text, audio=audio, allow_interruptions=allow_interruptions, add_to_chat_ctx=add_to_chat_ctx
+        )
+
+    def generate_reply(
+        self,
+        *,
+        user_input: str | None = None,
+        instructions: str | None = None,
+        tool_choice: ToolChoice | None = None,
+        allow_interruptions: bool | None = None,
+    ) -> SpeechHandle:
+        """Generate a reply with the LLM; ``user_input`` is added as the user's message first,
+        ``instructions`` apply to this reply only."""
+        msg = ChatMessage(role="user", content=[user_input]) if user_input else None
+        return self._activity_or_raise().generate_reply(
+            user_message=msg,
+            instructions=instructions,
+            tool_choice=tool_choice,
+            allow_interruptions=allow_interruptions,
+        )
+
+    def interrupt(self, *, force: bool = False) -> asyncio.Future[None]:
+        """Interrupt what the agent is saying (and what it queued). Returns a future that is
+        done once the interrupted speeches are recorded in history."""
+        return self._activity_or_raise().interrupt(force=force)
+
+    def update_agent(self, agent: Agent) -> asyncio.Task[None]:
+        """Hand the conversation to ``agent``: the current agent finishes what it is saying and
+        runs ``on_exit``, then ``agent`` runs ``on_enter``. History is kept."""
+        if not self._started:
+            raise RuntimeError("start the session first")
+        return self._schedule_agent_update(agent)
+
+    def _schedule_agent_update(self, agent: Agent) -> asyncio.Task[None]:
+        previous = self._agent_update_task
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.wait({previous})
+            await self._update_activity(agent)
+
+        task = self._tasks.create(run(), name="AgentSession.update_agent")
+        self._agent_update_task = task
+        return task
+
+    async def _update_activity(self, agent: Agent) -> None:
+        async with self._activity_lock:
+            old_agent, old_activity = self._agent, self._activity
+            if old_activity is not None:
+                await old_activity.drain()
+                await old_activity.aclose()
+            if not agent._chat_ctx_given and old_agent is not None:
+                # the new agent knows the conversation so far, under its own instructions
+                await agent.update_chat_ctx(old_agent._chat_ctx.copy(exclude_instructions=True))
+            self._agent = agent
+            self._activity = AgentActivity(agent, self)
+            if old_agent is not None:
+                handoff = AgentHandoff(old_agent_id=old_agent.id, new_agent_id=agent.id)
+                self._conversation_item_added(handoff)
+                if self._run_state is not None:
+                    self._run_state._on_handoff(handoff, old_agent, agent)
+            await self._activity.start()
+        if self._run_state is not None:
+            self._run_state._watch_task(self._activity._on_enter_task)
+
+    async def run(self, *, user_input: str) -> RunResult:
+        """Send ``user_input`` and wait until the agent is done (tool calls, replies, handoffs
+        included). The result's ``expect`` cursor asserts what happened."""
+        if self._run_state is not None and not self._run_state.done():
+            raise RuntimeError("another run is in progress")
+        result = RunResult(user_input=user_input)
+        self._run_state = result
+        try:
+            handle = self.generate_reply(user_input=user_input)
+            result._watch_handle(handle)
+            await result._settle(self)
+        finally:
+            self._run_state = None
+        return result
+
+    # --- internal notifications -----------------------------------------------------------
+    def _emit_event(self, ev: Any) -> None:
+        self.emit(ev.type, ev)
+
+    def _conversation_item_added(self, item: ChatMessage | AgentHandoff) -> None:
+        self._history.append(item)
+        self._emit_event(ConversationItemAddedEvent(item=item))
+        if self._run_state is not None and isinstance(item, ChatMessage) and item.role == "assistant":
+            self._run_state._on_item(item)
+
+    def _history_append(self, item: ChatItem) -> None:
+        self._history.append(item)
+        if self._run_state is not None:
+            self._run_state._on_item(item)
+
+    def _on_speech_created(self, ev: SpeechCreatedEvent) -> None:
+        if self._run_state is not None:
+            self._run_state._watch_handle(ev.speech_handle)
+        self._emit_event(ev)
+
+    def _emit_metrics(self, metrics: AgentMetrics) -> None:
+        self._emit_event(MetricsCollectedEvent(metrics=metrics))
+
+    def _report_error(
+        self, source: str, message: str, error: BaseException | None, *, recoverable: bool = True
+    ) -> None:
+        logger.error("%s error: %s", source, message)
+        self._emit_event(ErrorEvent(source=source, message=message, recoverable=recoverable, error=error))
+
+    def _update_agent_state(self, state: AgentState) -> None:
+        if state == self._agent_state:
+            return
+        old, self._agent_state = self._agent_state, state
+        self._emit_event(AgentStateChangedEvent(old_state=old, new_state=state))
+
+    def _update_user_state(self, state: UserState) -> None:
+        if state == self._user_state:
+            return
+        old, self._user_state = self._user_state, state
+        self._emit_event(UserStateChangedEvent(old_state=old, new_state=state))
+
+    def _set_agent_idle(self) -> None:
+        listening = self._input.audio is not None and self._input.audio_enabled
+        self._update_agent_state("listening" if listening else "idle")
+
+    def _on_audio_input_changed(self) -> None:
+        if self._started and self._agent_state in ("idle", "listening"):
+            self._set_agent_idle()
+
+    def _on_audio_output_changed(self) -> None:
+        """Takes effect from the next speech."""
+
+    def _on_text_output_changed(self) -> None:
+        """Takes effect from the next speech."""

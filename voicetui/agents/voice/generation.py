@@ -1,0 +1,323 @@
+"""The pieces of one reply: LLM inference, TTS inference, forwarding audio and text to the
+outputs, working out what was actually heard, and running tools."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+from collections.abc import AsyncIterable, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from livekit import rtc
+
+from .._aio import Chan, now
+from ..audio import frame_duration
+from ..llm import ChatChunk, ChatContext, FunctionCall, FunctionCallOutput, FunctionTool
+from ..llm.tool_context import StopResponse, ToolArgumentsError, ToolError
+from ..tts import TEXT_KEY
+from .agent import ModelSettings
+from .events import ToolExecution
+from .io import AudioOutput, TextOutput
+
+logger = logging.getLogger("voicetui.agents.voice")
+
+
+async def iterate_node(result: Any) -> AsyncIterable[Any]:
+    """Nodes may be async generators, return an async iterable, a string, or None."""
+    if inspect.isawaitable(result):
+        result = await result
+    if result is None:
+        return
+    if isinstance(result, str):
+        yield result
+        return
+    async for item in result:
+        yield item
+
+
+@dataclass
+class LLMGenerationData:
+    text_chs: list[Chan[str]]
+    function_calls: list[FunctionCall] = field(default_factory=list)
+    generated_text: str = ""
+    started_at: float = field(default_factory=now)
+    ttft: float | None = None
+
+
+def perform_llm_inference(
+    node: Callable[[ChatContext, list[FunctionTool], ModelSettings], Any],
+    chat_ctx: ChatContext,
+    tools: list[FunctionTool],
+    model_settings: ModelSettings,
+    *,
+    text_outputs: int,
+) -> tuple[asyncio.Task[None], LLMGenerationData]:
+    data = LLMGenerationData(text_chs=[Chan() for _ in range(text_outputs)])
+
+    async def run() -> None:
+        try:
+            async for chunk in iterate_node(node(chat_ctx, tools, model_settings)):
+                text: str | None = None
+                if isinstance(chunk, str):
+                    text = chunk
+                elif isinstance(chunk, ChatChunk) and chunk.delta is not None:
+                    text = chunk.delta.content
+                    for tc in chunk.delta.tool_calls:
+                        if data.ttft is None:
+                            data.ttft = now() - data.started_at
+                        data.function_calls.append(
+                            FunctionCall(call_id=tc.call_id, name=tc.name, arguments=tc.arguments)
+                        )
+                if text:
+                    if data.ttft is None:
+                        data.ttft = now() - data.started_at
+                    data.generated_text += text
+                    for ch in data.text_chs:
+                        ch.send_nowait(text)
+        finally:
+            for ch in data.text_chs:
+                ch.close()
+
+    return asyncio.create_task(run(), name="llm_inference"), data
+
+
+@dataclass
+class TTSGenerationData:
+    audio_ch: Chan[rtc.AudioFrame] = field(default_factory=Chan)
+    started_at: float = field(default_factory=now)
+    ttfb: float | None = None
+
+
+def perform_tts_inference(
+    node: Callable[[AsyncIterable[str], ModelSettings], Any],
+    text: AsyncIterable[str],
+    model_settings: ModelSettings,
+) -> tuple[asyncio.Task[None], TTSGenerationData]:
+    data = TTSGenerationData()
+
+    async def run() -> None:
+        try:
+            async for frame in iterate_node(node(text, model_settings)):
+                if data.ttfb is None:
+                    data.ttfb = now() - data.started_at
+                data.audio_ch.send_nowait(frame)
+        finally:
+            data.audio_ch.close()
+
+    return asyncio.create_task(run(), name="tts_inference"), data
+
+
+class SyncedTranscript:
+    """Releases the agent's transcription to the text output in step with its audio: text is
+    held back until the audio of the sentence it belongs to starts."""
+
+    def __init__(self, output: TextOutput | None, *, synced: bool) -> None:
+        self._output = output
+        self._synced = synced
+        self._text = ""
+        self._released = 0
+        self._audio_chars = 0  # non-space characters whose audio has started
+        self.first_text_at: float | None = None
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    async def push_text(self, delta: str) -> None:
+        self._text += delta
+        await self._release(len(self._text) if not self._synced else self._synced_limit())
+
+    async def on_audio_segment(self, segment_text: str) -> None:
+        self._audio_chars += sum(1 for c in segment_text if not c.isspace())
+        await self._release(self._synced_limit())
+
+    async def finish(self, *, release_all: bool) -> None:
+        if release_all:
+            await self._release(len(self._text))
+        if self._output is not None and self._released:
+            self._output.flush()
+
+    def _synced_limit(self) -> int:
+        count = 0
+        for i, c in enumerate(self._text):
+            if not c.isspace():
+                count += 1
+                if count > self._audio_chars:
+                    return i
+        return len(self._text)
+
+    async def _release(self, limit: int) -> None:
+        if limit <= self._released:
+            return
+        chunk = self._text[self._released : limit]
+        self._released = limit
+        if self.first_text_at is None:
+            self.first_text_at = now()
+        if self._output is not None:
+            await self._output.capture_text(chunk)
+
+
+@dataclass
+class AudioForwardData:
+    segments: list[tuple[float, str]] = field(default_factory=list)
+    """(offset in seconds into this speech's audio, text whose audio starts there)"""
+    captured: float = 0.0
+    first_frame_at: float | None = None
+
+
+async def forward_audio(
+    audio_ch: AsyncIterable[rtc.AudioFrame],
+    output: AudioOutput,
+    data: AudioForwardData,
+    transcript: SyncedTranscript,
+) -> None:
+    """Captures frames into ``output`` (resampled to its rate), noting where each sentence's
+    audio starts; flushes the segment at the end, whatever happens."""
+    resampler: rtc.AudioResampler | None = None
+    try:
+        async for frame in audio_ch:
+            text = frame.userdata.get(TEXT_KEY)
+            if isinstance(text, str) and text:
+                data.segments.append((data.captured, text))
+                await transcript.on_audio_segment(text)
+            if data.first_frame_at is None:
+                data.first_frame_at = now()
+            rate = output.sample_rate
+            if rate is not None and frame.sample_rate != rate:
+                if resampler is None:
+                    resampler = rtc.AudioResampler(frame.sample_rate, rate, num_channels=frame.num_channels)
+                frames = resampler.push(frame)
+            else:
+                frames = [frame]
+            for f in frames:
+                await output.capture_frame(f)
+            data.captured += frame_duration(frame)
+        if resampler is not None:
+            for f in resampler.flush():
+                await output.capture_frame(f)
+    finally:
+        output.flush()
+
+
+def played_text(full_text: str, data: AudioForwardData, position: float) -> str:
+    """The part of ``full_text`` whose audio was heard, given the playback position."""
+    if position >= data.captured - 1e-6 and data.captured > 0:
+        return full_text
+    if not data.segments:
+        if data.captured <= 0:
+            return ""
+        return _word_prefix(full_text, position / data.captured)
+    heard: list[str] = []
+    for i, (start, text) in enumerate(data.segments):
+        end = data.segments[i + 1][0] if i + 1 < len(data.segments) else data.captured
+        if position >= end:
+            heard.append(text)
+        elif position > start and end > start:
+            part = _word_prefix(text, (position - start) / (end - start))
+            if part:
+                heard.append(part)
+            break
+        else:
+            break
+    return " ".join(h.strip() for h in heard if h.strip())
+
+
+def _word_prefix(text: str, ratio: float) -> str:
+    words = text.split()
+    n = int(len(words) * max(0.0, min(1.0, ratio)))
+    return " ".join(words[:n])
+
+
+@dataclass
+class ToolOutcome:
+    execution: ToolExecution
+    handoff: Any = None  # an Agent
+    stop_response: bool = False
+    reply_required: bool = False
+
+
+async def execute_tools(
+    calls: list[FunctionCall],
+    tools: list[FunctionTool],
+    make_context: Callable[[FunctionCall], Any],
+    is_agent: Callable[[Any], bool],
+    before_call: Callable[[FunctionCall], Awaitable[None]] | None = None,
+) -> list[ToolOutcome]:
+    """Run one step's tool calls concurrently. Every failure becomes an error output the LLM
+    reads; nothing raised by a tool escapes."""
+    by_name = {t.name: t for t in tools}
+
+    async def run_one(call: FunctionCall) -> ToolOutcome:
+        started = now()
+
+        def outcome(
+            output: str, *, is_error: bool, exception: str | None = None, **kw: Any
+        ) -> ToolOutcome:
+            out = FunctionCallOutput(
+                call_id=call.call_id, name=call.name, output=output, is_error=is_error
+            )
+            return ToolOutcome(
+                ToolExecution(
+                    call=call,
+                    output=out,
+                    duration=now() - started,
+                    exception=exception,
+                    handoff_agent_id=getattr(kw.get("handoff"), "id", None),
+                ),
+                **kw,
+            )
+
+        tool = by_name.get(call.name)
+        if tool is None:
+            known = ", ".join(sorted(by_name)) or "none"
+            return outcome(
+                f"Unknown function {call.name!r}. Available functions: {known}.",
+                is_error=True,
+                reply_required=True,
+            )
+        try:
+            args = tool.parse_arguments(call.arguments)
+        except ToolArgumentsError as e:
+            return outcome(f"Error calling {call.name}: {e}", is_error=True, reply_required=True)
+        try:
+            if before_call is not None:
+                await before_call(call)
+            result = await tool.invoke(make_context(call), args)
+        except ToolError as e:
+            return outcome(e.message, is_error=True, reply_required=True)
+        except StopResponse:
+            return outcome("", is_error=False, stop_response=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            logger.exception("tool %s raised", call.name)
+            return outcome(
+                f"An internal error occurred while running {call.name}.",
+                is_error=True,
+                exception=f"{type(e).__name__}: {e}",
+                reply_required=True,
+            )
+        handoff = None
+        if is_agent(result):
+            handoff, result = result, None
+        elif isinstance(result, tuple) and len(result) == 2 and is_agent(result[0]):
+            handoff, result = result
+        if result is None:  # nothing to tell the LLM: no reply needed for this call
+            return outcome("", is_error=False, handoff=handoff)
+        return outcome(_to_output_text(result), is_error=False, handoff=handoff, reply_required=True)
+
+    return list(await asyncio.gather(*(run_one(c) for c in calls)))
+
+
+def _to_output_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        if hasattr(value, "model_dump_json"):
+            return str(value.model_dump_json())
+        return json.dumps(value, default=str, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(value)
