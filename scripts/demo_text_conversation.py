@@ -61,7 +61,10 @@ def describe(ev: object) -> str:
 async def main() -> None:
     llm = FakeLLM(
         [
-            FakeLLMResponse(input="What time is it in Paris?", tool_calls=[FakeToolCall("get_time", {"timezone": "Europe/Paris"})]),
+            FakeLLMResponse(
+                input="What time is it in Paris?",
+                tool_calls=[FakeToolCall("get_time", {"timezone": "Europe/Paris"})],
+            ),
             FakeLLMResponse(content="It is 14:05 in Paris.", ttft=0.05),
             FakeLLMResponse(input="Thanks!", content="You're welcome.", ttft=0.05),
         ]

@@ -6,7 +6,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Generic, Self, TypeVar
 
 from ._aio import Chan, ChanClosed, cancel_and_wait
 
@@ -78,7 +78,7 @@ class DuplexStream(ABC, Generic[In, Out]):
         self._input.close()
         await cancel_and_wait(self._task)
 
-    async def __aenter__(self) -> DuplexStream[In, Out]:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(

@@ -57,7 +57,9 @@ class AudioByteStream:
             chunk = bytes(self._buf[: self._bytes_per_frame])
             del self._buf[: self._bytes_per_frame]
             frames.append(
-                rtc.AudioFrame(chunk, self._sample_rate, self._num_channels, self._samples_per_frame)
+                rtc.AudioFrame(
+                    chunk, self._sample_rate, self._num_channels, self._samples_per_frame
+                )
             )
         return frames
 

@@ -82,10 +82,14 @@ class UsageCollector:
     def __init__(self) -> None:
         self._summary = UsageSummary()
 
-    def __call__(self, metrics: LLMMetrics | STTMetrics | TTSMetrics | VADMetrics | EOUMetrics) -> None:
+    def __call__(
+        self, metrics: LLMMetrics | STTMetrics | TTSMetrics | VADMetrics | EOUMetrics
+    ) -> None:
         self.collect(metrics)
 
-    def collect(self, metrics: LLMMetrics | STTMetrics | TTSMetrics | VADMetrics | EOUMetrics) -> None:
+    def collect(
+        self, metrics: LLMMetrics | STTMetrics | TTSMetrics | VADMetrics | EOUMetrics
+    ) -> None:
         s = self._summary
         if isinstance(metrics, LLMMetrics):
             s.llm_prompt_tokens += metrics.prompt_tokens

@@ -167,7 +167,9 @@ class ChatContext:
         if max_items <= 0:
             raise ValueError("max_items must be > 0")
         first = self._items[0] if self._items else None
-        head = [first] if isinstance(first, ChatMessage) and first.role in _INSTRUCTION_ROLES else []
+        head = (
+            [first] if isinstance(first, ChatMessage) and first.role in _INSTRUCTION_ROLES else []
+        )
         tail = self._items[len(head) :][-max_items:]
         while tail and tail[0].type == "function_call_output":
             tail = tail[1:]

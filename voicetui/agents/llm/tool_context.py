@@ -100,7 +100,9 @@ class FunctionTool:
         try:
             data = json.loads(raw) if raw.strip() else {}
         except json.JSONDecodeError as e:
-            raise ToolArgumentsError(f"arguments are not valid JSON: {e.msg} at char {e.pos}") from e
+            raise ToolArgumentsError(
+                f"arguments are not valid JSON: {e.msg} at char {e.pos}"
+            ) from e
         if not isinstance(data, dict):
             raise ToolArgumentsError("arguments must be a JSON object")
         try:
@@ -191,7 +193,8 @@ def _build_args_model(
             continue
         default: Any = ... if param.default is inspect.Parameter.empty else param.default
         desc = doc_params.get(pname)
-        base, metadata = hint, ()
+        base: Any = hint
+        metadata: tuple[Any, ...] = ()
         if typing.get_origin(hint) is typing.Annotated:
             base, *rest = typing.get_args(hint)
             metadata = tuple(rest)

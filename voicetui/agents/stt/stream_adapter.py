@@ -35,7 +35,10 @@ class StreamAdapter(STT):
         return await self._wrapped.recognize(buffer, language=language, conn_options=conn_options)
 
     def stream(
-        self, *, language: str | None = None, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+        self,
+        *,
+        language: str | None = None,
+        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     ) -> SpeechStream:
         return _AdapterStream(self, language=language, conn_options=conn_options)
 

@@ -124,7 +124,10 @@ class STT(ABC, rtc.EventEmitter[Literal["metrics_collected", "error"]]):
         raise AssertionError("unreachable")
 
     def stream(
-        self, *, language: str | None = None, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+        self,
+        *,
+        language: str | None = None,
+        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     ) -> SpeechStream:
         raise TypeError(
             f"{self.label} does not stream; wrap it: stt.StreamAdapter(stt=..., vad=...)"

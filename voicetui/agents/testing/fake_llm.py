@@ -77,7 +77,11 @@ class FakeLLM(LLM):
 
     def _next_response(self, chat_ctx: ChatContext) -> FakeLLMResponse:
         last_user = next(
-            (it for it in reversed(chat_ctx.items) if isinstance(it, ChatMessage) and it.role == "user"),
+            (
+                it
+                for it in reversed(chat_ctx.items)
+                if isinstance(it, ChatMessage) and it.role == "user"
+            ),
             None,
         )
         text = last_user.text_content if last_user else None
@@ -117,7 +121,11 @@ class _FakeLLMStream(LLMStream):
             for i, w in enumerate(words):
                 if i > 0:
                     await asyncio.sleep(1.0 / resp.tokens_per_second)
-                self._emit(ChatChunk(id=self._request_id, delta=ChoiceDelta(content=w if i == 0 else f" {w}")))
+                self._emit(
+                    ChatChunk(
+                        id=self._request_id, delta=ChoiceDelta(content=w if i == 0 else f" {w}")
+                    )
+                )
         elif words:
             self._emit(ChatChunk(id=self._request_id, delta=ChoiceDelta(content=resp.content)))
         if resp.tool_calls and self._tool_choice != "none":
@@ -125,7 +133,10 @@ class _FakeLLMStream(LLMStream):
                 ChatChunk(
                     id=self._request_id,
                     delta=ChoiceDelta(
-                        tool_calls=[FunctionToolCall(name=c.name, arguments=c.raw_arguments()) for c in resp.tool_calls]
+                        tool_calls=[
+                            FunctionToolCall(name=c.name, arguments=c.raw_arguments())
+                            for c in resp.tool_calls
+                        ]
                     ),
                 )
             )
@@ -134,7 +145,9 @@ class _FakeLLMStream(LLMStream):
             ChatChunk(
                 id=self._request_id,
                 usage=CompletionUsage(
-                    completion_tokens=len(words), prompt_tokens=prompt, total_tokens=prompt + len(words)
+                    completion_tokens=len(words),
+                    prompt_tokens=prompt,
+                    total_tokens=prompt + len(words),
                 ),
             )
         )

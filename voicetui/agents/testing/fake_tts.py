@@ -43,7 +43,11 @@ class FakeTTS(TTS):
         return "fake-tts"
 
     def duration_for(self, text: str) -> float:
-        return self.audio_duration if self.audio_duration is not None else len(text) * self.seconds_per_char
+        return (
+            self.audio_duration
+            if self.audio_duration is not None
+            else len(text) * self.seconds_per_char
+        )
 
     def synthesize(
         self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS

@@ -62,14 +62,44 @@ class _FakeVADStream(VADStream):
                     frames.clear()
             if not speaking and speech >= vad.min_speech_duration:
                 speaking = True
-                self._emit(VADEvent(VADEventType.START_OF_SPEECH, samples, now(), speech, 0.0, list(frames), 1.0, speaking=True))
+                self._emit(
+                    VADEvent(
+                        VADEventType.START_OF_SPEECH,
+                        samples,
+                        now(),
+                        speech,
+                        0.0,
+                        list(frames),
+                        1.0,
+                        speaking=True,
+                    )
+                )
             elif speaking and silence >= vad.min_silence_duration:
                 speaking = False
-                self._emit(VADEvent(VADEventType.END_OF_SPEECH, samples, now(), speech, silence, list(frames), 0.0))
+                self._emit(
+                    VADEvent(
+                        VADEventType.END_OF_SPEECH,
+                        samples,
+                        now(),
+                        speech,
+                        silence,
+                        list(frames),
+                        0.0,
+                    )
+                )
                 frames.clear()
                 speech = 0.0
             self._emit(
-                VADEvent(VADEventType.INFERENCE_DONE, samples, now(), speech, silence, [], 1.0 if loud else 0.0, speaking=speaking)
+                VADEvent(
+                    VADEventType.INFERENCE_DONE,
+                    samples,
+                    now(),
+                    speech,
+                    silence,
+                    [],
+                    1.0 if loud else 0.0,
+                    speaking=speaking,
+                )
             )
 
 
@@ -79,7 +109,9 @@ class FakeSTT(STT):
     Transcripts come from ``frame.userdata["transcript"]`` (set by FakeAudioInput)."""
 
     def __init__(self, *, final_delay: float = 0.1, interim_delay: float | None = 0.2) -> None:
-        super().__init__(capabilities=STTCapabilities(streaming=True, interim_results=interim_delay is not None))
+        super().__init__(
+            capabilities=STTCapabilities(streaming=True, interim_results=interim_delay is not None)
+        )
         self.final_delay = final_delay
         self.interim_delay = interim_delay
 
@@ -89,10 +121,15 @@ class FakeSTT(STT):
         texts = [f.userdata.get("transcript", "") for f in buffer]
         text = next((t for t in texts if t), "")
         await asyncio.sleep(self.final_delay)
-        return SpeechEvent(SpeechEventType.FINAL_TRANSCRIPT, [SpeechData(text=text, language="en", confidence=1.0)])
+        return SpeechEvent(
+            SpeechEventType.FINAL_TRANSCRIPT, [SpeechData(text=text, language="en", confidence=1.0)]
+        )
 
     def stream(
-        self, *, language: str | None = None, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+        self,
+        *,
+        language: str | None = None,
+        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     ) -> SpeechStream:
         return _FakeSTTStream(self, language=language, conn_options=conn_options)
 
@@ -131,7 +168,10 @@ class _FakeSTTStream(SpeechStream):
                         words = current.split()
                         partial = " ".join(words[: max(1, len(words) // 2)])
                         self._emit(
-                            SpeechEvent(SpeechEventType.INTERIM_TRANSCRIPT, [SpeechData(text=partial, confidence=0.5)])
+                            SpeechEvent(
+                                SpeechEventType.INTERIM_TRANSCRIPT,
+                                [SpeechData(text=partial, confidence=0.5)],
+                            )
                         )
                 elif current is not None:
                     task = asyncio.create_task(send_final(current))

@@ -60,7 +60,7 @@ class _AdapterStream(SynthesizeStream):
                 async with adapter._wrapped.synthesize(
                     text, conn_options=self._conn_options
                 ) as stream:
-                    async for audio in cast(ChunkedStream, stream):
+                    async for audio in stream:
                         out.put_nowait(audio)
             finally:
                 out.put_nowait(None)
@@ -83,9 +83,9 @@ class _AdapterStream(SynthesizeStream):
 
         async def run_synthesis() -> None:
             # launches synthesis tasks in order, bounded by the prefetch window
-            pending: asyncio.Queue[tuple[asyncio.Task[None], asyncio.Queue[SynthesizedAudio | None]] | None] = (
-                asyncio.Queue()
-            )
+            pending: asyncio.Queue[
+                tuple[asyncio.Task[None], asyncio.Queue[SynthesizedAudio | None]] | None
+            ] = asyncio.Queue()
 
             async def launch() -> None:
                 while (item := await sentences.get()) is not None:

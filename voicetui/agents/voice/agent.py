@@ -142,7 +142,9 @@ class Agent:
     def _set_instructions_item(self) -> None:
         items = [it for it in self._chat_ctx.items if it.id != INSTRUCTIONS_ID]
         if self._instructions:
-            items.insert(0, ChatMessage(id=INSTRUCTIONS_ID, role="system", content=[self._instructions]))
+            items.insert(
+                0, ChatMessage(id=INSTRUCTIONS_ID, role="system", content=[self._instructions])
+            )
         self._chat_ctx.items = items
 
     def _get_activity_or_raise(self) -> AgentActivity:

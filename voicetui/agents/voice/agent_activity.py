@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from livekit import rtc
 
 from .._aio import Chan, TaskSet, cancel_and_wait, now
-from ..exceptions import LLMError, ModelError, TTSError
-from ..llm import LLM, ChatContext, ChatMessage, FunctionTool, ToolChoice
+from ..exceptions import ModelError
+from ..llm import LLM, ChatMessage, FunctionTool, ToolChoice
 from ..metrics import AgentMetrics
 from ..stt import STT
 from ..stt import StreamAdapter as STTStreamAdapter
@@ -27,6 +27,7 @@ from .events import FunctionToolsExecutedEvent, RunContext, SpeechCreatedEvent, 
 from .generation import (
     AudioForwardData,
     SyncedTranscript,
+    TTSGenerationData,
     execute_tools,
     forward_audio,
     iterate_node,
@@ -105,7 +106,10 @@ class AgentActivity:
         tts = self.tts
         if tts is None or tts.capabilities.streaming:
             return tts
-        if self._streaming_tts is None or getattr(self._streaming_tts, "wrapped_tts", None) is not tts:
+        if (
+            self._streaming_tts is None
+            or getattr(self._streaming_tts, "wrapped_tts", None) is not tts
+        ):
             self._streaming_tts = TTSStreamAdapter(tts=tts)
         return self._streaming_tts
 
@@ -116,7 +120,10 @@ class AgentActivity:
             return stt
         if self.vad is None:
             return None
-        if self._streaming_stt is None or getattr(self._streaming_stt, "wrapped_stt", None) is not stt:
+        if (
+            self._streaming_stt is None
+            or getattr(self._streaming_stt, "wrapped_stt", None) is not stt
+        ):
             self._streaming_stt = STTStreamAdapter(stt=stt, vad=self.vad)
         return self._streaming_stt
 
@@ -210,7 +217,9 @@ class AgentActivity:
                 await coro
             except Exception as e:
                 logger.exception("speech %s failed", handle.id)
-                self._session._report_error("agent", f"the reply failed: {type(e).__name__}: {e}", e)
+                self._session._report_error(
+                    "agent", f"the reply failed: {type(e).__name__}: {e}", e
+                )
             finally:
                 handle._mark_done()
 
@@ -224,6 +233,8 @@ class AgentActivity:
         self._pending.discard(handle)
         if not self._pending:
             self._all_done.set()
+            if not self._closed:
+                self._session._set_agent_idle()
 
     async def _scheduling_loop(self) -> None:
         while True:
@@ -239,8 +250,6 @@ class AgentActivity:
                 delay = self.option("min_consecutive_speech_delay")
                 if delay > 0 and self._speech_q:
                     await asyncio.sleep(delay)
-                if not self._speech_q:
-                    self._session._set_agent_idle()
             self._q_changed.clear()
 
     def interrupt(self, *, force: bool = False) -> asyncio.Future[None]:
@@ -284,9 +293,7 @@ class AgentActivity:
         allow_interruptions: bool | None = None,
         add_to_chat_ctx: bool = True,
     ) -> SpeechHandle:
-        handle = SpeechHandle(
-            allow_interruptions=self._allow_interruptions(allow_interruptions)
-        )
+        handle = SpeechHandle(allow_interruptions=self._allow_interruptions(allow_interruptions))
         self._emit_speech_created(handle, source="say", user_initiated=True)
         self._schedule_speech(handle, self._say_task(handle, text, audio, add_to_chat_ctx))
         return handle
@@ -343,17 +350,24 @@ class AgentActivity:
         tasks: list[asyncio.Task[Any]] = [asyncio.create_task(feed_text())]
         frames: AsyncIterable[rtc.AudioFrame] | None = None
         tts_task: asyncio.Task[None] | None = None
-        tts_ttfb: Callable[[], float | None] = lambda: None
+        tts_data: TTSGenerationData | None = None
         if audio_out is not None and audio is not None:
             frames = audio
         elif use_tts:
-            tts_task, tts_data = perform_tts_inference(self._agent.tts_node, text_chs[1], ModelSettings())
-            frames, tts_ttfb = tts_data.audio_ch, lambda: tts_data.ttfb
+            tts_task, tts_data = perform_tts_inference(
+                self._agent.tts_node, text_chs[1], ModelSettings()
+            )
+            frames = tts_data.audio_ch
             tasks.append(tts_task)
         try:
             await handle.wait_if_not_interrupted([handle._authorized])
             spoken = await self._speak(
-                handle, text_chs[0], frames, audio_out if frames is not None else None, tts_task, tts_ttfb
+                handle,
+                text_chs[0],
+                frames,
+                audio_out if frames is not None else None,
+                tts_task,
+                tts_data,
             )
         finally:
             await cancel_and_wait(*tasks)
@@ -367,13 +381,15 @@ class AgentActivity:
         frames: AsyncIterable[rtc.AudioFrame] | None,
         audio_out: AudioOutput | None,
         tts_task: asyncio.Task[None] | None,
-        tts_ttfb: Callable[[], float | None],
+        tts_data: TTSGenerationData | None,
         prerequisite: asyncio.Task[Any] | None = None,
     ) -> _Spoken:
         """Play one speech's audio and transcript; returns what was heard."""
         if handle.interrupted:
             return _Spoken("", True, None, None, None, None)
-        transcript = SyncedTranscript(self._session.output.transcription, synced=audio_out is not None)
+        transcript = SyncedTranscript(
+            self._session.output.transcription, synced=audio_out is not None
+        )
         started: dict[str, float] = {}
 
         def on_started(ev: PlaybackStartedEvent) -> None:
@@ -383,9 +399,7 @@ class AgentActivity:
                 self._session._update_agent_state("speaking")
 
         async def forward_transcript() -> None:
-            async for delta in iterate_node(
-                self._agent.transcription_node(text, ModelSettings())
-            ):
+            async for delta in iterate_node(self._agent.transcription_node(text, ModelSettings())):
                 await transcript.push_text(delta)
                 if audio_out is None and "loop" not in started:
                     on_started(PlaybackStartedEvent(now()))
@@ -409,7 +423,9 @@ class AgentActivity:
                 exc = tts_task.exception()
                 if exc is not None:
                     tts_failed = True
-                    self._report_model_error(exc, default_source="tts", note="the reply is shown as text only")
+                    self._report_model_error(
+                        exc, default_source="tts", note="the reply is shown as text only"
+                    )
             if audio_out is not None and not handle.interrupted:
                 playout = asyncio.ensure_future(audio_out.wait_for_playout())
                 await handle.wait_if_not_interrupted([playout])
@@ -421,7 +437,9 @@ class AgentActivity:
                 await cancel_and_wait(*tasks)
                 audio_out.clear_buffer()
                 try:
-                    ev = await asyncio.wait_for(audio_out.wait_for_playout(), _PLAYOUT_REPORT_TIMEOUT)
+                    ev = await asyncio.wait_for(
+                        audio_out.wait_for_playout(), _PLAYOUT_REPORT_TIMEOUT
+                    )
                     position = ev.playback_position
                 except TimeoutError:
                     logger.warning("%s did not report its playback position", audio_out.label)
@@ -443,7 +461,7 @@ class AgentActivity:
             started_speaking_at=started.get("wall"),
             stopped_speaking_at=time.time() if started else None,
             first_audio_at=started.get("loop"),
-            tts_ttfb=tts_ttfb(),
+            tts_ttfb=tts_data.ttfb if tts_data is not None else None,
         )
 
     def _add_assistant_message(
@@ -460,7 +478,9 @@ class AgentActivity:
         self._session._conversation_item_added(msg)
         return msg
 
-    def _report_model_error(self, exc: BaseException, *, default_source: str, note: str = "") -> None:
+    def _report_model_error(
+        self, exc: BaseException, *, default_source: str, note: str = ""
+    ) -> None:
         source = exc.source if isinstance(exc, ModelError) else default_source
         message = exc.message if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
         recoverable = exc.recoverable if isinstance(exc, ModelError) else False
@@ -491,13 +511,13 @@ class AgentActivity:
             self._agent.llm_node, chat_ctx, tools, model_settings, text_outputs=2 if use_tts else 1
         )
         tts_task: asyncio.Task[None] | None = None
+        tts_data: TTSGenerationData | None = None
         frames: AsyncIterable[rtc.AudioFrame] | None = None
-        tts_ttfb: Callable[[], float | None] = lambda: None
         if use_tts:
             tts_task, tts_data = perform_tts_inference(
                 self._agent.tts_node, llm_data.text_chs[1], model_settings
             )
-            frames, tts_ttfb = tts_data.audio_ch, lambda: tts_data.ttfb
+            frames = tts_data.audio_ch
         tool_task: asyncio.Task[list[Any]] | None = None
 
         async def run_tools() -> list[Any]:
@@ -518,7 +538,9 @@ class AgentActivity:
             return await execute_tools(
                 calls,
                 tools,
-                lambda call: RunContext(session=self._session, speech_handle=handle, function_call=call),
+                lambda call: RunContext(
+                    session=self._session, speech_handle=handle, function_call=call
+                ),
                 lambda v: isinstance(v, Agent),
             )
 
@@ -533,7 +555,7 @@ class AgentActivity:
                 frames,
                 audio_out if use_tts else None,
                 tts_task,
-                tts_ttfb,
+                tts_data,
                 prerequisite=llm_task,
             )
             if tool_task is not None and not handle.interrupted:

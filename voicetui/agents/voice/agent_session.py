@@ -30,9 +30,9 @@ from .events import (
     EventTypes,
     MetricsCollectedEvent,
     SpeechCreatedEvent,
+    Userdata_T,
     UserState,
     UserStateChangedEvent,
-    Userdata_T,
 )
 from .io import AgentInput, AgentOutput
 from .run_result import RunResult
@@ -254,7 +254,10 @@ class AgentSession(rtc.EventEmitter[EventTypes], Generic[Userdata_T]):
     ) -> SpeechHandle:
         """Speak ``text`` as is (through TTS, or ``audio`` if given)."""
         return self._activity_or_raise().say(
-            text, audio=audio, allow_interruptions=allow_interruptions, add_to_chat_ctx=add_to_chat_ctx
+            text,
+            audio=audio,
+            allow_interruptions=allow_interruptions,
+            add_to_chat_ctx=add_to_chat_ctx,
         )
 
     def generate_reply(
@@ -341,7 +344,11 @@ class AgentSession(rtc.EventEmitter[EventTypes], Generic[Userdata_T]):
     def _conversation_item_added(self, item: ChatMessage | AgentHandoff) -> None:
         self._history.append(item)
         self._emit_event(ConversationItemAddedEvent(item=item))
-        if self._run_state is not None and isinstance(item, ChatMessage) and item.role == "assistant":
+        if (
+            self._run_state is not None
+            and isinstance(item, ChatMessage)
+            and item.role == "assistant"
+        ):
             self._run_state._on_item(item)
 
     def _history_append(self, item: ChatItem) -> None:
@@ -361,7 +368,9 @@ class AgentSession(rtc.EventEmitter[EventTypes], Generic[Userdata_T]):
         self, source: str, message: str, error: BaseException | None, *, recoverable: bool = True
     ) -> None:
         logger.error("%s error: %s", source, message)
-        self._emit_event(ErrorEvent(source=source, message=message, recoverable=recoverable, error=error))
+        self._emit_event(
+            ErrorEvent(source=source, message=message, recoverable=recoverable, error=error)
+        )
 
     def _update_agent_state(self, state: AgentState) -> None:
         if state == self._agent_state:

@@ -188,7 +188,9 @@ async def forward_audio(
             rate = output.sample_rate
             if rate is not None and frame.sample_rate != rate:
                 if resampler is None:
-                    resampler = rtc.AudioResampler(frame.sample_rate, rate, num_channels=frame.num_channels)
+                    resampler = rtc.AudioResampler(
+                        frame.sample_rate, rate, num_channels=frame.num_channels
+                    )
                 frames = resampler.push(frame)
             else:
                 frames = [frame]
@@ -307,7 +309,9 @@ async def execute_tools(
             handoff, result = result
         if result is None:  # nothing to tell the LLM: no reply needed for this call
             return outcome("", is_error=False, handoff=handoff)
-        return outcome(_to_output_text(result), is_error=False, handoff=handoff, reply_required=True)
+        return outcome(
+            _to_output_text(result), is_error=False, handoff=handoff, reply_required=True
+        )
 
     return list(await asyncio.gather(*(run_one(c) for c in calls)))
 

@@ -42,7 +42,9 @@ class AgentHandoffEvent:
     type: Literal["agent_handoff"] = "agent_handoff"
 
 
-RunEvent: TypeAlias = ChatMessageEvent | FunctionCallEvent | FunctionCallOutputEvent | AgentHandoffEvent
+RunEvent: TypeAlias = (
+    ChatMessageEvent | FunctionCallEvent | FunctionCallOutputEvent | AgentHandoffEvent
+)
 
 
 def _describe(ev: RunEvent) -> str:
@@ -63,6 +65,7 @@ class RunResult:
         self._handles: list[SpeechHandle] = []
         self._tasks: list[asyncio.Future[Any]] = []
         self._done = False
+        self._expect: RunAssert | None = None
 
     @property
     def user_input(self) -> str:
@@ -74,7 +77,10 @@ class RunResult:
 
     @property
     def expect(self) -> RunAssert:
-        return RunAssert(self)
+        """The run's assertion cursor (one per result: ``next_event()`` calls advance it)."""
+        if self._expect is None:
+            self._expect = RunAssert(self)
+        return self._expect
 
     @property
     def final_output(self) -> str | None:
@@ -123,8 +129,10 @@ class RunResult:
                 # let callbacks scheduled by the last completions run, then check again
                 for _ in range(3):
                     await asyncio.sleep(0)
-                if all(h.done() for h in self._handles) and all(t.done() for t in self._tasks) and (
-                    session._agent_update_task is None or session._agent_update_task.done()
+                if (
+                    all(h.done() for h in self._handles)
+                    and all(t.done() for t in self._tasks)
+                    and (session._agent_update_task is None or session._agent_update_task.done())
                 ):
                     break
                 continue
@@ -158,7 +166,10 @@ class RunAssert:
         return EventAssert(self, self._events[i], i)
 
     def next_event(
-        self, *, type: Literal["message", "function_call", "function_call_output", "agent_handoff"] | None = None
+        self,
+        *,
+        type: Literal["message", "function_call", "function_call_output", "agent_handoff"]
+        | None = None,
     ) -> EventAssert:
         while True:
             if self._index >= len(self._events):
@@ -173,7 +184,9 @@ class RunAssert:
 
     def skip_next(self, count: int = 1) -> RunAssert:
         if self._index + count > len(self._events):
-            raise self._fail(f"cannot skip {count} event(s): only {len(self._events) - self._index} left")
+            raise self._fail(
+                f"cannot skip {count} event(s): only {len(self._events) - self._index} left"
+            )
         self._index += count
         return self
 
@@ -184,7 +197,7 @@ class RunAssert:
     def contains_function_call(
         self, *, name: str | None = None, arguments: dict[str, Any] | None = None
     ) -> FunctionCallEvent:
-        for i, ev in enumerate(self._events):
+        for ev in self._events:
             if isinstance(ev, FunctionCallEvent) and _call_matches(ev.item, name, arguments):
                 return ev
         raise self._fail(f"no function call matching name={name!r} arguments={arguments!r}")
@@ -254,5 +267,7 @@ class EventAssert:
         if not isinstance(ev, AgentHandoffEvent) or (
             new_agent_type is not None and not isinstance(ev.new_agent, new_agent_type)
         ):
-            raise self._wrong(f"an agent handoff{f' to {new_agent_type.__name__}' if new_agent_type else ''}")
+            raise self._wrong(
+                f"an agent handoff{f' to {new_agent_type.__name__}' if new_agent_type else ''}"
+            )
         return ev

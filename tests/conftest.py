@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from voicetui.agents import AgentSession
+from voicetui.agents.voice.events import EventTypes
+
+ALL_EVENTS: tuple[EventTypes, ...] = (
+    "user_input_transcribed",
+    "agent_state_changed",
+    "user_state_changed",
+    "conversation_item_added",
+    "function_tools_executed",
+    "speech_created",
+    "metrics_collected",
+    "agent_false_interruption",
+    "error",
+    "close",
+)
+
+
+class EventLog:
+    """Records every session event in order."""
+
+    def __init__(self, session: AgentSession[Any]) -> None:
+        self.events: list[Any] = []
+        for name in ALL_EVENTS:
+            session.on(name, self.events.append)
+
+    def of(self, type_: str) -> list[Any]:
+        return [e for e in self.events if e.type == type_]
+
+    def types(self, *, exclude: tuple[str, ...] = ("metrics_collected",)) -> list[str]:
+        return [e.type for e in self.events if e.type not in exclude]
+
+    def agent_states(self) -> list[str]:
+        return [e.new_state for e in self.of("agent_state_changed")]
+
+
+@pytest.fixture
+def make_session() -> Callable[..., AgentSession[Any]]:
+    return lambda **kw: AgentSession(**kw)
+
+
+@pytest.fixture
+async def no_leaks() -> AsyncIterator[None]:
+    """Fails the test if it leaves tasks running on the loop."""
+    before = asyncio.all_tasks()
+    yield
+    await asyncio.sleep(0)
+    leaked = [
+        t for t in asyncio.all_tasks() - before if not t.done() and t is not asyncio.current_task()
+    ]
+    assert not leaked, f"tasks left running: {leaked}"
