@@ -16,7 +16,7 @@ def _is_abbreviation(text: str, end: int) -> bool:
     start = end
     while start > 0 and not text[start - 1].isspace():
         start -= 1
-    word = text[start:end].rstrip(".").lower()
+    word = text[start:end].rstrip(".").lstrip("\"'“‘([").lower()  # "(Dr." is still "dr"
     if not word:
         return False
     if word in _ABBREVIATIONS:

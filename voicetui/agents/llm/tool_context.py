@@ -200,11 +200,14 @@ def _build_args_model(
             metadata = tuple(rest)
         field_info = next((m for m in metadata if isinstance(m, FieldInfo)), None)
         if field_info is not None:
+            # never mutate the user's FieldInfo: it may be shared (a type alias used by several
+            # tools), and pydantic ignores attributes assigned after construction anyway
+            overrides: dict[str, Any] = {}
             if field_info.description is None and desc:
-                field_info.description = desc
+                overrides["description"] = desc
             if default is not ...:
-                field_info.default = default
-            fields[pname] = (typing.Annotated[(base, *metadata)], field_info.default)
+                overrides["default"] = default
+            fields[pname] = (hint, Field(**overrides))
             continue
         plain_desc = next((m for m in metadata if isinstance(m, str)), None) or desc
         fields[pname] = (base, Field(default, description=plain_desc))
