@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import typing
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -9,18 +10,7 @@ import pytest
 from voicetui.agents import AgentSession
 from voicetui.agents.voice.events import EventTypes
 
-ALL_EVENTS: tuple[EventTypes, ...] = (
-    "user_input_transcribed",
-    "agent_state_changed",
-    "user_state_changed",
-    "conversation_item_added",
-    "function_tools_executed",
-    "speech_created",
-    "metrics_collected",
-    "agent_false_interruption",
-    "error",
-    "close",
-)
+ALL_EVENTS: tuple[EventTypes, ...] = typing.get_args(EventTypes)
 
 
 class EventLog:
