@@ -6,14 +6,12 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from livekit import rtc
 
-from .._aio import Chan, TaskSet, cancel_and_wait, now
+from .._aio import Chan, TaskSet, cancel_and_wait
 from ..exceptions import ModelError
 from ..llm import LLM, ChatMessage, FunctionTool, ToolChoice
 from ..metrics import AgentMetrics
@@ -25,36 +23,20 @@ from ..vad import VAD
 from .agent import Agent, ModelSettings
 from .events import FunctionToolsExecutedEvent, RunContext, SpeechCreatedEvent, SpeechSource
 from .generation import (
-    AudioForwardData,
-    SyncedTranscript,
     TTSGenerationData,
     execute_tools,
-    forward_audio,
     iterate_node,
     perform_llm_inference,
     perform_tts_inference,
-    played_text,
 )
-from .io import AudioOutput, PlaybackStartedEvent
+from .io import AudioOutput
 from .speech_handle import SPEECH_PRIORITY_NORMAL, SpeechHandle
+from .speech_output import Spoken, speak
 
 if TYPE_CHECKING:
     from .agent_session import AgentSession
 
 logger = logging.getLogger("voicetui.agents.voice")
-
-# how long to wait for an audio output to report where playback stopped after clear_buffer()
-_PLAYOUT_REPORT_TIMEOUT = 2.0
-
-
-@dataclass
-class _Spoken:
-    text: str
-    interrupted: bool
-    started_speaking_at: float | None  # wall clock
-    stopped_speaking_at: float | None
-    first_audio_at: float | None  # loop clock, when the first frame was heard
-    tts_ttfb: float | None
 
 
 class AgentActivity:
@@ -361,7 +343,8 @@ class AgentActivity:
             tasks.append(tts_task)
         try:
             await handle.wait_if_not_interrupted([handle._authorized])
-            spoken = await self._speak(
+            spoken = await speak(
+                self,
                 handle,
                 text_chs[0],
                 frames,
@@ -374,98 +357,8 @@ class AgentActivity:
         if add_to_chat_ctx and spoken.text:
             self._add_assistant_message(handle, spoken, llm_ttft=None)
 
-    async def _speak(
-        self,
-        handle: SpeechHandle,
-        text: AsyncIterable[str],
-        frames: AsyncIterable[rtc.AudioFrame] | None,
-        audio_out: AudioOutput | None,
-        tts_task: asyncio.Task[None] | None,
-        tts_data: TTSGenerationData | None,
-        prerequisite: asyncio.Task[Any] | None = None,
-    ) -> _Spoken:
-        """Play one speech's audio and transcript; returns what was heard."""
-        if handle.interrupted:
-            return _Spoken("", True, None, None, None, None)
-        transcript = SyncedTranscript(
-            self._session.output.transcription, synced=audio_out is not None
-        )
-        started: dict[str, float] = {}
-
-        def on_started(ev: PlaybackStartedEvent) -> None:
-            if "loop" not in started:
-                started["loop"] = ev.created_at
-                started["wall"] = time.time()
-                self._session._update_agent_state("speaking")
-
-        async def forward_transcript() -> None:
-            async for delta in iterate_node(self._agent.transcription_node(text, ModelSettings())):
-                await transcript.push_text(delta)
-                if audio_out is None and "loop" not in started:
-                    on_started(PlaybackStartedEvent(now()))
-
-        fwd = AudioForwardData()
-        tasks = [asyncio.create_task(forward_transcript(), name="forward_transcript")]
-        if audio_out is not None and frames is not None:
-            audio_out.on("playback_started", on_started)
-            tasks.append(
-                asyncio.create_task(
-                    forward_audio(frames, audio_out, fwd, transcript), name="forward_audio"
-                )
-            )
-        tts_failed = False
-        try:
-            waits: list[asyncio.Future[Any]] = list(tasks)
-            if prerequisite is not None:
-                waits.append(prerequisite)
-            await handle.wait_if_not_interrupted(waits)
-            if tts_task is not None and tts_task.done() and not tts_task.cancelled():
-                exc = tts_task.exception()
-                if exc is not None:
-                    tts_failed = True
-                    self._report_model_error(
-                        exc, default_source="tts", note="the reply is shown as text only"
-                    )
-            if audio_out is not None and not handle.interrupted:
-                playout = asyncio.ensure_future(audio_out.wait_for_playout())
-                await handle.wait_if_not_interrupted([playout])
-                if not playout.done():
-                    playout.cancel()
-            interrupted = handle.interrupted
-            position: float | None = None
-            if interrupted and audio_out is not None:
-                await cancel_and_wait(*tasks)
-                audio_out.clear_buffer()
-                try:
-                    ev = await asyncio.wait_for(
-                        audio_out.wait_for_playout(), _PLAYOUT_REPORT_TIMEOUT
-                    )
-                    position = ev.playback_position
-                except TimeoutError:
-                    logger.warning("%s did not report its playback position", audio_out.label)
-                    position = 0.0
-        finally:
-            await cancel_and_wait(*tasks)
-            if audio_out is not None:
-                audio_out.off("playback_started", on_started)
-        await transcript.finish(release_all=not interrupted or audio_out is None or tts_failed)
-        if not interrupted or tts_failed:
-            heard = transcript.text
-        elif audio_out is None:
-            heard = transcript.text
-        else:
-            heard = played_text(transcript.text, fwd, position or 0.0)
-        return _Spoken(
-            text=heard.strip(),
-            interrupted=interrupted,
-            started_speaking_at=started.get("wall"),
-            stopped_speaking_at=time.time() if started else None,
-            first_audio_at=started.get("loop"),
-            tts_ttfb=tts_data.ttfb if tts_data is not None else None,
-        )
-
     def _add_assistant_message(
-        self, handle: SpeechHandle, spoken: _Spoken, *, llm_ttft: float | None
+        self, handle: SpeechHandle, spoken: Spoken, *, llm_ttft: float | None
     ) -> ChatMessage:
         msg = ChatMessage(role="assistant", content=[spoken.text], interrupted=spoken.interrupted)
         m = msg.metrics
@@ -549,7 +442,8 @@ class AgentActivity:
             if not handle.interrupted:
                 self._session._update_agent_state("thinking")
                 tool_task = asyncio.create_task(run_tools(), name="tool_execution")
-            spoken = await self._speak(
+            spoken = await speak(
+                self,
                 handle,
                 llm_data.text_chs[0],
                 frames,

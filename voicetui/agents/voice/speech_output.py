@@ -1,0 +1,135 @@
+"""Speaking one speech: audio and transcript to the outputs in sync, waiting for playout, and
+on interruption working out what the user actually heard."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from livekit import rtc
+
+from .._aio import cancel_and_wait, now
+from .agent import ModelSettings
+from .generation import (
+    AudioForwardData,
+    SyncedTranscript,
+    TTSGenerationData,
+    forward_audio,
+    iterate_node,
+    played_text,
+)
+from .io import AudioOutput, PlaybackStartedEvent
+from .speech_handle import SpeechHandle
+
+if TYPE_CHECKING:
+    from .agent_activity import AgentActivity
+
+logger = logging.getLogger("voicetui.agents.voice")
+
+# how long to wait for an audio output to report where playback stopped after clear_buffer()
+_PLAYOUT_REPORT_TIMEOUT = 2.0
+
+
+@dataclass
+class Spoken:
+    """What one speech put in front of the user."""
+
+    text: str
+    interrupted: bool
+    started_speaking_at: float | None  # wall clock
+    stopped_speaking_at: float | None
+    first_audio_at: float | None  # loop clock, when the first frame was heard
+    tts_ttfb: float | None
+
+
+async def speak(
+    activity: AgentActivity,
+    handle: SpeechHandle,
+    text: AsyncIterable[str],
+    frames: AsyncIterable[rtc.AudioFrame] | None,
+    audio_out: AudioOutput | None,
+    tts_task: asyncio.Task[None] | None,
+    tts_data: TTSGenerationData | None,
+    prerequisite: asyncio.Task[Any] | None = None,
+) -> Spoken:
+    """Play one speech's audio and transcript; returns what was heard."""
+    if handle.interrupted:
+        return Spoken("", True, None, None, None, None)
+    transcript = SyncedTranscript(
+        activity.session.output.transcription, synced=audio_out is not None
+    )
+    started: dict[str, float] = {}
+
+    def on_started(ev: PlaybackStartedEvent) -> None:
+        if "loop" not in started:
+            started["loop"] = ev.created_at
+            started["wall"] = time.time()
+            activity.session._update_agent_state("speaking")
+
+    async def forward_transcript() -> None:
+        async for delta in iterate_node(activity.agent.transcription_node(text, ModelSettings())):
+            await transcript.push_text(delta)
+            if audio_out is None and "loop" not in started:
+                on_started(PlaybackStartedEvent(now()))
+
+    fwd = AudioForwardData()
+    tasks = [asyncio.create_task(forward_transcript(), name="forward_transcript")]
+    if audio_out is not None and frames is not None:
+        audio_out.on("playback_started", on_started)
+        tasks.append(
+            asyncio.create_task(
+                forward_audio(frames, audio_out, fwd, transcript), name="forward_audio"
+            )
+        )
+    tts_failed = False
+    try:
+        waits: list[asyncio.Future[Any]] = list(tasks)
+        if prerequisite is not None:
+            waits.append(prerequisite)
+        await handle.wait_if_not_interrupted(waits)
+        if tts_task is not None and tts_task.done() and not tts_task.cancelled():
+            exc = tts_task.exception()
+            if exc is not None:
+                tts_failed = True
+                activity._report_model_error(
+                    exc, default_source="tts", note="the reply is shown as text only"
+                )
+        if audio_out is not None and not handle.interrupted:
+            playout = asyncio.ensure_future(audio_out.wait_for_playout())
+            await handle.wait_if_not_interrupted([playout])
+            if not playout.done():
+                playout.cancel()
+        interrupted = handle.interrupted
+        position: float | None = None
+        if interrupted and audio_out is not None:
+            await cancel_and_wait(*tasks)
+            audio_out.clear_buffer()
+            try:
+                ev = await asyncio.wait_for(audio_out.wait_for_playout(), _PLAYOUT_REPORT_TIMEOUT)
+                position = ev.playback_position
+            except TimeoutError:
+                logger.warning("%s did not report its playback position", audio_out.label)
+                position = 0.0
+    finally:
+        await cancel_and_wait(*tasks)
+        if audio_out is not None:
+            audio_out.off("playback_started", on_started)
+    await transcript.finish(release_all=not interrupted or audio_out is None or tts_failed)
+    if not interrupted or tts_failed:
+        heard = transcript.text
+    elif audio_out is None:
+        heard = transcript.text
+    else:
+        heard = played_text(transcript.text, fwd, position or 0.0)
+    return Spoken(
+        text=heard.strip(),
+        interrupted=interrupted,
+        started_speaking_at=started.get("wall"),
+        stopped_speaking_at=time.time() if started else None,
+        first_audio_at=started.get("loop"),
+        tts_ttfb=tts_data.ttfb if tts_data is not None else None,
+    )
