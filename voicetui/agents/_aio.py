@@ -38,6 +38,10 @@ class Chan(Generic[T]):
         self._items.append(item)
         self._wake()
 
+    def clear(self) -> None:
+        """Drop the items not received yet."""
+        self._items.clear()
+
     def close(self) -> None:
         self._closed = True
         self._wake()

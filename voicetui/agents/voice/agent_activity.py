@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from livekit import rtc
 
-from .._aio import Chan, TaskSet, cancel_and_wait
+from .._aio import Chan, TaskSet, cancel_and_wait, now
 from ..exceptions import ModelError
-from ..llm import LLM, ChatMessage, FunctionTool, ToolChoice
+from ..llm import LLM, ChatContext, ChatMessage, FunctionTool, ToolChoice
 from ..metrics import AgentMetrics
 from ..stt import STT
 from ..stt import StreamAdapter as STTStreamAdapter
@@ -21,6 +21,7 @@ from ..tts import TTS
 from ..tts import StreamAdapter as TTSStreamAdapter
 from ..vad import VAD
 from .agent import Agent, ModelSettings
+from .audio_recognition import AudioRecognition, EndpointingOptions, TurnDetectionMode
 from .events import FunctionToolsExecutedEvent, RunContext, SpeechCreatedEvent, SpeechSource
 from .generation import (
     TTSGenerationData,
@@ -30,8 +31,9 @@ from .generation import (
     perform_tts_inference,
 )
 from .io import AudioOutput
-from .speech_handle import SPEECH_PRIORITY_NORMAL, SpeechHandle
+from .speech_handle import SPEECH_PRIORITY_NORMAL, SpeechHandle, TurnTiming
 from .speech_output import Spoken, speak
+from .turn_taking import TurnTaking
 
 if TYPE_CHECKING:
     from .agent_session import AgentSession
@@ -57,6 +59,9 @@ class AgentActivity:
         self._streaming_tts: TTS | None = None
         self._streaming_stt: STT | None = None
         self._metrics_sources: list[Any] = []
+        self._turns = TurnTaking(self)
+        self._recognition: AudioRecognition | None = None
+        self._last_speech_end: float | None = None
 
     # --- configuration --------------------------------------------------------------------
     @property
@@ -126,12 +131,27 @@ class AgentActivity:
     def draining(self) -> bool:
         return self._draining
 
+    @property
+    def recognition(self) -> AudioRecognition | None:
+        return self._recognition
+
+    def turn_detection_mode(self) -> TurnDetectionMode:
+        mode: TurnDetectionMode | None = self.option("turn_detection")
+        if mode is None:
+            return "vad" if self.vad is not None else "stt" if self.stt is not None else "manual"
+        if mode == "vad" and self.vad is None:
+            raise ValueError('turn_detection="vad" needs a VAD: pass vad= to the session or agent')
+        if mode == "stt" and self.stt is None:
+            raise ValueError('turn_detection="stt" needs an STT')
+        return mode
+
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         self._agent._activity = self
         for model in {self.llm, self.stt, self.tts, self.vad} - {None}:
             model.on("metrics_collected", self._on_model_metrics)  # type: ignore[union-attr]
             self._metrics_sources.append(model)
+        self._start_recognition()
         self._tasks.create(self._scheduling_loop(), name="AgentActivity.scheduling")
         self._on_enter_task = self._tasks.create(
             self._run_hook("on_enter", self._agent.on_enter), name="AgentActivity.on_enter"
@@ -151,6 +171,9 @@ class AgentActivity:
             return
         self._closed = True
         self._draining = True
+        if self._recognition is not None:
+            await self._recognition.aclose()
+        await self._turns.aclose()
         for handle in list(self._pending):
             handle._cancel()
         await self._tasks.aclose()
@@ -178,6 +201,91 @@ class AgentActivity:
     def _on_model_metrics(self, metrics: AgentMetrics) -> None:
         self._session._emit_metrics(metrics)
 
+    # --- listening ------------------------------------------------------------------------
+    def _start_recognition(self) -> None:
+        mode = self.turn_detection_mode()
+        stt = self.stt
+        if stt is not None and self.streaming_stt is None:
+            raise ValueError(
+                f"{stt.label} does not stream: give the session a VAD so it can be wrapped"
+            )
+        if stt is None and self.vad is None:
+            return  # text only
+
+        def endpointing() -> EndpointingOptions:
+            return EndpointingOptions(
+                min_delay=self.option("min_endpointing_delay"),
+                max_delay=self.option("max_endpointing_delay"),
+            )
+
+        self._recognition = AudioRecognition(
+            self._turns,
+            vad=self.vad,
+            stt_node=self._agent.stt_node if stt is not None else None,
+            stt_label=stt.label if stt is not None else "",
+            turn_detection=mode,
+            endpointing=endpointing,
+            preemptive_generation=lambda: bool(self.option("preemptive_generation")),
+            stt_conn_options=self._session.conn_options.stt,
+        )
+        self._turns.attach(self._recognition)
+        self._recognition.start()
+
+    def push_audio(self, frame: rtc.AudioFrame) -> None:
+        """User audio from the session's input."""
+        if self._recognition is None or self._closed:
+            return
+        speech = self._current_speech
+        if (
+            speech is not None
+            and not speech.done()
+            and not speech.allow_interruptions
+            and self.option("discard_audio_if_uninterruptible")
+        ):
+            return  # the user talks over a speech that cannot be interrupted: not a turn
+        self._recognition.push_audio(frame)
+
+    def on_audio_input_stopped(self) -> None:
+        if self._recognition is not None:
+            self._recognition.on_input_stopped()
+
+    async def commit_user_turn(self, *, transcript_timeout: float) -> None:
+        if self._recognition is None:
+            raise RuntimeError("commit_user_turn needs an STT: this session has none")
+        await self._recognition.commit_user_turn(transcript_timeout=transcript_timeout)
+
+    def clear_user_turn(self) -> None:
+        if self._recognition is not None:
+            self._recognition.clear_user_turn()
+
+    def record_user_message(self, msg: ChatMessage) -> None:
+        """A committed user turn joins the agent's context and the session history."""
+        self._agent._chat_ctx.append(msg)
+        self._session._conversation_item_added(msg)
+
+    def reply_to_user_turn(self, chat_ctx: ChatContext, timing: TurnTiming) -> SpeechHandle:
+        handle = SpeechHandle(allow_interruptions=self._allow_interruptions(None))
+        handle._turn_timing = timing
+        self._emit_speech_created(handle, source="generate_reply", user_initiated=False)
+        self._schedule_speech(
+            handle, self._reply_task(handle, chat_ctx=chat_ctx, model_settings=ModelSettings())
+        )
+        return handle
+
+    def start_preemptive_reply(self, chat_ctx: ChatContext) -> SpeechHandle:
+        """Start generating a reply now (LLM, TTS) but play it only once enqueued."""
+        handle = SpeechHandle(allow_interruptions=self._allow_interruptions(None))
+        self._start_speech_task(
+            handle, self._reply_task(handle, chat_ctx=chat_ctx, model_settings=ModelSettings())
+        )
+        return handle
+
+    def enqueue_preemptive(self, handle: SpeechHandle) -> None:
+        if handle.done():
+            return
+        self._emit_speech_created(handle, source="generate_reply", user_initiated=False)
+        self._enqueue(handle, priority=SPEECH_PRIORITY_NORMAL, force=False)
+
     # --- scheduling -----------------------------------------------------------------------
     def _schedule_speech(
         self,
@@ -190,10 +298,10 @@ class AgentActivity:
         if (self._draining and not force) or self._closed:
             coro.close()
             raise RuntimeError(f"{self._agent.label} is leaving the session: cannot speak now")
-        self._pending.add(handle)
-        self._all_done.clear()
-        handle.add_done_callback(self._on_speech_done)
+        self._start_speech_task(handle, coro)
+        self._enqueue(handle, priority=priority, force=force)
 
+    def _start_speech_task(self, handle: SpeechHandle, coro: Coroutine[Any, Any, None]) -> None:
         async def run() -> None:
             try:
                 await coro
@@ -206,6 +314,14 @@ class AgentActivity:
                 handle._mark_done()
 
         self._tasks.create(run(), name=f"speech {handle.id}")
+
+    def _enqueue(self, handle: SpeechHandle, *, priority: int, force: bool) -> None:
+        if (self._draining and not force) or self._closed:
+            handle._cancel()
+            raise RuntimeError(f"{self._agent.label} is leaving the session: cannot speak now")
+        self._pending.add(handle)
+        self._all_done.clear()
+        handle.add_done_callback(self._on_speech_done)
         heapq.heappush(self._speech_q, (-priority, self._seq, handle))
         self._seq += 1
         handle._mark_scheduled()
@@ -225,13 +341,16 @@ class AgentActivity:
                 _, _, speech = heapq.heappop(self._speech_q)
                 if speech.done():
                     continue
+                delay = self.option("min_consecutive_speech_delay")
+                if delay > 0 and self._last_speech_end is not None:
+                    await asyncio.sleep(max(0.0, self._last_speech_end + delay - now()))
+                    if speech.done():
+                        continue
                 self._current_speech = speech
                 speech._authorize_generation()
                 await speech.wait_for_playout()
                 self._current_speech = None
-                delay = self.option("min_consecutive_speech_delay")
-                if delay > 0 and self._speech_q:
-                    await asyncio.sleep(delay)
+                self._last_speech_end = now()
             self._q_changed.clear()
 
     def interrupt(self, *, force: bool = False) -> asyncio.Future[None]:
@@ -291,13 +410,15 @@ class AgentActivity:
     ) -> SpeechHandle:
         handle = SpeechHandle(allow_interruptions=self._allow_interruptions(allow_interruptions))
         self._emit_speech_created(handle, source="generate_reply", user_initiated=user_initiated)
+        if user_message is not None and not self._draining:
+            self.record_user_message(user_message)
+        chat_ctx = self._agent._chat_ctx.copy()
+        if instructions:
+            chat_ctx.append(ChatMessage(role="system", content=[instructions]))
         self._schedule_speech(
             handle,
             self._reply_task(
-                handle,
-                new_message=user_message,
-                instructions=instructions,
-                model_settings=ModelSettings(tool_choice=tool_choice),
+                handle, chat_ctx=chat_ctx, model_settings=ModelSettings(tool_choice=tool_choice)
             ),
         )
         return handle
@@ -306,7 +427,7 @@ class AgentActivity:
         return bool(self.option("allow_interruptions")) if value is None else value
 
     # --- speaking -------------------------------------------------------------------------
-    def _audio_output(self) -> AudioOutput | None:
+    def audio_output(self) -> AudioOutput | None:
         return self._session.output.audio if self._session.output.audio_enabled else None
 
     async def _say_task(
@@ -316,7 +437,7 @@ class AgentActivity:
         audio: AsyncIterable[rtc.AudioFrame] | None,
         add_to_chat_ctx: bool,
     ) -> None:
-        audio_out = self._audio_output()
+        audio_out = self.audio_output()
         use_tts = audio_out is not None and audio is None and self.tts is not None
         text_chs: list[Chan[str]] = [Chan() for _ in range(2 if use_tts else 1)]
 
@@ -366,6 +487,11 @@ class AgentActivity:
         m.stopped_speaking_at = spoken.stopped_speaking_at
         m.llm_node_ttft = llm_ttft
         m.tts_node_ttfb = spoken.tts_ttfb
+        timing = handle._turn_timing
+        if timing is not None:
+            m.end_of_turn_delay = timing.end_of_turn_delay
+            if spoken.first_audio_at is not None and timing.stopped_speaking_at is not None:
+                m.e2e_latency = spoken.first_audio_at - timing.stopped_speaking_at
         self._agent._chat_ctx.append(msg)
         handle._add_item(msg)
         self._session._conversation_item_added(msg)
@@ -374,30 +500,23 @@ class AgentActivity:
     def _report_model_error(
         self, exc: BaseException, *, default_source: str, note: str = ""
     ) -> None:
+        """A model failed for good (its retries are spent): tell the user, count it."""
         source = exc.source if isinstance(exc, ModelError) else default_source
         message = exc.message if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
-        recoverable = exc.recoverable if isinstance(exc, ModelError) else False
         if note:
             message = f"{message} ({note})"
-        self._session._report_error(source, message, exc, recoverable=recoverable)
+        self._session._report_error(source, message, exc, recoverable=False)
 
     # --- the reply pipeline ---------------------------------------------------------------
     async def _reply_task(
         self,
         handle: SpeechHandle,
         *,
-        new_message: ChatMessage | None,
-        instructions: str | None,
+        chat_ctx: ChatContext,
         model_settings: ModelSettings,
     ) -> None:
-        if new_message is not None:
-            self._agent._chat_ctx.append(new_message)
-            self._session._conversation_item_added(new_message)
-        chat_ctx = self._agent._chat_ctx.copy()
-        if instructions:
-            chat_ctx.append(ChatMessage(role="system", content=[instructions]))
         tools = self.tools
-        audio_out = self._audio_output()
+        audio_out = self.audio_output()
         use_tts = audio_out is not None and self.tts is not None
 
         llm_task, llm_data = perform_llm_inference(
@@ -437,9 +556,11 @@ class AgentActivity:
                 lambda v: isinstance(v, Agent),
             )
 
+        authorized = False
         try:
             await handle.wait_if_not_interrupted([handle._authorized])
             if not handle.interrupted:
+                authorized = True
                 self._session._update_agent_state("thinking")
                 tool_task = asyncio.create_task(run_tools(), name="tool_execution")
             spoken = await speak(
@@ -460,11 +581,19 @@ class AgentActivity:
                 await cancel_and_wait(tool_task)
 
         llm_failed = False
-        if llm_task.done() and not llm_task.cancelled() and (exc := llm_task.exception()):
-            llm_failed = True
-            self._report_model_error(exc, default_source="llm")
-            handle._cancel()
-            spoken.interrupted = True
+        if llm_task.done() and not llm_task.cancelled():
+            if (exc := llm_task.exception()) is None:
+                self._session._model_succeeded("llm")
+            elif authorized:  # (a discarded preemptive reply's failure concerns nobody)
+                llm_failed = True
+                self._report_model_error(exc, default_source="llm")
+                handle._cancel()
+                spoken.interrupted = True
+            else:
+                llm_failed = True
+        if tts_task is not None and tts_task.done() and not tts_task.cancelled():
+            if tts_task.exception() is None:
+                self._session._model_succeeded("tts")
 
         if spoken.text:
             self._add_assistant_message(handle, spoken, llm_ttft=llm_data.ttft)
@@ -476,9 +605,11 @@ class AgentActivity:
         outcomes = tool_task.result()
         if not outcomes:
             return
-        self._record_tool_step(handle, outcomes)
+        self._record_tool_step(handle, outcomes, heard_audio=spoken.first_audio_at is not None)
 
-    def _record_tool_step(self, handle: SpeechHandle, outcomes: list[Any]) -> None:
+    def _record_tool_step(
+        self, handle: SpeechHandle, outcomes: list[Any], *, heard_audio: bool
+    ) -> None:
         executions = [o.execution for o in outcomes]
         for ex in executions:
             self._agent._chat_ctx.append(ex.call)
@@ -506,13 +637,14 @@ class AgentActivity:
         reply = SpeechHandle(
             allow_interruptions=handle.allow_interruptions, step_index=step, parent=handle
         )
+        if not heard_audio:
+            reply._turn_timing = handle._turn_timing  # the user still waits for a first word
         self._emit_speech_created(reply, source="tool_response", user_initiated=False)
         self._schedule_speech(
             reply,
             self._reply_task(
                 reply,
-                new_message=None,
-                instructions=None,
+                chat_ctx=self._agent._chat_ctx.copy(),
                 model_settings=ModelSettings(tool_choice="none" if last_step else None),
             ),
             force=True,

@@ -7,11 +7,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal
+from typing import Any, Generic
 
 from livekit import rtc
 
-from .._aio import TaskSet
+from .._aio import TaskSet, cancel_and_wait
 from ..llm import LLM, AgentHandoff, ChatContext, ChatItem, ChatMessage, ToolChoice
 from ..metrics import AgentMetrics
 from ..stt import STT
@@ -20,6 +20,7 @@ from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 from ..vad import VAD
 from .agent import Agent
 from .agent_activity import AgentActivity
+from .audio_recognition import TurnDetectionMode
 from .events import (
     AgentState,
     AgentStateChangedEvent,
@@ -34,7 +35,7 @@ from .events import (
     UserState,
     UserStateChangedEvent,
 )
-from .io import AgentInput, AgentOutput
+from .io import AgentInput, AgentOutput, AudioInput
 from .run_result import RunResult
 from .speech_handle import SpeechHandle
 
@@ -49,10 +50,8 @@ class SessionConnectOptions:
     llm: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
     tts: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
     max_unrecoverable_errors: int = 3
-    """Consecutive unrecoverable model errors after which the session closes."""
-
-
-TurnDetectionMode = Literal["vad", "stt", "manual"]
+    """Consecutive failures of one model (after its retries) that the session tolerates; one
+    more closes the session with ``CloseReason.ERROR``."""
 
 
 @dataclass
@@ -136,7 +135,10 @@ class AgentSession(rtc.EventEmitter[EventTypes], Generic[Userdata_T]):
         self._closing = False
         self._closed = False
         self._run_state: RunResult | None = None
-        self._unrecoverable_errors = 0
+        self._unrecoverable_errors: dict[str, int] = {}
+        self._close_task: asyncio.Task[None] | None = None
+        self._audio_task: asyncio.Task[None] | None = None
+        self._away_task: asyncio.Task[None] | None = None
 
     # --- properties -----------------------------------------------------------------------
     @property
@@ -217,6 +219,7 @@ class AgentSession(rtc.EventEmitter[EventTypes], Generic[Userdata_T]):
         self._started = True
         await self._update_activity(agent)
         self._set_agent_idle()
+        self._restart_audio_forwarding()
 
     async def aclose(self) -> None:
         await self._close(CloseReason.USER_INITIATED)
@@ -225,6 +228,7 @@ class AgentSession(rtc.EventEmitter[EventTypes], Generic[Userdata_T]):
         if self._closing:
             return
         self._closing = True
+        await cancel_and_wait(self._audio_task, self._away_task)
         if self._agent_update_task is not None:
             await asyncio.wait({self._agent_update_task})
         async with self._activity_lock:
@@ -282,6 +286,16 @@ class AgentSession(rtc.EventEmitter[EventTypes], Generic[Userdata_T]):
         """Interrupt what the agent is saying (and what it queued). Returns a future that is
         done once the interrupted speeches are recorded in history."""
         return self._activity_or_raise().interrupt(force=force)
+
+    async def commit_user_turn(self, *, transcript_timeout: float = 2.0) -> None:
+        """End the user's turn now and answer it (push-to-talk released; for
+        ``turn_detection="manual"``). Waits up to ``transcript_timeout`` seconds for the final
+        transcript of what was already said."""
+        await self._activity_or_raise().commit_user_turn(transcript_timeout=transcript_timeout)
+
+    def clear_user_turn(self) -> None:
+        """Forget what the user said since the last turn (push-to-talk cancelled)."""
+        self._activity_or_raise().clear_user_turn()
 
     def update_agent(self, agent: Agent) -> asyncio.Task[None]:
         """Hand the conversation to ``agent``: the current agent finishes what it is saying and
@@ -371,18 +385,90 @@ class AgentSession(rtc.EventEmitter[EventTypes], Generic[Userdata_T]):
         self._emit_event(
             ErrorEvent(source=source, message=message, recoverable=recoverable, error=error)
         )
+        if recoverable or source not in ("llm", "stt", "tts"):
+            return
+        count = self._unrecoverable_errors.get(source, 0) + 1
+        self._unrecoverable_errors[source] = count
+        limit = self._conn_options.max_unrecoverable_errors
+        if count > limit and not self._closing and self._close_task is None:
+            reason = f"the {source} failed {count} times in a row: {message}"
+            logger.error("closing the session: %s", reason)
+            # not owned by _tasks: closing cancels those, and this task is the one closing
+            self._close_task = asyncio.create_task(
+                self._close(CloseReason.ERROR, reason), name="AgentSession.close_on_error"
+            )
+
+    def _model_succeeded(self, source: str) -> None:
+        self._unrecoverable_errors.pop(source, None)
 
     def _update_agent_state(self, state: AgentState) -> None:
         if state == self._agent_state:
             return
         old, self._agent_state = self._agent_state, state
         self._emit_event(AgentStateChangedEvent(old_state=old, new_state=state))
+        self._check_user_away()
 
     def _update_user_state(self, state: UserState) -> None:
         if state == self._user_state:
             return
         old, self._user_state = self._user_state, state
         self._emit_event(UserStateChangedEvent(old_state=old, new_state=state))
+        self._check_user_away()
+
+    def _check_user_away(self) -> None:
+        """Start the away timer while nobody speaks; stop it as soon as someone does."""
+        quiet = self._user_state == "listening" and self._agent_state == "listening"
+        if not quiet or self._closing:
+            if self._away_task is not None:
+                self._away_task.cancel()
+                self._away_task = None
+            return
+        if self._away_task is not None:
+            return
+        timeout = (
+            self._activity.option("user_away_timeout")
+            if self._activity is not None
+            else self._opts.user_away_timeout
+        )
+        if timeout is not None:
+            self._away_task = self._tasks.create(
+                self._away_after(timeout), name="AgentSession.user_away"
+            )
+
+    async def _away_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._away_task = None
+        self._update_user_state("away")
+
+    # --- user audio -----------------------------------------------------------------------
+    def _restart_audio_forwarding(self) -> None:
+        if not self._started or self._closing:
+            return
+        previous = self._audio_task
+        audio = self._input.audio if self._input.audio_enabled else None
+        self._audio_task = self._tasks.create(
+            self._forward_audio(previous, audio), name="AgentSession.forward_audio"
+        )
+
+    async def _forward_audio(
+        self, previous: asyncio.Task[None] | None, audio: AudioInput | None
+    ) -> None:
+        await cancel_and_wait(previous)
+        if self._activity is not None:
+            self._activity.on_audio_input_stopped()
+        if audio is None:
+            return
+        audio.on_attached()
+        try:
+            async for frame in audio:
+                if self._activity is not None:
+                    self._activity.push_audio(frame)
+            if self._activity is not None:  # the input ended (e.g. a file played out)
+                self._activity.on_audio_input_stopped()
+        except Exception as e:
+            self._report_error("audio_input", f"{audio.label} failed: {e}", e, recoverable=False)
+        finally:
+            audio.on_detached()
 
     def _set_agent_idle(self) -> None:
         listening = self._input.audio is not None and self._input.audio_enabled
@@ -391,6 +477,7 @@ class AgentSession(rtc.EventEmitter[EventTypes], Generic[Userdata_T]):
     def _on_audio_input_changed(self) -> None:
         if self._started and self._agent_state in ("idle", "listening"):
             self._set_agent_idle()
+        self._restart_audio_forwarding()
 
     def _on_audio_output_changed(self) -> None:
         """Takes effect from the next speech."""

@@ -5,9 +5,20 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import Any
 
 from ..llm.chat_context import ChatItem
+
+
+@dataclass(frozen=True)
+class TurnTiming:
+    """When the user turn this speech answers ended, for the per-turn latency report."""
+
+    stopped_speaking_at: float | None
+    """Loop time the user's voice ended."""
+    end_of_turn_delay: float
+
 
 SPEECH_PRIORITY_LOW = 0
 SPEECH_PRIORITY_NORMAL = 5
@@ -36,6 +47,7 @@ class SpeechHandle:
         self._chat_items: list[ChatItem] = []
         self._done_callbacks: list[Callable[[SpeechHandle], None]] = []
         self._item_added_callbacks: list[Callable[[ChatItem], None]] = []
+        self._turn_timing: TurnTiming | None = None
 
     @staticmethod
     def create(allow_interruptions: bool = True) -> SpeechHandle:

@@ -1,0 +1,490 @@
+"""Listening to the user: user audio goes to the VAD and the STT concurrently; their events
+drive user state, transcripts and the end of the user's turn (endpointing).
+
+``AudioRecognition`` knows nothing of the agent's speech: it reports what it hears through
+:class:`RecognitionHooks`, implemented by the activity (see ``turn_taking.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from livekit import rtc
+
+from .._aio import Chan, ChanClosed, TaskSet, cancel_and_wait, now
+from ..audio import frame_duration
+from ..metrics import STTMetrics, VADMetrics
+from ..stt import SpeechEvent, SpeechEventType
+from ..types import APIConnectOptions
+from ..vad import VAD, VADEvent, VADEventType
+from .agent import ModelSettings
+from .generation import iterate_node
+
+logger = logging.getLogger("voicetui.agents.voice")
+
+TurnDetectionMode = Literal["vad", "stt", "manual"]
+
+# audio kept for replay into a reconnected STT stream: everything since the last final
+# transcript, at most this much (older audio is dropped), and only this much while silent
+_MAX_REPLAY_AUDIO = 30.0
+_SILENT_REPLAY_AUDIO = 1.0
+_VAD_METRICS_INTERVAL = 1.0  # seconds of audio between two VADMetrics
+
+
+@dataclass
+class EndOfTurnInfo:
+    """A user turn ready to be committed."""
+
+    new_transcript: str
+    started_speaking_at: float | None
+    """Loop time the user started speaking (None if unknown, e.g. manual commit of text)."""
+    stopped_speaking_at: float | None
+    """Loop time the user's voice ended (VAD end of speech minus its silence window)."""
+    transcription_delay: float
+    """From the end of the user's voice to the last final transcript."""
+    end_of_utterance_delay: float
+    """From the end of the user's voice to this commit."""
+    transcript_confidence: float = 1.0
+
+
+class RecognitionHooks(Protocol):
+    def on_start_of_speech(self, ev: VADEvent | None) -> None: ...
+    def on_vad_inference_done(self, ev: VADEvent) -> None: ...
+    def on_end_of_speech(self, ev: VADEvent | None) -> None: ...
+    def on_interim_transcript(self, ev: SpeechEvent) -> None: ...
+    def on_final_transcript(self, ev: SpeechEvent) -> None: ...
+    def on_preemptive_generation(self, transcript: str) -> None: ...
+    def on_end_of_turn(self, info: EndOfTurnInfo) -> bool:
+        """Commit the turn; False keeps the transcript for the next turn."""
+        ...
+
+    def on_metrics(self, metrics: STTMetrics | VADMetrics) -> None: ...
+    def on_error(
+        self, source: str, message: str, exc: BaseException, recoverable: bool
+    ) -> None: ...
+
+
+@dataclass
+class EndpointingOptions:
+    min_delay: float
+    max_delay: float
+
+
+class AudioRecognition:
+    """One listening pipeline (per agent activity)."""
+
+    def __init__(
+        self,
+        hooks: RecognitionHooks,
+        *,
+        vad: VAD | None,
+        stt_node: Callable[[AsyncIterable[rtc.AudioFrame], ModelSettings], Any] | None,
+        stt_label: str,
+        turn_detection: TurnDetectionMode,
+        endpointing: Callable[[], EndpointingOptions],
+        preemptive_generation: Callable[[], bool],
+        stt_conn_options: APIConnectOptions,
+    ) -> None:
+        self._hooks = hooks
+        self._vad = vad
+        self._stt_node = stt_node
+        self._stt_label = stt_label
+        self._mode = turn_detection
+        self._endpointing = endpointing
+        self._preemptive = preemptive_generation
+        self._stt_conn = stt_conn_options
+        self._tasks = TaskSet("AudioRecognition")
+        self._vad_ch: Chan[rtc.AudioFrame] | None = None
+        self._stt_ch: Chan[rtc.AudioFrame] | None = None
+        self._replay: deque[rtc.AudioFrame] = deque()
+        self._replay_duration = 0.0
+        self._stt_audio = 0.0  # audio pushed to the STT since its last metrics
+        self._eou_task: asyncio.Task[None] | None = None
+        self._final_waiters: list[asyncio.Future[None]] = []
+        # the current user turn
+        self._transcript = ""
+        self._interim = ""
+        self._confidences: list[float] = []
+        self._speaking = False
+        self._started_speaking_at: float | None = None
+        self._last_speaking_time: float | None = None
+        self._last_final_at: float | None = None
+        # VAD metrics
+        self._vad_audio = 0.0
+        self._vad_inference_total = 0.0
+        self._vad_inference_count = 0
+        self._vad_idle_since = now()
+        self._closed = False
+
+    # --- state ------------------------------------------------------------------------------
+    @property
+    def mode(self) -> TurnDetectionMode:
+        return self._mode
+
+    @property
+    def current_transcript(self) -> str:
+        """Finals of the current turn plus the pending interim transcript."""
+        return " ".join(t for t in (self._transcript, self._interim) if t)
+
+    @property
+    def user_speaking(self) -> bool:
+        return self._speaking
+
+    @property
+    def stt_running(self) -> bool:
+        return self._stt_ch is not None
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._vad is not None:
+            self._vad_ch = Chan()
+            self._tasks.create(self._vad_loop(self._vad), name="AudioRecognition.vad")
+        if self._stt_node is not None:
+            self._stt_ch = Chan()
+            self._tasks.create(self._stt_loop(), name="AudioRecognition.stt")
+
+    async def aclose(self) -> None:
+        self._closed = True
+        for ch in (self._vad_ch, self._stt_ch):
+            if ch is not None:
+                ch.close()
+        if self._eou_task is not None:
+            await cancel_and_wait(self._eou_task)
+        await self._tasks.aclose()
+        for fut in self._final_waiters:
+            if not fut.done():
+                fut.cancel()
+
+    def push_audio(self, frame: rtc.AudioFrame) -> None:
+        if self._closed:
+            return
+        if self._vad_ch is not None and not self._vad_ch.closed:
+            self._vad_ch.send_nowait(frame)
+        if self._stt_node is None:
+            return
+        d = frame_duration(frame)
+        self._replay.append(frame)
+        self._replay_duration += d
+        limit = (
+            _MAX_REPLAY_AUDIO
+            if self._speaking or self._interim or self._vad is None
+            else _SILENT_REPLAY_AUDIO
+        )
+        while self._replay and self._replay_duration > limit:
+            self._replay_duration -= frame_duration(self._replay.popleft())
+        if self._stt_ch is not None and not self._stt_ch.closed:
+            self._stt_audio += d
+            self._stt_ch.send_nowait(frame)
+
+    def on_input_stopped(self) -> None:
+        """The audio input went away or was muted: a voice in progress has ended."""
+        if self._speaking:
+            self._speaking = False
+            self._last_speaking_time = now()
+            self._hooks.on_end_of_speech(None)
+            if self._mode == "vad":
+                self._run_eou_detection()
+        if self._vad is not None and self._vad_ch is not None:
+            # a fresh VAD stream, so the old one's half-heard utterance does not linger
+            self._vad_ch.close()
+            self._vad_ch = Chan()
+            self._tasks.create(self._vad_loop(self._vad), name="AudioRecognition.vad")
+
+    # --- manual turns -----------------------------------------------------------------------
+    async def commit_user_turn(self, *, transcript_timeout: float) -> None:
+        """End the user's turn now (push-to-talk release). Waits up to ``transcript_timeout``
+        for the final transcript of audio already heard."""
+        if self._eou_task is not None:
+            self._eou_task.cancel()
+        if self._speaking:
+            self._speaking = False
+            self._last_speaking_time = now()
+            self._hooks.on_end_of_speech(None)
+        if self._interim or (self._started_speaking_at is not None and not self._transcript):
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._final_waiters.append(fut)
+            try:
+                await asyncio.wait_for(asyncio.shield(fut), transcript_timeout)
+            except TimeoutError:
+                logger.info(
+                    "no final transcript within %.1fs; committing what was heard",
+                    transcript_timeout,
+                )
+            finally:
+                if fut in self._final_waiters:
+                    self._final_waiters.remove(fut)
+        self._commit()
+
+    def clear_user_turn(self) -> None:
+        """Forget what the user said in this turn (push-to-talk cancelled)."""
+        if self._eou_task is not None:
+            self._eou_task.cancel()
+        self._reset_turn()
+        self._replay.clear()
+        self._replay_duration = 0.0
+        if self._stt_ch is not None:
+            # restart the STT stream so audio it buffered is not transcribed into the next turn
+            self._stt_ch.close()
+            self._stt_ch = Chan()
+            self._tasks.create(self._stt_loop(), name="AudioRecognition.stt")
+
+    # --- VAD --------------------------------------------------------------------------------
+    async def _vad_loop(self, vad: VAD) -> None:
+        ch = self._vad_ch
+        assert ch is not None
+        failures = 0
+        while not ch.closed or ch._items:
+            stream = vad.stream()
+
+            async def forward(stream: Any = stream) -> None:
+                try:
+                    while True:
+                        stream.push_frame(await ch.recv())
+                except ChanClosed:
+                    stream.end_input()
+
+            fwd = asyncio.create_task(forward(), name="AudioRecognition.vad_forward")
+            try:
+                async for ev in stream:
+                    failures = 0
+                    self._on_vad_event(ev)
+                return
+            except Exception as e:
+                failures += 1
+                retry = failures <= self._stt_conn.max_retry
+                self._hooks.on_error(
+                    "vad",
+                    f"{vad.label} failed: {e}" + ("; restarting it" if retry else "; giving up"),
+                    e,
+                    retry,
+                )
+                if not retry:
+                    return
+                await asyncio.sleep(self._stt_conn.interval_for_retry(failures - 1))
+            finally:
+                await cancel_and_wait(fwd)
+                await stream.aclose()
+
+    def _on_vad_event(self, ev: VADEvent) -> None:
+        if ev.type == VADEventType.START_OF_SPEECH:
+            if self._speaking:
+                return
+            self._speaking = True
+            if self._started_speaking_at is None:
+                self._started_speaking_at = now() - ev.speech_duration
+            if self._eou_task is not None:
+                self._eou_task.cancel()  # the user goes on: not the end of the turn
+            self._hooks.on_start_of_speech(ev)
+        elif ev.type == VADEventType.INFERENCE_DONE:
+            self._vad_inference_total += ev.inference_duration
+            self._vad_inference_count += 1
+            self._vad_audio += (
+                self._vad.capabilities.update_interval if self._vad is not None else 0.0
+            )
+            if self._vad_audio >= _VAD_METRICS_INTERVAL:
+                self._emit_vad_metrics()
+            self._hooks.on_vad_inference_done(ev)
+        elif ev.type == VADEventType.END_OF_SPEECH:
+            if not self._speaking:
+                return
+            self._speaking = False
+            self._last_speaking_time = now() - ev.silence_duration
+            self._hooks.on_end_of_speech(ev)
+            if self._mode == "vad":
+                self._run_eou_detection()
+
+    def _emit_vad_metrics(self) -> None:
+        t = now()
+        self._hooks.on_metrics(
+            VADMetrics(
+                label=self._vad.label if self._vad is not None else "",
+                idle_time=t - self._vad_idle_since,
+                inference_duration_total=self._vad_inference_total,
+                inference_count=self._vad_inference_count,
+            )
+        )
+        self._vad_idle_since = t
+        self._vad_audio = 0.0
+        self._vad_inference_total = 0.0
+        self._vad_inference_count = 0
+
+    # --- STT --------------------------------------------------------------------------------
+    async def _stt_loop(self) -> None:
+        ch = self._stt_ch
+        assert ch is not None and self._stt_node is not None
+        failures = 0
+        while not ch.closed:
+            # a (re)connected stream first hears the audio since the last final transcript
+            replay: list[rtc.AudioFrame] = []
+            if failures:
+                replay = list(self._replay)
+                ch.clear()  # those frames are in the replay already
+
+            async def frames(
+                replay: list[rtc.AudioFrame] = replay,
+            ) -> AsyncIterator[rtc.AudioFrame]:
+                for f in replay:
+                    yield f
+                try:
+                    while True:
+                        yield await ch.recv()
+                except ChanClosed:
+                    return
+
+            try:
+                async for ev in iterate_node(self._stt_node(frames(), ModelSettings())):
+                    if ev.type in (
+                        SpeechEventType.FINAL_TRANSCRIPT,
+                        SpeechEventType.INTERIM_TRANSCRIPT,
+                    ):
+                        failures = 0
+                    self._on_stt_event(ev)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                failures += 1
+                retry = failures <= self._stt_conn.max_retry
+                delay = self._stt_conn.interval_for_retry(failures - 1)
+                what = (
+                    f"reconnecting in {delay:.1f}s, the audio meanwhile is kept"
+                    if retry
+                    else f"gave up after {failures} attempts; type your messages instead"
+                )
+                self._hooks.on_error(
+                    "stt", f"{self._stt_label} stream failed: {e} ({what})", e, retry
+                )
+                if not retry:
+                    if self._stt_ch is ch:
+                        self._stt_ch = None
+                    return
+                await asyncio.sleep(delay)
+
+    def _on_stt_event(self, ev: SpeechEvent) -> None:
+        if ev.type == SpeechEventType.START_OF_SPEECH:
+            if self._vad is None and not self._speaking:
+                self._speaking = True
+                if self._started_speaking_at is None:
+                    self._started_speaking_at = now()
+                if self._eou_task is not None:
+                    self._eou_task.cancel()
+                self._hooks.on_start_of_speech(None)
+        elif ev.type == SpeechEventType.INTERIM_TRANSCRIPT:
+            text = ev.text.strip()
+            if text:
+                self._interim = text
+                self._hooks.on_interim_transcript(ev)
+        elif ev.type == SpeechEventType.FINAL_TRANSCRIPT:
+            text = ev.text.strip()
+            self._interim = ""
+            self._emit_stt_metrics()
+            self._replay.clear()
+            self._replay_duration = 0.0
+            if not text:
+                self._wake_final_waiters()
+                return
+            self._transcript = f"{self._transcript} {text}".strip()
+            if ev.alternatives:
+                self._confidences.append(ev.alternatives[0].confidence)
+            self._last_final_at = now()
+            if self._started_speaking_at is None:
+                self._started_speaking_at = now()
+            self._hooks.on_final_transcript(ev)
+            self._wake_final_waiters()
+            if self._preemptive() and self._mode != "manual":
+                self._hooks.on_preemptive_generation(self._transcript)
+            if (
+                not self._speaking
+                and self._mode in ("vad", "stt")
+                and (self._eou_task is not None or self._last_speaking_time is not None)
+            ):
+                # the final came after the end of speech: endpoint from it now
+                self._run_eou_detection()
+        elif ev.type == SpeechEventType.END_OF_SPEECH:
+            if self._mode == "stt" or self._vad is None:
+                if self._speaking:
+                    self._speaking = False
+                    self._hooks.on_end_of_speech(None)
+                self._last_speaking_time = now()
+                if self._mode == "stt":
+                    self._run_eou_detection()
+
+    def _emit_stt_metrics(self) -> None:
+        delay = 0.0
+        if self._last_speaking_time is not None and not self._speaking:
+            delay = max(0.0, now() - self._last_speaking_time)
+        self._hooks.on_metrics(
+            STTMetrics(
+                label=self._stt_label,
+                duration=delay,
+                audio_duration=self._stt_audio,
+                streamed=True,
+            )
+        )
+        self._stt_audio = 0.0
+
+    def _wake_final_waiters(self) -> None:
+        for fut in self._final_waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    # --- endpointing ------------------------------------------------------------------------
+    def _run_eou_detection(self) -> None:
+        if self._eou_task is not None:
+            self._eou_task.cancel()
+        self._eou_task = self._tasks.create(self._eou(), name="AudioRecognition.eou")
+
+    async def _eou(self) -> None:
+        opts = self._endpointing()
+        end = self._last_speaking_time if self._last_speaking_time is not None else now()
+        if self._transcript:
+            # committed min_delay after the voice ended (the final may have come later)
+            await asyncio.sleep(max(0.0, end + opts.min_delay - now()))
+        else:
+            # no final yet: a final restarts this; commit what was heard at max_delay at most
+            await asyncio.sleep(max(0.0, end + opts.max_delay - now()))
+            if not self._transcript and self._interim:
+                logger.info(
+                    "no final transcript after %.1fs; using the interim one", opts.max_delay
+                )
+                self._transcript, self._interim = self._interim, ""
+        self._eou_task = None
+        self._commit()
+
+    def _commit(self) -> None:
+        text = self._transcript.strip()
+        if not text and self._interim:
+            text = self._interim
+        if not text:
+            self._reset_turn()
+            return
+        t = now()
+        end = self._last_speaking_time
+        info = EndOfTurnInfo(
+            new_transcript=text,
+            started_speaking_at=self._started_speaking_at,
+            stopped_speaking_at=end,
+            transcription_delay=(
+                max(0.0, self._last_final_at - end)
+                if self._last_final_at is not None and end is not None
+                else 0.0
+            ),
+            end_of_utterance_delay=max(0.0, t - end) if end is not None else 0.0,
+            transcript_confidence=(
+                sum(self._confidences) / len(self._confidences) if self._confidences else 1.0
+            ),
+        )
+        if self._hooks.on_end_of_turn(info):
+            self._reset_turn()
+
+    def _reset_turn(self) -> None:
+        self._transcript = ""
+        self._interim = ""
+        self._confidences = []
+        self._last_final_at = None
+        self._started_speaking_at = now() if self._speaking else None

@@ -1,0 +1,359 @@
+"""Turn-taking for one agent activity: what the agent does with what ``AudioRecognition``
+hears — user state, interruptions by voice, false interruptions (pause, then resume or give
+up), committing user turns (``on_user_turn_completed``, EOU metrics) and preemptive replies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .._aio import TaskSet, cancel_and_wait, now
+from ..llm import ChatContext, ChatMessage
+from ..llm.tool_context import StopResponse
+from ..metrics import EOUMetrics, STTMetrics, VADMetrics
+from ..stt import SpeechEvent
+from ..vad import VADEvent
+from .audio_recognition import EndOfTurnInfo
+from .events import AgentFalseInterruptionEvent, UserInputTranscribedEvent
+from .io import AudioOutput
+from .speech_handle import SpeechHandle, TurnTiming
+
+if TYPE_CHECKING:
+    from .agent_activity import AgentActivity
+    from .audio_recognition import AudioRecognition
+
+logger = logging.getLogger("voicetui.agents.voice")
+
+
+@dataclass
+class _FalseInterruption:
+    """A speech stopped (paused, or interrupted) by user voice that has no words yet."""
+
+    speech: SpeechHandle
+    paused_output: AudioOutput | None
+    timer: asyncio.Task[None] | None = None
+
+
+@dataclass
+class _Preemptive:
+    handle: SpeechHandle
+    transcript: str
+    ctx_fingerprint: str
+    tool_ids: tuple[str, ...]
+
+
+def _fingerprint(ctx: ChatContext) -> str:
+    return json.dumps(
+        [
+            item.model_dump(mode="json", exclude={"id", "created_at", "metrics"})
+            for item in ctx.items
+        ],
+        sort_keys=True,
+    )
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+class TurnTaking:
+    """Implements :class:`RecognitionHooks` for an :class:`AgentActivity`."""
+
+    def __init__(self, activity: AgentActivity) -> None:
+        self._activity = activity
+        self._session = activity.session
+        self._recognition: AudioRecognition | None = None
+        self._tasks = TaskSet("TurnTaking")
+        self._false_interruption: _FalseInterruption | None = None
+        self._preemptive: _Preemptive | None = None
+        self._turn_task: asyncio.Task[None] | None = None
+
+    def attach(self, recognition: AudioRecognition) -> None:
+        self._recognition = recognition
+
+    async def aclose(self) -> None:
+        fi, self._false_interruption = self._false_interruption, None
+        if fi is not None:
+            await cancel_and_wait(fi.timer)
+            self._release_pause(fi)
+        self._discard_preemptive()
+        await self._tasks.aclose()
+
+    @property
+    def paused_speech(self) -> SpeechHandle | None:
+        fi = self._false_interruption
+        return fi.speech if fi is not None and fi.paused_output is not None else None
+
+    def _current_transcript(self) -> str:
+        return self._recognition.current_transcript if self._recognition is not None else ""
+
+    # --- what the user does -----------------------------------------------------------------
+    def on_start_of_speech(self, ev: VADEvent | None) -> None:
+        self._session._update_user_state("speaking")
+        fi = self._false_interruption
+        if fi is not None and fi.timer is not None:
+            # the user speaks again: the false-interruption window starts over at its end
+            fi.timer.cancel()
+            fi.timer = None
+        if ev is None:  # no VAD: the STT's start of speech is all we know
+            self._interrupt_by_voice()
+
+    def on_vad_inference_done(self, ev: VADEvent) -> None:
+        if ev.speaking and ev.speech_duration >= self._activity.option("min_interruption_duration"):
+            self._interrupt_by_voice()
+
+    def on_end_of_speech(self, ev: VADEvent | None) -> None:
+        self._session._update_user_state("listening")
+        fi = self._false_interruption
+        if fi is not None and fi.timer is None:
+            self._start_false_interruption_timer(fi)
+
+    def on_interim_transcript(self, ev: SpeechEvent) -> None:
+        self._session._emit_event(
+            UserInputTranscribedEvent(
+                transcript=ev.text, is_final=False, language=_language(ev) or None
+            )
+        )
+        self._on_words()
+
+    def on_final_transcript(self, ev: SpeechEvent) -> None:
+        self._session._emit_event(
+            UserInputTranscribedEvent(
+                transcript=ev.text, is_final=True, language=_language(ev) or None
+            )
+        )
+        self._session._model_succeeded("stt")
+        self._on_words()
+
+    def _on_words(self) -> None:
+        words = _words(self._current_transcript())
+        fi = self._false_interruption
+        if fi is not None and words >= max(1, self._activity.option("min_interruption_words")):
+            # the user really is talking: the interruption stands
+            self._false_interruption = None
+            if fi.timer is not None:
+                fi.timer.cancel()
+            if not fi.speech.done():
+                fi.speech._cancel()
+            return
+        if self._activity.vad is None or self._activity.option("min_interruption_words") > 0:
+            self._interrupt_by_voice()
+
+    def on_metrics(self, metrics: STTMetrics | VADMetrics) -> None:
+        self._session._emit_metrics(metrics)
+
+    def on_error(self, source: str, message: str, exc: BaseException, recoverable: bool) -> None:
+        self._session._report_error(source, message, exc, recoverable=recoverable)
+
+    # --- interruptions ----------------------------------------------------------------------
+    def _interrupt_by_voice(self) -> None:
+        activity = self._activity
+        speech = activity.current_speech
+        if speech is None or speech.done() or speech.interrupted or not speech.allow_interruptions:
+            return
+        fi = self._false_interruption
+        if fi is not None and fi.speech is speech:
+            return  # already paused for this voice
+        min_words = activity.option("min_interruption_words")
+        if min_words > 0 and _words(self._current_transcript()) < min_words:
+            return
+        timeout = activity.option("false_interruption_timeout")
+        out = activity.audio_output()
+        if (
+            timeout is not None
+            and activity.option("resume_false_interruption")
+            and out is not None
+            and out.can_pause
+            and self._session.agent_state == "speaking"
+        ):
+            logger.debug("user voice: pausing %s until words are heard", speech.id)
+            out.pause()
+            fi = _FalseInterruption(speech, paused_output=out)
+            self._set_false_interruption(fi)
+            paused = fi
+            speech.add_done_callback(lambda _h: self._release_pause(paused))
+            self._session._update_agent_state("listening")
+        else:
+            logger.debug("user voice: interrupting %s", speech.id)
+            speech._cancel()
+            if timeout is not None:
+                self._set_false_interruption(_FalseInterruption(speech, paused_output=None))
+        if self._recognition is not None and not self._recognition.user_speaking:
+            assert self._false_interruption is not None or timeout is None
+            if self._false_interruption is not None:
+                self._start_false_interruption_timer(self._false_interruption)
+
+    def _set_false_interruption(self, fi: _FalseInterruption) -> None:
+        old = self._false_interruption
+        if old is not None:
+            if old.timer is not None:
+                old.timer.cancel()
+            if not old.speech.done():
+                old.speech._cancel()
+        self._false_interruption = fi
+
+    def _start_false_interruption_timer(self, fi: _FalseInterruption) -> None:
+        timeout = self._activity.option("false_interruption_timeout")
+        fi.timer = self._tasks.create(
+            self._false_interruption_timer(fi, timeout), name="TurnTaking.false_interruption"
+        )
+
+    async def _false_interruption_timer(self, fi: _FalseInterruption, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self._false_interruption is not fi:
+            return
+        self._false_interruption = None
+        resumed = False
+        if fi.paused_output is not None and not fi.speech.done():
+            logger.info("false interruption: resuming %s", fi.speech.id)
+            fi.paused_output.resume()
+            fi.paused_output = None
+            self._session._update_agent_state("speaking")
+            resumed = True
+        self._session._emit_event(AgentFalseInterruptionEvent(resumed=resumed))
+
+    def _release_pause(self, fi: _FalseInterruption) -> None:
+        """The paused speech ended (it was interrupted for good): let the output play again."""
+        out, fi.paused_output = fi.paused_output, None
+        if out is not None:
+            out.resume()
+        if self._false_interruption is fi:
+            self._false_interruption = None
+            if fi.timer is not None:
+                fi.timer.cancel()
+
+    # --- end of turn ------------------------------------------------------------------------
+    def on_end_of_turn(self, info: EndOfTurnInfo) -> bool:
+        activity = self._activity
+        speech = activity.current_speech
+        if speech is not None and not speech.done() and not speech.interrupted:
+            if speech.allow_interruptions:
+                min_words = activity.option("min_interruption_words")
+                if min_words > 0 and _words(info.new_transcript) < min_words:
+                    logger.debug(
+                        "user turn %r shorter than min_interruption_words: kept for the next turn",
+                        info.new_transcript,
+                    )
+                    return False
+                speech._cancel()
+            # an uninterruptible speech plays on; the reply is queued after it
+        fi, self._false_interruption = self._false_interruption, None
+        if fi is not None:
+            if fi.timer is not None:
+                fi.timer.cancel()
+            if not fi.speech.done():
+                fi.speech._cancel()
+        previous = self._turn_task
+        walls = (_wall(info.started_speaking_at), _wall(info.stopped_speaking_at))
+        self._turn_task = self._tasks.create(
+            self._user_turn_completed(info, previous, walls), name="TurnTaking.user_turn"
+        )
+        return True
+
+    async def _user_turn_completed(
+        self,
+        info: EndOfTurnInfo,
+        previous: asyncio.Task[None] | None,
+        walls: tuple[float | None, float | None],
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait({previous})  # turns are answered in order
+        activity = self._activity
+        agent = activity.agent
+        msg = ChatMessage(role="user", content=[info.new_transcript])
+        msg.metrics.started_speaking_at, msg.metrics.stopped_speaking_at = walls
+        msg.metrics.end_of_turn_delay = info.end_of_utterance_delay
+        turn_ctx = agent._chat_ctx.copy()
+        started = now()
+        stop = False
+        try:
+            await agent.on_user_turn_completed(turn_ctx, msg)
+        except StopResponse:
+            stop = True
+        except Exception as e:
+            logger.exception("%s.on_user_turn_completed raised", agent.label)
+            self._session._report_error(
+                "agent", f"{agent.label}.on_user_turn_completed failed: {e}", e
+            )
+        hook_delay = now() - started
+        if activity.draining or not self._session.running:
+            # too late to answer; keep what the user said
+            activity.record_user_message(msg)
+            self._discard_preemptive()
+            return
+        timing = TurnTiming(
+            stopped_speaking_at=info.stopped_speaking_at,
+            end_of_turn_delay=info.end_of_utterance_delay,
+        )
+        pre, self._preemptive = self._preemptive, None
+        activity.record_user_message(msg)
+        handle: SpeechHandle | None = None
+        if stop:
+            if pre is not None:
+                pre.handle._cancel()
+        elif (
+            pre is not None
+            and not pre.handle.interrupted
+            and pre.transcript == msg.text_content
+            and pre.ctx_fingerprint == _fingerprint(turn_ctx)
+            and pre.tool_ids == tuple(t.name for t in activity.tools)
+        ):
+            logger.debug("preemptive reply %s used", pre.handle.id)
+            handle = pre.handle
+            handle._turn_timing = timing
+            activity.enqueue_preemptive(handle)
+        else:
+            if pre is not None:
+                logger.debug("preemptive reply %s discarded: the turn changed", pre.handle.id)
+                pre.handle._cancel()
+            reply_ctx = turn_ctx.copy()
+            reply_ctx.append(msg)
+            handle = activity.reply_to_user_turn(reply_ctx, timing)
+        self._session._emit_metrics(
+            EOUMetrics(
+                label="end_of_turn",
+                end_of_utterance_delay=info.end_of_utterance_delay,
+                transcription_delay=info.transcription_delay,
+                on_user_turn_completed_delay=hook_delay,
+                speech_id=handle.id if handle is not None else None,
+            )
+        )
+
+    # --- preemptive generation --------------------------------------------------------------
+    def on_preemptive_generation(self, transcript: str) -> None:
+        activity = self._activity
+        if activity.draining or not self._session.running or activity.llm is None:
+            return
+        speech = activity.current_speech
+        if speech is not None and not speech.done():
+            return  # the reply's context would miss what the agent is saying now
+        if self._turn_task is not None and not self._turn_task.done():
+            return
+        self._discard_preemptive()
+        ctx = activity.agent._chat_ctx.copy()
+        fingerprint = _fingerprint(ctx)
+        ctx.append(ChatMessage(role="user", content=[transcript]))
+        handle = activity.start_preemptive_reply(ctx)
+        self._preemptive = _Preemptive(
+            handle, transcript, fingerprint, tuple(t.name for t in activity.tools)
+        )
+
+    def _discard_preemptive(self) -> None:
+        pre, self._preemptive = self._preemptive, None
+        if pre is not None:
+            pre.handle._cancel()
+
+
+def _language(ev: SpeechEvent) -> str:
+    return ev.alternatives[0].language if ev.alternatives else ""
+
+
+def _wall(loop_time: float | None) -> float | None:
+    """A recent loop-clock instant as wall-clock time."""
+    if loop_time is None:
+        return None
+    return time.time() - (now() - loop_time)
