@@ -4,12 +4,14 @@ speech by energy, the STT reads the transcript the fake input attached to voice 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from livekit import rtc
 
 from .._aio import now
 from .._stream import FlushSentinel
 from ..audio import frame_duration, rms_dbfs
+from ..exceptions import STTError
 from ..stt import STT, SpeechData, SpeechEvent, SpeechEventType, SpeechStream, STTCapabilities
 from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 from ..vad import VAD, VADCapabilities, VADEvent, VADEventType, VADStream
@@ -106,14 +108,24 @@ class _FakeVADStream(VADStream):
 class FakeSTT(STT):
     """Streaming: START_OF_SPEECH on the first voice frame, an interim transcript after
     ``interim_delay``, the final ``final_delay`` after the voice ends, then END_OF_SPEECH.
-    Transcripts come from ``frame.userdata["transcript"]`` (set by FakeAudioInput)."""
+    Transcripts come from ``frame.userdata["transcript"]`` (set by FakeAudioInput).
+    ``stream_failures``: the n-th stream opened fails (a lost connection) after hearing
+    ``stream_failures[n]`` seconds of audio; streams beyond the list do not fail."""
 
-    def __init__(self, *, final_delay: float = 0.1, interim_delay: float | None = 0.2) -> None:
+    def __init__(
+        self,
+        *,
+        final_delay: float = 0.1,
+        interim_delay: float | None = 0.2,
+        stream_failures: Sequence[float] = (),
+    ) -> None:
         super().__init__(
             capabilities=STTCapabilities(streaming=True, interim_results=interim_delay is not None)
         )
         self.final_delay = final_delay
         self.interim_delay = interim_delay
+        self.stream_failures = list(stream_failures)
+        self.streams_opened = 0
 
     async def _recognize_impl(
         self, buffer: list[rtc.AudioFrame], *, language: str | None, conn_options: APIConnectOptions
@@ -131,10 +143,20 @@ class FakeSTT(STT):
         language: str | None = None,
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     ) -> SpeechStream:
-        return _FakeSTTStream(self, language=language, conn_options=conn_options)
+        fail_after = (
+            self.stream_failures[self.streams_opened]
+            if self.streams_opened < len(self.stream_failures)
+            else None
+        )
+        self.streams_opened += 1
+        stream = _FakeSTTStream(self, language=language, conn_options=conn_options)
+        stream.fail_after = fail_after
+        return stream
 
 
 class _FakeSTTStream(SpeechStream):
+    fail_after: float | None = None
+
     async def _run(self) -> None:
         stt = self._stt
         assert isinstance(stt, FakeSTT)
@@ -142,6 +164,7 @@ class _FakeSTTStream(SpeechStream):
         voice_time = 0.0
         interim_sent = False
         pending: set[asyncio.Task[None]] = set()
+        heard = 0.0
 
         async def send_final(text: str) -> None:
             await asyncio.sleep(stt.final_delay)
@@ -153,6 +176,9 @@ class _FakeSTTStream(SpeechStream):
             async for item in self._input:
                 if isinstance(item, FlushSentinel):
                     continue
+                heard += frame_duration(item)
+                if self.fail_after is not None and heard >= self.fail_after:
+                    raise STTError("FakeSTT: connection lost", recoverable=True)
                 text = item.userdata.get("transcript")
                 if isinstance(text, str) and text:
                     if current is None:

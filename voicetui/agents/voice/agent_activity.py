@@ -253,6 +253,7 @@ class AgentActivity:
         if self._recognition is None:
             raise RuntimeError("commit_user_turn needs an STT: this session has none")
         await self._recognition.commit_user_turn(transcript_timeout=transcript_timeout)
+        await self._turns.wait_for_user_turn()
 
     def clear_user_turn(self) -> None:
         if self._recognition is not None:

@@ -189,8 +189,11 @@ class AudioRecognition:
             self._hooks.on_end_of_speech(None)
             if self._mode == "vad":
                 self._run_eou_detection()
+        self._restart_vad()
+
+    def _restart_vad(self) -> None:
+        """A fresh VAD stream, so the old one's half-heard utterance does not linger."""
         if self._vad is not None and self._vad_ch is not None:
-            # a fresh VAD stream, so the old one's half-heard utterance does not linger
             self._vad_ch.close()
             self._vad_ch = Chan()
             self._tasks.create(self._vad_loop(self._vad), name="AudioRecognition.vad")
@@ -205,6 +208,7 @@ class AudioRecognition:
             self._speaking = False
             self._last_speaking_time = now()
             self._hooks.on_end_of_speech(None)
+            self._restart_vad()  # so that the user speaking on is a new start of speech
         if self._interim or (self._started_speaking_at is not None and not self._transcript):
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._final_waiters.append(fut)

@@ -88,7 +88,9 @@ def perform_llm_inference(
 class TTSGenerationData:
     audio_ch: Chan[rtc.AudioFrame] = field(default_factory=Chan)
     started_at: float = field(default_factory=now)
+    first_text_at: float | None = None
     ttfb: float | None = None
+    """From the first text given to the TTS node to its first audio frame."""
 
 
 def perform_tts_inference(
@@ -98,11 +100,17 @@ def perform_tts_inference(
 ) -> tuple[asyncio.Task[None], TTSGenerationData]:
     data = TTSGenerationData()
 
+    async def timed_text() -> AsyncIterable[str]:
+        async for delta in text:
+            if data.first_text_at is None:
+                data.first_text_at = now()
+            yield delta
+
     async def run() -> None:
         try:
-            async for frame in iterate_node(node(text, model_settings)):
+            async for frame in iterate_node(node(timed_text(), model_settings)):
                 if data.ttfb is None:
-                    data.ttfb = now() - data.started_at
+                    data.ttfb = now() - (data.first_text_at or data.started_at)
                 data.audio_ch.send_nowait(frame)
         finally:
             data.audio_ch.close()

@@ -88,6 +88,11 @@ class TurnTaking:
         fi = self._false_interruption
         return fi.speech if fi is not None and fi.paused_output is not None else None
 
+    async def wait_for_user_turn(self) -> None:
+        """Until the last committed user turn is in history and its reply scheduled."""
+        if self._turn_task is not None:
+            await asyncio.wait({self._turn_task})
+
     def _current_transcript(self) -> str:
         return self._recognition.current_transcript if self._recognition is not None else ""
 
@@ -103,7 +108,12 @@ class TurnTaking:
             self._interrupt_by_voice()
 
     def on_vad_inference_done(self, ev: VADEvent) -> None:
-        if ev.speaking and ev.speech_duration >= self._activity.option("min_interruption_duration"):
+        if (
+            ev.speaking
+            and self._recognition is not None
+            and self._recognition.user_speaking  # (not the tail of a turn already committed)
+            and ev.speech_duration >= self._activity.option("min_interruption_duration")
+        ):
             self._interrupt_by_voice()
 
     def on_end_of_speech(self, ev: VADEvent | None) -> None:
@@ -163,8 +173,10 @@ class TurnTaking:
             return
         timeout = activity.option("false_interruption_timeout")
         out = activity.audio_output()
+        has_words = _words(self._current_transcript()) >= max(1, min_words)
         if (
             timeout is not None
+            and not has_words
             and activity.option("resume_false_interruption")
             and out is not None
             and out.can_pause
@@ -180,12 +192,17 @@ class TurnTaking:
         else:
             logger.debug("user voice: interrupting %s", speech.id)
             speech._cancel()
-            if timeout is not None:
+            if timeout is not None and not has_words:
                 self._set_false_interruption(_FalseInterruption(speech, paused_output=None))
-        if self._recognition is not None and not self._recognition.user_speaking:
-            assert self._false_interruption is not None or timeout is None
-            if self._false_interruption is not None:
-                self._start_false_interruption_timer(self._false_interruption)
+        fi = self._false_interruption
+        if (
+            fi is not None
+            and fi.speech is speech
+            and fi.timer is None
+            and self._recognition is not None
+            and not self._recognition.user_speaking
+        ):
+            self._start_false_interruption_timer(fi)
 
     def _set_false_interruption(self, fi: _FalseInterruption) -> None:
         old = self._false_interruption
