@@ -421,3 +421,64 @@ async def test_agent_speaking_keeps_the_user_present() -> None:
     await asyncio.sleep(1.1)
     assert r.user_states() == ["away"]
     await r.aclose()
+
+
+# --- preemptive generation --------------------------------------------------------------------
+async def test_preemptive_generation_hit_saves_the_endpointing_delay() -> None:
+    # the same turn as the latency test, minus the hook: 1.0 s without preemption
+    r = await rig(
+        [Utterance(1.0, silence_before=0.5, transcript="what time is it")],
+        [FakeLLMResponse(content="It is noon.", ttft=0.3)],
+        tts=FakeTTS(ttfb=0.2),
+        preemptive_generation=True,
+    )
+    await asyncio.sleep(4)
+    (call,) = r.llm.calls
+    assert call.chat_ctx.messages()[-1].text_content == "what time is it"
+    (reply,) = r.assistant()
+    # LLM from the final (1.7): text at 2.0, audio at 2.2 → 0.7 s after the voice ended
+    assert reply.metrics.e2e_latency == approx(0.7, 0.05)
+    assert [m.text_content for m in r.session.history.messages()] == [
+        "what time is it",
+        "It is noon.",
+    ]
+    assert len(r.log.of("speech_created")) == 1
+    await r.aclose()
+
+
+async def test_preemptive_generation_regenerates_when_the_user_goes_on() -> None:
+    r = await rig(
+        [
+            Utterance(0.8, silence_before=0.5, transcript="book a table"),
+            Utterance(0.8, silence_before=0.35, transcript="for two"),
+        ],
+        default="Done.",
+        preemptive_generation=True,
+    )
+    await asyncio.sleep(5)
+    sent = [c.chat_ctx.messages()[-1].text_content for c in r.llm.calls]
+    assert sent == ["book a table", "book a table for two"]
+    assert r.user_messages() == ["book a table for two"]
+    assert [m.text_content for m in r.assistant()] == ["Done."]
+    assert len(r.log.of("speech_created")) == 1 and len(r.out.segments) == 1
+    await r.aclose()
+
+
+class EditingAgent(Agent):
+    async def on_user_turn_completed(self, turn_ctx: ChatContext, new_message: ChatMessage) -> None:
+        new_message.content = [f"{new_message.text_content} (from the kitchen)"]
+
+
+async def test_preemptive_generation_miss_when_the_hook_edits_the_turn() -> None:
+    r = await rig(
+        [Utterance(1.0, silence_before=0.5, transcript="what is for dinner")],
+        default="Soup.",
+        agent=EditingAgent(instructions="Be brief."),
+        preemptive_generation=True,
+    )
+    await asyncio.sleep(4)
+    sent = [c.chat_ctx.messages()[-1].text_content for c in r.llm.calls]
+    assert sent == ["what is for dinner", "what is for dinner (from the kitchen)"]
+    assert r.user_messages() == ["what is for dinner (from the kitchen)"]
+    assert [m.text_content for m in r.assistant()] == ["Soup."]
+    await r.aclose()
