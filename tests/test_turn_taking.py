@@ -482,3 +482,21 @@ async def test_preemptive_generation_miss_when_the_hook_edits_the_turn() -> None
     assert r.user_messages() == ["what is for dinner (from the kitchen)"]
     assert [m.text_content for m in r.assistant()] == ["Soup."]
     await r.aclose()
+
+
+async def test_agent_options_override_the_session() -> None:
+    agent = Agent(
+        instructions="Be brief.", min_endpointing_delay=1.2, resume_false_interruption=False
+    )
+    r = await rig(
+        [Utterance(1.0, silence_before=0.5, transcript="hello there")],
+        default="Hi.",
+        agent=agent,
+        min_endpointing_delay=0.3,
+    )
+    await asyncio.sleep(4)
+    assert r.when("conversation_item_added", lambda e: e.item.role == "user") == [approx(2.7)]
+    assert r.session._activity is not None
+    assert r.session._activity.option("resume_false_interruption") is False
+    assert r.session._activity.option("user_away_timeout") == 15.0  # not overridden
+    await r.aclose()

@@ -21,6 +21,7 @@ from ..vad import VAD
 if TYPE_CHECKING:
     from .agent_activity import AgentActivity
     from .agent_session import AgentSession
+    from .audio_recognition import TurnDetectionMode
 
 INSTRUCTIONS_ID = "instructions"
 
@@ -54,6 +55,13 @@ class Agent:
         min_endpointing_delay: float | NotGiven = NOT_GIVEN,
         max_endpointing_delay: float | NotGiven = NOT_GIVEN,
         max_tool_steps: int | NotGiven = NOT_GIVEN,
+        discard_audio_if_uninterruptible: bool | NotGiven = NOT_GIVEN,
+        user_away_timeout: float | NotGiven | None = NOT_GIVEN,
+        false_interruption_timeout: float | NotGiven | None = NOT_GIVEN,
+        resume_false_interruption: bool | NotGiven = NOT_GIVEN,
+        min_consecutive_speech_delay: float | NotGiven = NOT_GIVEN,
+        preemptive_generation: bool | NotGiven = NOT_GIVEN,
+        turn_detection: TurnDetectionMode | NotGiven | None = NOT_GIVEN,
         id: str | None = None,
     ) -> None:
         self._id = id or _default_id(type(self))
@@ -72,6 +80,13 @@ class Agent:
                 "min_endpointing_delay": min_endpointing_delay,
                 "max_endpointing_delay": max_endpointing_delay,
                 "max_tool_steps": max_tool_steps,
+                "discard_audio_if_uninterruptible": discard_audio_if_uninterruptible,
+                "user_away_timeout": user_away_timeout,
+                "false_interruption_timeout": false_interruption_timeout,
+                "resume_false_interruption": resume_false_interruption,
+                "min_consecutive_speech_delay": min_consecutive_speech_delay,
+                "preemptive_generation": preemptive_generation,
+                "turn_detection": turn_detection,
             }.items()
             if not isinstance(v, NotGiven)
         }
