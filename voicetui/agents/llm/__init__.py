@@ -13,6 +13,7 @@ from .chat_context import (
     FunctionCallOutput,
     MetricsReport,
 )
+from .fallback_adapter import AvailabilityChangedEvent, FallbackAdapter, FallbackLLMStream
 from .llm import LLM, ChatChunk, ChoiceDelta, CompletionUsage, FunctionToolCall, LLMStream
 from .tool_context import (
     FunctionTool,
@@ -27,6 +28,7 @@ from .tool_context import (
 __all__ = [
     "LLM",
     "AgentHandoff",
+    "AvailabilityChangedEvent",
     "ChatChunk",
     "ChatContext",
     "ChatItem",
@@ -34,6 +36,8 @@ __all__ = [
     "ChatRole",
     "ChoiceDelta",
     "CompletionUsage",
+    "FallbackAdapter",
+    "FallbackLLMStream",
     "FunctionCall",
     "FunctionCallOutput",
     "FunctionTool",

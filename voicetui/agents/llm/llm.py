@@ -56,8 +56,9 @@ class ChatChunk(BaseModel):
     usage: CompletionUsage | None = None
 
 
-class LLM(ABC, rtc.EventEmitter[Literal["metrics_collected", "error"]]):
-    """A chat model. Emits ``metrics_collected`` (LLMMetrics) after each stream."""
+class LLM(ABC, rtc.EventEmitter[Literal["metrics_collected", "error", "llm_availability_changed"]]):
+    """A chat model. Emits ``metrics_collected`` (LLMMetrics) after each stream
+    (``llm_availability_changed`` is only emitted by :class:`FallbackAdapter`)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -100,7 +101,9 @@ class LLM(ABC, rtc.EventEmitter[Literal["metrics_collected", "error"]]):
 
 class LLMStream(ABC):
     """One streamed completion. Async-iterate for chunks; always ``aclose()`` (or use
-    ``async with``). Recoverable errors before the first chunk are retried."""
+    ``async with``). Recoverable errors before the first chunk are retried. An attempt fails
+    (recoverably) when no chunk comes for ``conn_options.timeout`` seconds, before the first
+    chunk or between two."""
 
     def __init__(
         self,
@@ -123,6 +126,7 @@ class LLMStream(ABC):
         self._usage: CompletionUsage | None = None
         self._emitted_any = False
         self._text_chars = 0
+        self._deadline: asyncio.Timeout | None = None
         self._task = asyncio.create_task(self._main(), name=f"{type(self).__name__}._main")
 
     @property
@@ -147,7 +151,28 @@ class LLMStream(ABC):
         if chunk.delta is not None and chunk.delta.content:
             self._text_chars += len(chunk.delta.content)
         self._emitted_any = True
+        deadline = self._deadline
+        if deadline is not None and not deadline.expired():
+            deadline.reschedule(asyncio.get_running_loop().time() + self._conn_options.timeout)
         self._chan.send_nowait(chunk)
+
+    async def _run_attempt(self) -> None:
+        """One call of :meth:`_run` under the per-attempt timeout."""
+        timeout = self._conn_options.timeout
+        deadline = asyncio.timeout(timeout)
+        self._deadline = deadline
+        try:
+            async with deadline:
+                await self._run()
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # the provider's own TimeoutError, not ours
+            when = "between two chunks" if self._emitted_any else "before the first chunk"
+            raise LLMError(
+                f"{self._llm.label} timed out after {timeout:g}s {when}", recoverable=True
+            ) from None
+        finally:
+            self._deadline = None
 
     async def _main(self) -> None:
         opts = self._conn_options
@@ -155,7 +180,7 @@ class LLMStream(ABC):
         try:
             for attempt in range(opts.max_retry + 1):
                 try:
-                    await self._run()
+                    await self._run_attempt()
                     cancelled = False
                     return
                 except LLMError as e:

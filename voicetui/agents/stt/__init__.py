@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..exceptions import STTError
+from .fallback_adapter import AvailabilityChangedEvent, FallbackAdapter, FallbackSpeechStream
 from .stream_adapter import StreamAdapter
 from .stt import (
     STT,
@@ -18,6 +19,9 @@ from .stt import (
 __all__ = [
     "STT",
     "AudioBuffer",
+    "AvailabilityChangedEvent",
+    "FallbackAdapter",
+    "FallbackSpeechStream",
     "RecognitionUsage",
     "STTCapabilities",
     "STTError",

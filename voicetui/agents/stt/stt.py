@@ -63,7 +63,7 @@ class STTCapabilities:
     interim_results: bool
 
 
-class STT(ABC, rtc.EventEmitter[Literal["metrics_collected", "error"]]):
+class STT(ABC, rtc.EventEmitter[Literal["metrics_collected", "error", "stt_availability_changed"]]):
     def __init__(self, *, capabilities: STTCapabilities) -> None:
         super().__init__()
         self._capabilities = capabilities
@@ -93,14 +93,13 @@ class STT(ABC, rtc.EventEmitter[Literal["metrics_collected", "error"]]):
         language: str | None = None,
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     ) -> SpeechEvent:
-        """Transcribe a whole utterance. Recoverable errors are retried per ``conn_options``."""
+        """Transcribe a whole utterance. Recoverable errors are retried per ``conn_options``;
+        an attempt taking more than ``conn_options.timeout`` seconds fails recoverably."""
         frames = [buffer] if isinstance(buffer, rtc.AudioFrame) else list(buffer)
         for attempt in range(conn_options.max_retry + 1):
             started = now()
             try:
-                ev = await self._recognize_impl(
-                    frames, language=language, conn_options=conn_options
-                )
+                ev = await self._recognize_attempt(frames, language, conn_options)
             except STTError as e:
                 if not e.recoverable or attempt == conn_options.max_retry:
                     raise
@@ -122,6 +121,22 @@ class STT(ABC, rtc.EventEmitter[Literal["metrics_collected", "error"]]):
             )
             return ev
         raise AssertionError("unreachable")
+
+    async def _recognize_attempt(
+        self, frames: list[rtc.AudioFrame], language: str | None, conn_options: APIConnectOptions
+    ) -> SpeechEvent:
+        deadline = asyncio.timeout(conn_options.timeout)
+        try:
+            async with deadline:
+                return await self._recognize_impl(
+                    frames, language=language, conn_options=conn_options
+                )
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # the provider's own TimeoutError, not ours
+            raise STTError(
+                f"{self.label} timed out after {conn_options.timeout:g}s", recoverable=True
+            ) from None
 
     def stream(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..exceptions import TTSError
+from .fallback_adapter import AvailabilityChangedEvent, FallbackAdapter, FallbackChunkedStream
 from .stream_adapter import StreamAdapter
 from .tts import (
     TEXT_KEY,
@@ -16,7 +17,10 @@ from .tts import (
 __all__ = [
     "TEXT_KEY",
     "TTS",
+    "AvailabilityChangedEvent",
     "ChunkedStream",
+    "FallbackAdapter",
+    "FallbackChunkedStream",
     "StreamAdapter",
     "SynthesizeStream",
     "SynthesizedAudio",

@@ -42,7 +42,7 @@ class TTSCapabilities:
     streaming: bool
 
 
-class TTS(ABC, rtc.EventEmitter[Literal["metrics_collected", "error"]]):
+class TTS(ABC, rtc.EventEmitter[Literal["metrics_collected", "error", "tts_availability_changed"]]):
     def __init__(self, *, capabilities: TTSCapabilities, sample_rate: int, num_channels: int = 1):
         super().__init__()
         self._capabilities = capabilities
@@ -87,7 +87,8 @@ class TTS(ABC, rtc.EventEmitter[Literal["metrics_collected", "error"]]):
 class ChunkedStream(DuplexStream[None, SynthesizedAudio]):
     """The audio of one text. Providers implement :meth:`_synthesize`, calling
     :meth:`_emit_frame`; the base class retries recoverable errors that happen before the first
-    frame, and reports :class:`TTSMetrics`."""
+    frame, and reports :class:`TTSMetrics`. An attempt fails (recoverably) when no frame comes
+    for ``conn_options.timeout`` seconds, before the first frame or between two."""
 
     def __init__(self, tts: TTS, text: str, *, conn_options: APIConnectOptions) -> None:
         self._tts = tts
@@ -98,6 +99,7 @@ class ChunkedStream(DuplexStream[None, SynthesizedAudio]):
         self._audio_duration = 0.0
         self._started_at = now()
         self._first = True
+        self._deadline: asyncio.Timeout | None = None
         super().__init__()
 
     @property
@@ -114,7 +116,28 @@ class ChunkedStream(DuplexStream[None, SynthesizedAudio]):
             self._first = False
             frame.userdata[TEXT_KEY] = self._text
         self._audio_duration += frame_duration(frame)
+        deadline = self._deadline
+        if deadline is not None and not deadline.expired():
+            deadline.reschedule(asyncio.get_running_loop().time() + self._conn_options.timeout)
         self._emit(SynthesizedAudio(frame=frame, request_id=self._request_id))
+
+    async def _synthesize_attempt(self) -> None:
+        """One call of :meth:`_synthesize` under the per-attempt timeout."""
+        timeout = self._conn_options.timeout
+        deadline = asyncio.timeout(timeout)
+        self._deadline = deadline
+        try:
+            async with deadline:
+                await self._synthesize()
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # the provider's own TimeoutError, not ours
+            when = "between two frames" if self._ttfb is not None else "before the first frame"
+            raise TTSError(
+                f"{self._tts.label} timed out after {timeout:g}s {when}", recoverable=True
+            ) from None
+        finally:
+            self._deadline = None
 
     async def _run(self) -> None:
         opts = self._conn_options
@@ -122,7 +145,7 @@ class ChunkedStream(DuplexStream[None, SynthesizedAudio]):
         try:
             for attempt in range(opts.max_retry + 1):
                 try:
-                    await self._synthesize()
+                    await self._synthesize_attempt()
                     cancelled = False
                     return
                 except TTSError as e:
