@@ -75,6 +75,9 @@ class Chan(Generic[T]):
 
 async def cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
     """Cancel the given tasks and wait until they have finished, swallowing their outcome."""
+    for t in tasks:
+        if t is not None and t.done() and not t.cancelled():
+            t.exception()  # retrieved: a failure the owner chose to drop is not "never retrieved"
     pending = [t for t in tasks if t is not None and not t.done()]
     for t in pending:
         t.cancel()

@@ -137,6 +137,7 @@ class AgentSession(rtc.EventEmitter[EventTypes], Generic[Userdata_T]):
         self._run_state: RunResult | None = None
         self._unrecoverable_errors: dict[str, int] = {}
         self._close_task: asyncio.Task[None] | None = None
+        self._closed_event = asyncio.Event()  # (binds no loop until awaited)
         self._audio_task: asyncio.Task[None] | None = None
         self._away_task: asyncio.Task[None] | None = None
 
@@ -226,8 +227,16 @@ class AgentSession(rtc.EventEmitter[EventTypes], Generic[Userdata_T]):
 
     async def _close(self, reason: CloseReason, error: str | None = None) -> None:
         if self._closing:
+            # closing already (e.g. after repeated errors): wait until it is done
+            await self._closed_event.wait()
             return
         self._closing = True
+        try:
+            await self._do_close(reason, error)
+        finally:
+            self._closed_event.set()
+
+    async def _do_close(self, reason: CloseReason, error: str | None) -> None:
         await cancel_and_wait(self._audio_task, self._away_task)
         if self._agent_update_task is not None:
             await asyncio.wait({self._agent_update_task})

@@ -371,6 +371,9 @@ class AudioRecognition:
 
     def _on_stt_event(self, ev: SpeechEvent) -> None:
         if ev.type == SpeechEventType.START_OF_SPEECH:
+            if self._mode == "stt" and self._eou_task is not None:
+                self._eou_task.cancel()  # the STT hears the user going on
+                self._eou_task = None
             if self._vad is None and not self._speaking:
                 self._speaking = True
                 if self._started_speaking_at is None:
@@ -410,13 +413,15 @@ class AudioRecognition:
                 # the final came after the end of speech: endpoint from it now
                 self._run_eou_detection()
         elif ev.type == SpeechEventType.END_OF_SPEECH:
-            if self._mode == "stt" or self._vad is None:
-                if self._speaking:
-                    self._speaking = False
-                    self._hooks.on_end_of_speech(None)
+            # the user's speaking state follows the VAD when there is one; the STT's end of
+            # speech only ends the turn (turn_detection="stt")
+            if self._vad is None and self._speaking:
+                self._speaking = False
+                self._hooks.on_end_of_speech(None)
+            if self._vad is None or self._mode == "stt":
                 self._last_speaking_time = now()
-                if self._mode == "stt":
-                    self._run_eou_detection()
+            if self._mode == "stt":
+                self._run_eou_detection()
 
     def _emit_stt_metrics(self) -> None:
         delay = 0.0

@@ -1,0 +1,80 @@
+"""Provider selection: environment and choices → providers, and the first-run check."""
+
+from __future__ import annotations
+
+import pytest
+
+from voicetui.plugins import selection
+from voicetui.plugins.selection import ModelSelection, build_models, check_requirements, resolve
+
+
+def test_no_key_selects_the_embedded_stack() -> None:
+    r = resolve(ModelSelection(), env={})
+    assert (r.stt, r.llm, r.tts, r.vad) == ("local", "local", "local", "silero")
+    assert "no OPENAI_API_KEY" in r.reasons[0]
+
+
+def test_key_selects_hosted_models() -> None:
+    r = resolve(ModelSelection(), env={"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": "http://h/v1"})
+    assert (r.stt, r.llm, r.tts) == ("openai", "openai", "openai")
+    assert r.openai_api_key == "sk-x" and r.openai_base_url == "http://h/v1"
+    assert "LLM openai at http://h/v1" in r.describe()
+
+
+def test_each_model_is_chosen_independently() -> None:
+    r = resolve(
+        ModelSelection(stt="local", tts="local-fast", vad="webrtcvad"),
+        env={"OPENAI_API_KEY": "sk-x"},
+    )
+    assert (r.stt, r.llm, r.tts, r.vad) == ("local", "openai", "local-fast", "webrtcvad")
+
+
+def test_silero_falls_back_to_webrtcvad(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(selection, "_installed", lambda m: m != "onnxruntime")
+    r = resolve(ModelSelection(), env={})
+    assert r.vad == "webrtcvad" and any("webrtcvad" in x for x in r.reasons)
+
+
+def test_unknown_choice_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        ModelSelection(llm="gemini")  # type: ignore[arg-type]
+
+
+def test_first_run_check_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(selection, "_installed", lambda m: m not in ("llama_cpp", "piper"))
+    problems = check_requirements(resolve(ModelSelection(), env={}))
+    assert problems == [
+        "the embedded LLM needs the llama.cpp runtime (llama-cpp-python), which is not "
+        "installed: pip install 'voicetui[local]'",
+        "the embedded Piper TTS needs piper-tts, which is not installed: "
+        "pip install 'voicetui[local]'",
+    ]
+
+
+def test_first_run_check_openai_without_key() -> None:
+    problems = check_requirements(resolve(ModelSelection(llm="openai", stt="local"), env={}))
+    assert any("OPENAI_API_KEY is not set" in p for p in problems)
+
+
+def test_everything_installed_here() -> None:
+    assert check_requirements(resolve(ModelSelection(), env={})) == []
+
+
+def test_build_local_models_without_loading_weights() -> None:
+    models = build_models(resolve(ModelSelection(), env={}))
+    assert type(models.stt).__name__ == "WhisperSTT"
+    assert type(models.llm).__name__ == "LlamaLLM"
+    assert type(models.tts).__name__ == "PiperTTS"
+    assert type(models.vad).__module__ == "voicetui.plugins.silero"
+
+
+def test_build_hosted_models() -> None:
+    models = build_models(
+        resolve(ModelSelection(vad="webrtcvad"), env={"OPENAI_API_KEY": "sk-test"})
+    )
+    assert {type(m).__module__ for m in (models.stt, models.llm, models.tts)} == {
+        "voicetui.plugins.openai.stt",
+        "voicetui.plugins.openai.llm",
+        "voicetui.plugins.openai.tts",
+    }
+    assert set(models.as_kwargs()) == {"stt", "vad", "llm", "tts"}
