@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from voicetui.plugins import selection
@@ -78,3 +80,52 @@ def test_build_hosted_models() -> None:
         "voicetui.plugins.openai.tts",
     }
     assert set(models.as_kwargs()) == {"stt", "vad", "llm", "tts"}
+
+
+async def test_prewarm_loads_in_order_and_reports_failures() -> None:
+    from voicetui.agents.exceptions import TTSError
+    from voicetui.plugins.prewarm import LoadProgress, prewarm_models
+    from voicetui.plugins.selection import SessionModels
+
+    calls: list[str] = []
+
+    class _STT:
+        label = "stt-model"
+
+        async def prewarm(self, on_progress: Any = None) -> None:
+            on_progress("loading", 0.5)
+            calls.append("stt")
+
+    class _TTS:
+        label = "tts-model"
+
+        async def prewarm(self) -> None:
+            calls.append("tts")
+            raise TTSError("voice file is damaged", recoverable=False)
+
+    class _LLM:
+        label = "llm-model"
+
+        async def prewarm(self, *, instructions: Any, tools: Any, progress: Any) -> None:
+            progress("model", 50, 100)
+            calls.append(f"llm:{instructions}")
+
+    seen: list[LoadProgress] = []
+    errors = await prewarm_models(
+        SessionModels(stt=_STT(), vad=None, llm=_LLM(), tts=_TTS()),  # type: ignore[arg-type]
+        instructions="be brief",
+        on_progress=seen.append,
+    )
+    assert calls == ["stt", "tts", "llm:be brief"]
+    assert errors == ["TTS tts-model: voice file is damaged"]
+    stages = [(p.kind, p.stage, p.fraction) for p in seen]
+    assert stages == [
+        ("stt", "start", 0.0),
+        ("stt", "load", 0.5),
+        ("stt", "ready", 1.0),
+        ("tts", "start", 0.0),
+        ("tts", "failed", None),
+        ("llm", "start", 0.0),
+        ("llm", "model", 0.5),
+        ("llm", "ready", 1.0),
+    ]
