@@ -342,3 +342,74 @@ async def test_no_task_left_after_aclose(no_leaks: None) -> None:
     await session.aclose()
     with pytest.raises(RuntimeError):
         session.say("too late")
+
+
+# --- debugging tools: interception, started events, re-runs ---------------------------------
+async def test_tool_call_interceptor_edits_mocks_and_errors() -> None:
+    from voicetui.agents.voice import MockToolError, MockToolResult, RunTool
+
+    ran: list[str] = []
+
+    @function_tool
+    async def lookup(city: str) -> str:
+        """Look up a city."""
+        ran.append(city)
+        return f"{city}: sunny"
+
+    llm = FakeLLM(
+        [
+            FakeLLMResponse(tool_calls=[FakeToolCall("lookup", {"city": "Paris"})]),
+            FakeLLMResponse(content="Edited."),
+            FakeLLMResponse(tool_calls=[FakeToolCall("lookup", {"city": "Rome"})]),
+            FakeLLMResponse(content="Mocked."),
+            FakeLLMResponse(tool_calls=[FakeToolCall("lookup", {"city": "Oslo"})]),
+            FakeLLMResponse(content="Failed."),
+        ]
+    )
+    session: AgentSession[None] = AgentSession(llm=llm)
+    decisions = iter(
+        [
+            RunTool(arguments='{"city": "Berlin"}'),
+            MockToolResult(output="Rome: snowing (mocked)"),
+            MockToolError(message="the weather service is down"),
+        ]
+    )
+    seen: list[str] = []
+
+    async def intercept(call: Any) -> Any:
+        seen.append(call.arguments)
+        return next(decisions)
+
+    session.tool_call_interceptor = intercept
+    log = EventLog(session)
+    await session.start(Agent(instructions="x", tools=[lookup]))
+    for q in ("weather in paris", "weather in rome", "weather in oslo"):
+        await session.run(user_input=q)
+    assert ran == ["Berlin"]  # only the edited call ran; the mocks never did
+    started = log.of("function_tools_started")
+    assert [ev.function_calls[0].name for ev in started] == ["lookup"] * 3
+    executed = [ev.executions[0] for ev in log.of("function_tools_executed")]
+    assert executed[0].output.output == "Berlin: sunny" and not executed[0].mocked
+    assert executed[0].call.arguments == '{"city": "Berlin"}'
+    assert executed[1].mocked and executed[1].output.output == "Rome: snowing (mocked)"
+    assert executed[2].mocked and executed[2].output.is_error
+    # what the LLM read back is what the interceptor decided
+    assert llm.calls[3].chat_ctx.items[-1].output == "Rome: snowing (mocked)"  # type: ignore[union-attr]
+    assert len(seen) == 3
+    await session.aclose()
+
+
+async def test_rerun_tool_outside_the_conversation() -> None:
+    @function_tool
+    async def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    session: AgentSession[None] = AgentSession(llm=FakeLLM())
+    await session.start(Agent(instructions="x", tools=[add]))
+    ex = await session.rerun_tool("add", '{"a": 2, "b": 40}')
+    assert ex.output.output == "42" and not ex.output.is_error
+    bad = await session.rerun_tool("add", '{"a": "two"}')
+    assert bad.output.is_error
+    assert len(session.history.items) == 0
+    await session.aclose()

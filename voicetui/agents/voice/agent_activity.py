@@ -22,7 +22,13 @@ from ..tts import StreamAdapter as TTSStreamAdapter
 from ..vad import VAD
 from .agent import Agent, ModelSettings
 from .audio_recognition import AudioRecognition, EndpointingOptions, TurnDetectionMode
-from .events import FunctionToolsExecutedEvent, RunContext, SpeechCreatedEvent, SpeechSource
+from .events import (
+    FunctionToolsExecutedEvent,
+    FunctionToolsStartedEvent,
+    RunContext,
+    SpeechCreatedEvent,
+    SpeechSource,
+)
 from .generation import (
     TTSGenerationData,
     execute_tools,
@@ -548,6 +554,9 @@ class AgentActivity:
                     len(calls),
                 )
                 return []
+            self._session._emit_event(
+                FunctionToolsStartedEvent(function_calls=list(calls), speech_id=handle.id)
+            )
             return await execute_tools(
                 calls,
                 tools,
@@ -555,6 +564,7 @@ class AgentActivity:
                     session=self._session, speech_handle=handle, function_call=call
                 ),
                 lambda v: isinstance(v, Agent),
+                intercept=self._session.tool_call_interceptor,
             )
 
         authorized = False

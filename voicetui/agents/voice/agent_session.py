@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 from typing import Any, Generic
@@ -12,7 +13,15 @@ from typing import Any, Generic
 from livekit import rtc
 
 from .._aio import TaskSet, cancel_and_wait
-from ..llm import LLM, AgentHandoff, ChatContext, ChatItem, ChatMessage, ToolChoice
+from ..llm import (
+    LLM,
+    AgentHandoff,
+    ChatContext,
+    ChatItem,
+    ChatMessage,
+    FunctionCall,
+    ToolChoice,
+)
 from ..metrics import AgentMetrics
 from ..stt import STT
 from ..tts import TTS
@@ -30,11 +39,14 @@ from .events import (
     ErrorEvent,
     EventTypes,
     MetricsCollectedEvent,
+    RunContext,
     SpeechCreatedEvent,
+    ToolExecution,
     Userdata_T,
     UserState,
     UserStateChangedEvent,
 )
+from .generation import ToolCallInterceptor, execute_tools
 from .io import AgentInput, AgentOutput, AudioInput
 from .run_result import RunResult
 from .speech_handle import SpeechHandle
@@ -138,6 +150,9 @@ class AgentSession(rtc.EventEmitter[EventTypes], Generic[Userdata_T]):
         self._unrecoverable_errors: dict[str, int] = {}
         self._close_task: asyncio.Task[None] | None = None
         self._closed_event = asyncio.Event()  # (binds no loop until awaited)
+        self.tool_call_interceptor: ToolCallInterceptor | None = None
+        """Called before each tool call runs; decides to run it (maybe with edited arguments)
+        or to hand the LLM a mocked result or error instead. For debuggers like the TUI."""
         self._audio_task: asyncio.Task[None] | None = None
         self._away_task: asyncio.Task[None] | None = None
 
@@ -305,6 +320,19 @@ class AgentSession(rtc.EventEmitter[EventTypes], Generic[Userdata_T]):
     def clear_user_turn(self) -> None:
         """Forget what the user said since the last turn (push-to-talk cancelled)."""
         self._activity_or_raise().clear_user_turn()
+
+    async def rerun_tool(self, name: str, arguments: str) -> ToolExecution:
+        """Run one of the current agent's tools outside the conversation (debugging: re-run a
+        past call with edited arguments). Nothing is added to history; errors are returned."""
+        agent = self.current_agent
+        call = FunctionCall(call_id=f"rerun_{uuid.uuid4().hex[:8]}", name=name, arguments=arguments)
+        outcomes = await execute_tools(
+            [call],
+            agent.tools,
+            lambda c: RunContext(session=self, speech_handle=SpeechHandle(), function_call=c),
+            lambda v: isinstance(v, Agent),
+        )
+        return outcomes[0].execution
 
     def update_agent(self, agent: Agent) -> asyncio.Task[None]:
         """Hand the conversation to ``agent``: the current agent finishes what it is saying and

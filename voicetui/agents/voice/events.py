@@ -25,6 +25,7 @@ EventTypes: TypeAlias = Literal[
     "agent_state_changed",
     "user_state_changed",
     "conversation_item_added",
+    "function_tools_started",
     "function_tools_executed",
     "speech_created",
     "metrics_collected",
@@ -107,6 +108,16 @@ class ToolExecution(BaseModel):
     exception: str | None = None
     """The exception a tool raised (the LLM only sees a generic message for those)."""
     handoff_agent_id: str | None = None
+    mocked: bool = False
+    """The result was given by a tool-call interceptor (the tool did not run)."""
+
+
+class FunctionToolsStartedEvent(_Event):
+    """A step's tool calls are about to run (a tool-running badge; break-on-tool-call)."""
+
+    type: Literal["function_tools_started"] = "function_tools_started"
+    function_calls: list[FunctionCall]
+    speech_id: str
 
 
 class FunctionToolsExecutedEvent(_Event):
@@ -174,6 +185,7 @@ SessionEvent: TypeAlias = Annotated[
     | AgentStateChangedEvent
     | UserStateChangedEvent
     | ConversationItemAddedEvent
+    | FunctionToolsStartedEvent
     | FunctionToolsExecutedEvent
     | SpeechCreatedEvent
     | MetricsCollectedEvent

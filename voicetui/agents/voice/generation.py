@@ -241,6 +241,32 @@ def _word_prefix(text: str, ratio: float) -> str:
     return " ".join(words[:n])
 
 
+@dataclass(frozen=True)
+class RunTool:
+    """Tool-call interception: run the tool, with ``arguments`` (JSON) instead of the LLM's."""
+
+    arguments: str | None = None
+
+
+@dataclass(frozen=True)
+class MockToolResult:
+    """Tool-call interception: do not run the tool; the LLM gets ``output`` as its result."""
+
+    output: str
+
+
+@dataclass(frozen=True)
+class MockToolError:
+    """Tool-call interception: do not run the tool; the LLM gets ``message`` as its error."""
+
+    message: str
+
+
+ToolCallDecision = RunTool | MockToolResult | MockToolError
+ToolCallInterceptor = Callable[[FunctionCall], Awaitable[ToolCallDecision]]
+"""Called before each tool call runs (e.g. the TUI's break-on-tool-call)."""
+
+
 @dataclass
 class ToolOutcome:
     execution: ToolExecution
@@ -254,13 +280,27 @@ async def execute_tools(
     tools: list[FunctionTool],
     make_context: Callable[[FunctionCall], Any],
     is_agent: Callable[[Any], bool],
-    before_call: Callable[[FunctionCall], Awaitable[None]] | None = None,
+    intercept: ToolCallInterceptor | None = None,
 ) -> list[ToolOutcome]:
     """Run one step's tool calls concurrently. Every failure becomes an error output the LLM
     reads; nothing raised by a tool escapes."""
     by_name = {t.name: t for t in tools}
 
     async def run_one(call: FunctionCall) -> ToolOutcome:
+        if intercept is not None:
+            decision = await intercept(call)
+            if isinstance(decision, MockToolResult | MockToolError):
+                is_error = isinstance(decision, MockToolError)
+                text = decision.message if isinstance(decision, MockToolError) else decision.output
+                out = FunctionCallOutput(
+                    call_id=call.call_id, name=call.name, output=text, is_error=is_error
+                )
+                return ToolOutcome(
+                    ToolExecution(call=call, output=out, duration=0.0, mocked=True),
+                    reply_required=True,
+                )
+            if decision.arguments is not None and decision.arguments != call.arguments:
+                call = call.model_copy(update={"arguments": decision.arguments})
         started = now()
 
         def outcome(
@@ -293,8 +333,6 @@ async def execute_tools(
         except ToolArgumentsError as e:
             return outcome(f"Error calling {call.name}: {e}", is_error=True, reply_required=True)
         try:
-            if before_call is not None:
-                await before_call(call)
             result = await tool.invoke(make_context(call), args)
         except ToolError as e:
             return outcome(e.message, is_error=True, reply_required=True)
