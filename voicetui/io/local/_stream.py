@@ -1,0 +1,240 @@
+"""Keeps one PortAudio stream running for a backend: opens it on the chosen device, watches it
+(finished unexpectedly, or no callback for a while), reports faults as readable ``error``
+events, and reopens it with backoff when the device comes back. Opening and closing happen in a
+worker thread (they block); the loop only waits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ...agents._aio import cancel_and_wait, now
+from .devices import (
+    DeviceInfo,
+    DeviceSpec,
+    Direction,
+    close_stream,
+    open_stream,
+    refresh_devices,
+    resolve_device,
+)
+from .events import AudioErrorEvent, LocalAudioEvents, StreamOpenedEvent
+
+logger = logging.getLogger("voicetui.io.local")
+
+OpenFn = Callable[[Any, DeviceInfo, Callable[[], None]], Any]
+"""(sounddevice module, device, finished_callback) -> an unstarted sounddevice stream."""
+
+DEFAULT_BACKOFF = (0.5, 1.0, 2.0, 4.0)
+
+
+def describe_error(e: BaseException) -> str:
+    """A one-line message for a device error (PortAudioError args are (text, code, ...))."""
+    if e.args and isinstance(e.args[0], str):
+        text = e.args[0].strip()
+        host = e.args[2] if len(e.args) > 2 else None  # (host API, error code, error text)
+        if isinstance(host, tuple) and len(host) > 2 and host[2]:
+            text += f" ({host[2]})"
+        return text
+    return str(e) or type(e).__name__
+
+
+class StreamSupervisor:
+    def __init__(
+        self,
+        *,
+        direction: Direction,
+        device: DeviceSpec,
+        events: LocalAudioEvents,
+        make_stream: OpenFn,
+        on_opened: Callable[[Any, DeviceInfo], None],
+        on_closed: Callable[[bool], None],
+        stall_timeout: float = 2.0,
+        backoff: Sequence[float] = DEFAULT_BACKOFF,
+    ) -> None:
+        self._direction = direction
+        self._what = "microphone" if direction == "input" else "speaker"
+        self._spec = device
+        self._events = events
+        self._make_stream = make_stream
+        self._on_opened = on_opened
+        self._on_closed = on_closed
+        self._stall_timeout = stall_timeout
+        self._backoff = tuple(backoff) or DEFAULT_BACKOFF
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()  # a switch (or close) interrupts waits
+        self._ended: asyncio.Event | None = None
+        self._last_beat = 0.0
+        self._generation = 0
+        self._device: DeviceInfo | None = None
+        self._stream: Any = None
+        self._last_error: str | None = None
+        self._open = asyncio.Event()
+
+    @property
+    def device(self) -> DeviceInfo | None:
+        """The device of the running stream (None while there is none)."""
+        return self._device if self._stream is not None else None
+
+    @property
+    def spec(self) -> DeviceSpec:
+        return self._spec
+
+    @property
+    def stream(self) -> Any:
+        return self._stream
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"LocalAudio.{self._direction}")
+
+    @property
+    def is_open(self) -> bool:
+        return self._open.is_set()
+
+    async def wait_open(self) -> None:
+        """Until a stream runs."""
+        await self._open.wait()
+
+    def heartbeat(self) -> None:
+        """The owner got a block from the stream (on the loop)."""
+        self._last_beat = now()
+
+    async def switch(self, device: DeviceSpec) -> DeviceInfo:
+        """Use another device from now on; raises :class:`DeviceNotFoundError` (keeping the
+        current device) if there is no such device."""
+        info = await asyncio.to_thread(resolve_device, device, self._direction)
+        self._spec = device
+        self._wake.set()
+        return info
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # --- the loop -------------------------------------------------------------------------
+    def _fault(self, message: str, error: BaseException | None) -> None:
+        if message == self._last_error:
+            logger.debug("%s", message)
+            return
+        self._last_error = message
+        logger.warning("%s", message)
+        self._events.emit("error", AudioErrorEvent(self._direction, message, error))
+
+    async def _sleep(self, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
+
+    async def _run(self) -> None:
+        attempt = 0
+        recovered = False
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    stream, info = await self._open_stream()
+                except Exception as e:  # PortAudioError, DeviceNotFoundError, OSError...
+                    delay = self._backoff[min(attempt, len(self._backoff) - 1)]
+                    attempt += 1
+                    self._on_closed(True)
+                    self._fault(
+                        f"{self._what} unavailable: {describe_error(e)} "
+                        f"(retrying every {self._backoff[-1]:g}s at most)",
+                        e,
+                    )
+                    await asyncio.to_thread(refresh_devices)
+                    await self._sleep(delay)
+                    recovered = True
+                    continue
+                attempt = 0
+                self._last_error = None
+                self._events.emit(
+                    "stream_opened",
+                    StreamOpenedEvent(
+                        direction=self._direction,
+                        device=info.name,
+                        device_index=info.index,
+                        sample_rate=int(stream.samplerate),
+                        latency=float(stream.latency),
+                        recovered=recovered,
+                    ),
+                )
+                recovered = False
+                reason = await self._watch()
+                await self._close_current(lost=reason is not None)
+                if reason is None:  # switched device
+                    continue
+                self._fault(f"{self._what} {info.name!r} stopped: {reason}; reopening", None)
+                recovered = True
+                await self._sleep(self._backoff[0])
+        finally:
+            await self._close_current()
+
+    async def _open_stream(self) -> tuple[Any, DeviceInfo]:
+        info = await asyncio.to_thread(resolve_device, self._spec, self._direction)
+        self._generation += 1
+        generation = self._generation
+        loop = asyncio.get_running_loop()
+        ended = asyncio.Event()
+
+        def finished() -> None:  # PortAudio thread
+            with contextlib.suppress(RuntimeError):  # the loop is closed
+                loop.call_soon_threadsafe(self._on_finished, generation, ended)
+
+        def make(sd: Any) -> Any:
+            return self._make_stream(sd, info, finished)
+
+        opening = asyncio.ensure_future(asyncio.to_thread(open_stream, make))
+        try:
+            stream = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # the worker thread still opens it: close it before giving up
+            with contextlib.suppress(BaseException):
+                await asyncio.to_thread(close_stream, await opening)
+            raise
+        self._stream, self._device, self._ended = stream, info, ended
+        self._last_beat = now()
+        self._on_opened(stream, info)
+        self._open.set()
+        return stream, info
+
+    def _on_finished(self, generation: int, ended: asyncio.Event) -> None:
+        if generation == self._generation:
+            ended.set()
+
+    async def _watch(self) -> str | None:
+        """Until the stream dies (returns why) or a switch is requested (None)."""
+        ended = self._ended
+        assert ended is not None
+        check = min(0.25, self._stall_timeout / 4)
+        while True:
+            if self._wake.is_set():
+                return None
+            if ended.is_set():
+                return "the stream finished unexpectedly (device unplugged or gone)"
+            stream = self._stream
+            if stream is not None and not stream.active:
+                return "the stream stopped unexpectedly"
+            if now() - self._last_beat > self._stall_timeout:
+                return f"no audio for {self._stall_timeout:g}s (device stalled)"
+            waits = [asyncio.ensure_future(ended.wait()), asyncio.ensure_future(self._wake.wait())]
+            try:
+                await asyncio.wait(waits, timeout=check, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                await cancel_and_wait(*waits)
+
+    async def _close_current(self, *, lost: bool = False) -> None:
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        self._generation += 1  # its finished callback is ours, not a fault
+        self._open.clear()
+        self._on_closed(lost)
+        await asyncio.shield(asyncio.to_thread(close_stream, stream))

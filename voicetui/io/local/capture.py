@@ -1,0 +1,209 @@
+"""``LocalAudioInput``: the microphone as the session's audio input (PortAudio via sounddevice).
+
+The PortAudio callback only copies the block and hands it to the loop; on the loop each 10 ms
+block goes through echo cancellation (when paired with a speaker, see :class:`LocalAudio`), mute,
+the level meter and the resampler, and comes out as frames of ``frame_duration`` at
+``sample_rate``. Device faults never reach the session: the iterator keeps waiting while the
+stream is reopened, and the faults are ``error`` events on :attr:`events`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import numpy as np
+import soxr
+from livekit import rtc
+
+from ...agents.audio import AudioByteStream
+from ...agents.voice.io import AudioInput
+from ._stream import DEFAULT_BACKOFF, StreamSupervisor
+from .devices import DeviceInfo, DeviceSpec
+from .echo import EchoCanceller
+from .events import AudioLevelsEvent, LocalAudioEvents
+from .levels import LevelMeter
+
+
+class LocalAudioInput(AudioInput):
+    """Mic frames for the session.
+
+    ``device``: None (system default), an index, or a name substring (see
+    :func:`resolve_device`). ``device_sample_rate``: the rate the device is opened at (None = its
+    default rate). ``latency``: PortAudio's suggested latency (0.02 s or ``"high"``; ``"low"``
+    underruns on PulseAudio). ``max_buffered``: seconds of frames kept while nobody reads (the
+    oldest are dropped). The stream opens on :meth:`start` or when iteration begins."""
+
+    def __init__(
+        self,
+        *,
+        device: DeviceSpec = None,
+        sample_rate: int = 24000,
+        device_sample_rate: int | None = 48000,
+        frame_duration: float = 0.01,
+        latency: float | str = 0.02,
+        echo_canceller: EchoCanceller | None = None,
+        events: LocalAudioEvents | None = None,
+        max_buffered: float = 2.0,
+        stall_timeout: float = 2.0,
+        backoff: Sequence[float] = DEFAULT_BACKOFF,
+        label: str = "LocalAudioInput",
+    ) -> None:
+        super().__init__(label=label)
+        self._sample_rate = sample_rate
+        self._device_sample_rate = device_sample_rate
+        self._frame_samples = max(1, round(sample_rate * frame_duration))
+        self._latency = latency
+        self._echo = echo_canceller
+        self.events: LocalAudioEvents = events if events is not None else LocalAudioEvents()
+        self._queue: deque[rtc.AudioFrame] = deque(
+            maxlen=max(1, round(max_buffered / frame_duration))
+        )
+        self._ready = asyncio.Event()
+        self._muted = False
+        self._closed = False
+        self.xruns = 0
+        """Overflows reported by PortAudio (audio lost because the loop was too slow)."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._rate = 0
+        self._resampler: soxr.ResampleStream | None = None
+        self._chunker = AudioByteStream(sample_rate, 1, self._frame_samples)
+        self._meter: LevelMeter | None = None
+        self._supervisor = StreamSupervisor(
+            direction="input",
+            device=device,
+            events=self.events,
+            make_stream=self._make_stream,
+            on_opened=self._on_opened,
+            on_closed=lambda lost: None,
+            stall_timeout=stall_timeout,
+            backoff=backoff,
+        )
+
+    # --- public ---------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self._sample_rate
+
+    @property
+    def device(self) -> DeviceInfo | None:
+        """The device in use (None while no stream runs)."""
+        return self._supervisor.device
+
+    @property
+    def latency(self) -> float | None:
+        stream = self._supervisor.stream
+        return float(stream.latency) if stream is not None else None
+
+    @property
+    def muted(self) -> bool:
+        return self._muted
+
+    def set_muted(self, muted: bool) -> None:
+        """Mute: the session keeps getting frames, all silent (its VAD sees silence)."""
+        self._muted = muted
+
+    def start(self) -> None:
+        """Open the device (in the background; faults are ``error`` events)."""
+        if self._closed:
+            raise RuntimeError(f"{self.label} is closed")
+        self._loop = asyncio.get_running_loop()
+        self._supervisor.start()
+
+    async def wait_open(self) -> None:
+        """Open the device if not yet, and wait until its stream runs (use with
+        ``asyncio.timeout``)."""
+        self.start()
+        await self._supervisor.wait_open()
+
+    async def switch_device(self, device: DeviceSpec) -> DeviceInfo:
+        """Capture from another device from now on (the session keeps iterating). Raises
+        :class:`DeviceNotFoundError` and keeps the current device if there is none such."""
+        return await self._supervisor.switch(device)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._ready.set()
+        await self._supervisor.aclose()
+
+    def __aiter__(self) -> AsyncIterator[rtc.AudioFrame]:
+        return self._frames()
+
+    def on_attached(self) -> None:
+        self._queue.clear()  # what was said before the session listened is stale
+
+    # --- internals ------------------------------------------------------------------------
+    async def _frames(self) -> AsyncIterator[rtc.AudioFrame]:
+        if not self._closed:
+            self.start()
+        while not self._closed:
+            if self._queue:
+                yield self._queue.popleft()
+                continue
+            self._ready.clear()
+            await self._ready.wait()
+
+    def _make_stream(self, sd: Any, info: DeviceInfo, finished: Callable[[], None]) -> Any:
+        rate = self._device_sample_rate or int(info.default_samplerate)
+        return sd.RawInputStream(
+            device=info.index,
+            samplerate=rate,
+            channels=1,
+            dtype="int16",
+            blocksize=rate // 100,
+            latency=self._latency,
+            callback=self._callback,
+            finished_callback=finished,
+        )
+
+    def _callback(self, indata: Any, frames: int, time: Any, status: Any) -> None:
+        """PortAudio thread: hand the block to the loop, nothing else."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(self._on_block, bytes(indata), bool(status))
+        except RuntimeError:  # the loop is closed
+            pass
+
+    def _on_opened(self, stream: Any, info: DeviceInfo) -> None:
+        self._rate = int(stream.samplerate)
+        self._resampler = (
+            soxr.ResampleStream(self._rate, self._sample_rate, 1, dtype="float32", quality="HQ")
+            if self._rate != self._sample_rate
+            else None
+        )
+        self._meter = LevelMeter(self._rate, self._on_levels)
+        if self._echo is not None:
+            self._echo.set_input_latency(float(stream.latency))
+
+    def _on_block(self, data: bytes, xrun: bool) -> None:
+        self._supervisor.heartbeat()
+        if xrun:
+            self.xruns += 1
+            if self._echo is not None:
+                self._echo.on_glitch()
+        rate = self._rate
+        if not rate or self._closed:
+            return
+        n = len(data) // 2
+        if self._echo is not None and n == rate // 100:
+            frame = self._echo.process_capture(rtc.AudioFrame(data, rate, 1, n))
+            samples = np.frombuffer(frame.data, dtype=np.int16)
+        else:
+            samples = np.frombuffer(data, dtype=np.int16)
+        if self._muted:
+            samples = np.zeros_like(samples)
+        if self._meter is not None:
+            self._meter.push(samples)
+        if self._resampler is not None:  # (float: digital silence stays exactly silent)
+            out = self._resampler.resample_chunk(samples.astype(np.float32) / 32768.0)
+            samples = (np.clip(out, -1.0, 32767 / 32768) * 32768.0).astype(np.int16)
+        for f in self._chunker.push(samples.tobytes()):
+            self._queue.append(f)
+        self._ready.set()
+
+    def _on_levels(self, rms: float, peak: float) -> None:
+        self.events.emit("levels", AudioLevelsEvent("input", rms, peak, muted=self._muted))

@@ -1,0 +1,176 @@
+"""Audio devices through PortAudio (sounddevice): listing, selection by index or name substring,
+and opening/closing streams under one process-wide lock.
+
+PortAudio enumerates devices once, when it is initialized; :func:`refresh_devices` re-reads the
+list, which PortAudio only allows while no stream is open (so a device plugged in during a
+session shows up once every stream of ours is closed — e.g. while the backend retries).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Direction = Literal["input", "output"]
+DeviceSpec = int | str | None
+"""None = the system default; an int (or a string of digits) = a PortAudio device index; any
+other string = a case-insensitive substring of the device name."""
+
+_lock = threading.Lock()  # PortAudio is not thread-safe for open/close/(re)initialize
+_open_streams = 0
+
+
+class AudioDeviceError(Exception):
+    """A device could not be used; the message is meant for the user."""
+
+
+class DeviceNotFoundError(AudioDeviceError, LookupError):
+    """No device matches the requested index or name."""
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    index: int
+    name: str
+    hostapi: str
+    max_input_channels: int
+    max_output_channels: int
+    default_samplerate: float
+    default_input: bool = False
+    default_output: bool = False
+
+    def supports(self, direction: Direction) -> bool:
+        channels = self.max_input_channels if direction == "input" else self.max_output_channels
+        return channels > 0
+
+    def describe(self) -> str:
+        marks = ("<" if self.default_input else " ") + (">" if self.default_output else " ")
+        return (
+            f"{marks} {self.index:3d} {self.name} ({self.hostapi}, "
+            f"{self.max_input_channels} in, {self.max_output_channels} out, "
+            f"{self.default_samplerate:g} Hz)"
+        )
+
+
+def portaudio() -> Any:
+    """The sounddevice module (imported on first use: it loads PortAudio)."""
+    try:
+        import sounddevice as sd  # type: ignore[import-untyped,unused-ignore]
+    except OSError as e:  # libportaudio2 is missing
+        raise AudioDeviceError(f"PortAudio is not available: {e}") from e
+    return sd
+
+
+def _defaults(sd: Any) -> tuple[int, int]:
+    dev = sd.default.device
+    try:
+        return int(dev[0]), int(dev[1])
+    except (TypeError, ValueError, IndexError):
+        return -1, -1
+
+
+def list_devices(direction: Direction | None = None) -> list[DeviceInfo]:
+    """Every device PortAudio knows (only those usable for ``direction`` if given)."""
+    sd = portaudio()
+    with _lock:
+        raw = sd.query_devices()
+        hostapis = sd.query_hostapis()
+        default_in, default_out = _defaults(sd)
+    devices = [
+        DeviceInfo(
+            index=int(d["index"]),
+            name=str(d["name"]),
+            hostapi=str(hostapis[d["hostapi"]]["name"]),
+            max_input_channels=int(d["max_input_channels"]),
+            max_output_channels=int(d["max_output_channels"]),
+            default_samplerate=float(d["default_samplerate"]),
+            default_input=int(d["index"]) == default_in,
+            default_output=int(d["index"]) == default_out,
+        )
+        for d in raw
+    ]
+    return [d for d in devices if direction is None or d.supports(direction)]
+
+
+def format_devices(devices: list[DeviceInfo] | None = None) -> str:
+    """A listing for ``--list-devices`` (``<`` default input, ``>`` default output)."""
+    devices = list_devices() if devices is None else devices
+    if not devices:
+        return "no audio devices found"
+    return "\n".join(d.describe() for d in devices)
+
+
+def resolve_device(spec: DeviceSpec, direction: Direction) -> DeviceInfo:
+    """The device ``spec`` designates for ``direction``; raises :class:`DeviceNotFoundError`
+    with the list of usable devices when there is none."""
+    devices = list_devices(direction)
+    what = "microphone" if direction == "input" else "speaker"
+
+    def not_found(why: str) -> DeviceNotFoundError:
+        listing = "\n".join(d.describe() for d in devices) or "  (none)"
+        return DeviceNotFoundError(f"{why}; available {what}s:\n{listing}")
+
+    if isinstance(spec, str) and spec.strip().isdigit():
+        spec = int(spec.strip())
+    if spec is None or spec == "":
+        for d in devices:
+            if d.default_input if direction == "input" else d.default_output:
+                return d
+        if devices:
+            return devices[0]
+        raise not_found(f"no {what} found")
+    if isinstance(spec, int):
+        for d in devices:
+            if d.index == spec:
+                return d
+        raise not_found(f"no {what} with index {spec}")
+    needle = spec.casefold()
+    matches = [d for d in devices if needle in d.name.casefold()]
+    for d in matches:
+        if d.name.casefold() == needle:
+            return d
+    if matches:
+        return matches[0]
+    raise not_found(f"no {what} matching {spec!r}")
+
+
+def refresh_devices() -> bool:
+    """Re-read the device list from the system. Returns False (and changes nothing) while a
+    stream is open, since PortAudio cannot re-initialize then."""
+    sd = portaudio()
+    with _lock:
+        if _open_streams:
+            return False
+        sd._terminate()  # sounddevice has no public API to re-enumerate devices
+        sd._initialize()
+        return True
+
+
+def open_stream(factory: Callable[[Any], Any]) -> Any:
+    """Create and start a stream (blocking: call it in a worker thread). ``factory`` gets the
+    sounddevice module."""
+    global _open_streams
+    sd = portaudio()
+    with _lock:
+        stream = factory(sd)
+        try:
+            stream.start()
+        except BaseException:
+            stream.close(ignore_errors=True)
+            raise
+        _open_streams += 1
+    return stream
+
+
+def close_stream(stream: Any) -> None:
+    """Stop and close a stream opened by :func:`open_stream` (blocking; never raises)."""
+    global _open_streams
+    with _lock:
+        try:
+            stream.abort(ignore_errors=True)
+            stream.close(ignore_errors=True)
+        except Exception:  # a vanished device may fail on close too: nothing left to do
+            pass
+        _open_streams = max(0, _open_streams - 1)

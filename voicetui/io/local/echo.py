@@ -1,0 +1,152 @@
+"""Echo cancellation for a local mic + speaker pair, with WebRTC's audio processing
+(``livekit.rtc.AudioProcessingModule``): what the speaker plays is fed as the reverse (far-end)
+stream, every mic frame is processed (echo removed, noise suppressed, high-pass filtered, gain
+controlled) before the session hears it.
+
+The stream delay given to the module is the speaker stream's output latency plus the mic
+stream's input latency, as PortAudio reports them for the open streams (updated whenever either
+is reopened), plus ``extra_delay``. WebRTC's AEC3 refines the delay itself; the hint gets it
+converged sooner.
+
+Warm-up: for ``warmup`` seconds after the agent starts speaking (each segment's first audible
+frame, each resume after a pause, and each glitch — an under/overrun of either stream while
+the speaker plays, which shifts the echo's delay), mic frames are replaced by silence (and flagged with
+``frame.userdata["echo_warmup"] = True``) — the canceller needs a moment to adapt, and what
+leaks through then would sound like the user talking over the agent. How it composes with the
+session's turn-taking: the session's VAD sees silence during the warm-up, so nothing said then
+can interrupt; after it, an interruption still needs ``min_interruption_duration`` of speech
+(and ``min_interruption_words`` if set) as usual. A user who speaks first right at the start of
+an agent reply is heard from ``warmup`` seconds on. Set ``warmup=0`` to disable it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from livekit import rtc
+
+from ...agents._aio import now
+
+logger = logging.getLogger("voicetui.io.local")
+
+_FAR_ACTIVE_LEVEL = 100  # |sample| above this (-50 dBFS): the speaker is playing something
+
+
+class _Chunker:
+    """Re-chunks int16 mono samples into exact 10 ms frames."""
+
+    def __init__(self) -> None:
+        self._rate = 0
+        self._pending = np.zeros(0, dtype=np.int16)
+
+    def push(self, samples: np.ndarray, sample_rate: int) -> list[rtc.AudioFrame]:
+        if sample_rate != self._rate:
+            self._rate = sample_rate
+            self._pending = np.zeros(0, dtype=np.int16)
+        buf = np.concatenate([self._pending, samples]) if self._pending.size else samples
+        n = sample_rate // 100
+        count = buf.size // n
+        self._pending = buf[count * n :].copy()
+        return [
+            rtc.AudioFrame(buf[i * n : (i + 1) * n].tobytes(), sample_rate, 1, n)
+            for i in range(count)
+        ]
+
+
+class EchoCanceller:
+    """Shared by :class:`LocalAudioInput` (``process_capture``) and :class:`LocalAudioOutput`
+    (``process_reverse``, ``start_warmup``); :class:`LocalAudio` wires both."""
+
+    def __init__(
+        self,
+        *,
+        echo_cancellation: bool = True,
+        noise_suppression: bool = True,
+        high_pass_filter: bool = True,
+        auto_gain_control: bool = True,
+        warmup: float = 0.3,
+        extra_delay: float = 0.0,
+    ) -> None:
+        if warmup < 0:
+            raise ValueError("warmup must be >= 0")
+        self._apm = rtc.AudioProcessingModule(
+            echo_cancellation=echo_cancellation,
+            noise_suppression=noise_suppression,
+            high_pass_filter=high_pass_filter,
+            auto_gain_control=auto_gain_control,
+        )
+        self._aec = echo_cancellation
+        self.warmup = warmup
+        self._extra_delay = extra_delay
+        self._input_latency = 0.0
+        self._output_latency = 0.0
+        self._warm_until = float("-inf")
+        self._far_active_until = float("-inf")
+        self._reverse = _Chunker()
+        self._failed = False
+
+    @property
+    def stream_delay_ms(self) -> int:
+        """The delay hint: output latency + input latency (+ extra), in milliseconds."""
+        return max(
+            0, round((self._input_latency + self._output_latency + self._extra_delay) * 1000)
+        )
+
+    def set_input_latency(self, seconds: float) -> None:
+        self._input_latency = max(0.0, seconds)
+
+    def set_output_latency(self, seconds: float) -> None:
+        self._output_latency = max(0.0, seconds)
+
+    # --- warm-up --------------------------------------------------------------------------
+    def start_warmup(self) -> None:
+        """The agent starts (or resumes) speaking: treat the mic as echo for ``warmup`` s."""
+        if self.warmup > 0:
+            self._warm_until = now() + self.warmup
+
+    def on_glitch(self) -> None:
+        """A stream dropped or inserted audio (an xrun): the echo's delay just changed under
+        the canceller, which re-adapts — treat the mic as echo meanwhile if the speaker was
+        playing."""
+        if now() < self._far_active_until:
+            self.start_warmup()
+
+    @property
+    def in_warmup(self) -> bool:
+        return now() < self._warm_until
+
+    # --- processing -----------------------------------------------------------------------
+    def process_reverse(self, samples: np.ndarray, sample_rate: int) -> None:
+        """What the speaker just played (int16 mono, any length)."""
+        if samples.size and int(np.abs(samples).max()) > _FAR_ACTIVE_LEVEL:
+            self._far_active_until = now() + 1.0
+        for frame in self._reverse.push(samples, sample_rate):
+            self._call(self._apm.process_reverse_stream, frame)
+
+    def process_capture(self, frame: rtc.AudioFrame) -> rtc.AudioFrame:
+        """Process one 10 ms mic frame (in place) and return it; during the warm-up the frame
+        comes back silent."""
+        if self._aec:
+            self._call(self._apm.set_stream_delay_ms, self.stream_delay_ms)
+        self._call(self._apm.process_stream, frame)
+        if self.in_warmup:
+            silent = rtc.AudioFrame(
+                bytes(frame.samples_per_channel * frame.num_channels * 2),
+                frame.sample_rate,
+                frame.num_channels,
+                frame.samples_per_channel,
+            )
+            silent.userdata["echo_warmup"] = True
+            return silent
+        return frame
+
+    def _call(self, fn: Callable[[Any], None], arg: Any) -> None:
+        try:
+            fn(arg)
+        except RuntimeError as e:  # a bad frame size: log once, keep the audio flowing
+            if not self._failed:
+                self._failed = True
+                logger.warning("echo cancellation failed: %s", e)
