@@ -500,3 +500,17 @@ async def test_agent_options_override_the_session() -> None:
     assert r.session._activity.option("resume_false_interruption") is False
     assert r.session._activity.option("user_away_timeout") == 15.0  # not overridden
     await r.aclose()
+
+
+async def test_set_turn_detection_while_running() -> None:
+    r = await rig([Utterance(1.0, silence_before=0.5, transcript="hold this")], default="Okay.")
+    r.session.set_turn_detection("manual")  # push-to-talk: nothing commits by itself
+    await asyncio.sleep(3)
+    assert r.user_messages() == []
+    await r.session.commit_user_turn()
+    assert r.user_messages() == ["hold this"]
+    r.session.set_turn_detection(None)  # back to the VAD
+    r.mic.add(Utterance(1.0, silence_before=0.2, transcript="and this"))
+    await asyncio.sleep(3)
+    assert r.user_messages() == ["hold this", "and this"]
+    await r.aclose()

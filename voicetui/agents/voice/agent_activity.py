@@ -142,7 +142,9 @@ class AgentActivity:
         return self._recognition
 
     def turn_detection_mode(self) -> TurnDetectionMode:
-        mode: TurnDetectionMode | None = self.option("turn_detection")
+        mode: TurnDetectionMode | None = self._session._turn_detection_override or self.option(
+            "turn_detection"
+        )
         if mode is None:
             return "vad" if self.vad is not None else "stt" if self.stt is not None else "manual"
         if mode == "vad" and self.vad is None:
@@ -250,6 +252,10 @@ class AgentActivity:
         ):
             return  # the user talks over a speech that cannot be interrupted: not a turn
         self._recognition.push_audio(frame)
+
+    def apply_turn_detection(self) -> None:
+        if self._recognition is not None:
+            self._recognition.set_mode(self.turn_detection_mode())
 
     def on_audio_input_stopped(self) -> None:
         if self._recognition is not None:

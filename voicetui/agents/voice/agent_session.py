@@ -150,6 +150,7 @@ class AgentSession(rtc.EventEmitter[EventTypes], Generic[Userdata_T]):
         self._unrecoverable_errors: dict[str, int] = {}
         self._close_task: asyncio.Task[None] | None = None
         self._closed_event = asyncio.Event()  # (binds no loop until awaited)
+        self._turn_detection_override: TurnDetectionMode | None = None
         self.tool_call_interceptor: ToolCallInterceptor | None = None
         """Called before each tool call runs; decides to run it (maybe with edited arguments)
         or to hand the LLM a mocked result or error instead. For debuggers like the TUI."""
@@ -316,6 +317,13 @@ class AgentSession(rtc.EventEmitter[EventTypes], Generic[Userdata_T]):
         ``turn_detection="manual"``). Waits up to ``transcript_timeout`` seconds for the final
         transcript of what was already said."""
         await self._activity_or_raise().commit_user_turn(transcript_timeout=transcript_timeout)
+
+    def set_turn_detection(self, mode: TurnDetectionMode | None) -> None:
+        """Override turn detection while running (None: back to the agent's or session's
+        option); applies now and to agents handed over to later. Push-to-talk uses "manual"."""
+        self._turn_detection_override = mode
+        if self._activity is not None:
+            self._activity.apply_turn_detection()
 
     def clear_user_turn(self) -> None:
         """Forget what the user said since the last turn (push-to-talk cancelled)."""

@@ -126,6 +126,15 @@ class AudioRecognition:
     def mode(self) -> TurnDetectionMode:
         return self._mode
 
+    def set_mode(self, mode: TurnDetectionMode) -> None:
+        """Switch turn detection while listening (e.g. push-to-talk opens a manual turn)."""
+        if mode == self._mode:
+            return
+        self._mode = mode
+        if mode == "manual" and self._eou_task is not None:
+            self._eou_task.cancel()  # no automatic commit of what was heard so far
+            self._eou_task = None
+
     @property
     def current_transcript(self) -> str:
         """Finals of the current turn plus the pending interim transcript."""

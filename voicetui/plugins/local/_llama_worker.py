@@ -51,8 +51,10 @@ def import_llama_cpp() -> ModuleType:
 
         @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
         def _on_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-            if level in (2, 3):  # GGML_LOG_LEVEL_WARN, _ERROR
-                _llama_log.warning("%s", text.decode("utf-8", "replace").rstrip())
+            if level == 3:  # GGML_LOG_LEVEL_ERROR
+                _llama_log.error("%s", text.decode("utf-8", "replace").rstrip())
+            elif level == 2:  # WARN: the loader is chatty at this level; keep it out of sight
+                _llama_log.info("%s", text.decode("utf-8", "replace").rstrip())
             elif _llama_log.isEnabledFor(logging.DEBUG):
                 _llama_log.debug("%s", text.decode("utf-8", "replace").rstrip())
 
