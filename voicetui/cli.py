@@ -1,28 +1,325 @@
-"""The ``voicetui`` command."""
+"""The ``voicetui`` command (also ``python -m voicetui``).
+
+    voicetui                      the TUI, local audio, the default agent
+    voicetui --headless [--json]  the same session without the TUI (scripts, CI)
+    voicetui config               the effective settings (secrets masked) and their sources
+
+Exit codes: 0 fine, 1 a runtime failure, 2 a usage or setup problem (bad flags, invalid
+config, an agent that does not load, missing model requirements), 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
+import logging
 import sys
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
 
-from voicetui import __version__
+from . import __version__
+
+USAGE_ERROR = 2
+
+_MODEL_FLAGS = ("stt", "llm", "tts", "vad")
+
+
+def _choices(name: str) -> list[str]:
+    from .plugins import selection
+
+    alias = {
+        "stt": selection.STTChoice,
+        "llm": selection.LLMChoice,
+        "tts": selection.TTSChoice,
+        "vad": selection.VADChoice,
+    }[name]
+    return list(typing.get_args(alias))
+
+
+def _settings_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags that set settings. Absent flags are absent from the namespace (SUPPRESS), so that
+    the config file and the environment show through and subcommands can repeat them."""
+    S = argparse.SUPPRESS
+    g = parser.add_argument_group("session")
+    g.add_argument(
+        "--mode",
+        choices=["local", "room", "text", "wav"],
+        default=S,
+        help="where the conversation happens (default: local; wav with --input-wav)",
+    )
+    g.add_argument(
+        "--agent",
+        metavar="PATH.py[:NAME]",
+        default=S,
+        help="your agent: an Agent subclass or a function returning one "
+        "(default: the first Agent subclass in the file)",
+    )
+    g.add_argument(
+        "--config",
+        metavar="FILE",
+        default=S,
+        help="the config file (default: config.toml in the user config dir)",
+    )
+    g.add_argument("--theme", default=S, help="TUI theme name (dark, light, or your own)")
+    g.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=S)
+    a = parser.add_argument_group("audio")
+    a.add_argument(
+        "--input-device",
+        metavar="DEVICE",
+        default=S,
+        help="microphone: index or name substring (see --list-devices)",
+    )
+    a.add_argument(
+        "--output-device", metavar="DEVICE", default=S, help="speaker: index or name substring"
+    )
+    a.add_argument(
+        "--input-wav",
+        metavar="FILE",
+        default=S,
+        help="use a WAV file as the microphone (implies --mode wav)",
+    )
+    a.add_argument(
+        "--output-wav", metavar="FILE", default=S, help="write what the agent says to a WAV file"
+    )
+    a.add_argument(
+        "--record", metavar="DIR", dest="record_dir", default=S, help="record the session into DIR"
+    )
+    a.add_argument(
+        "--no-echo-cancellation",
+        dest="echo_cancellation",
+        action="store_false",
+        default=S,
+        help="turn local echo cancellation off",
+    )
+    m = parser.add_argument_group("models")
+    for kind in _MODEL_FLAGS:
+        m.add_argument(
+            f"--{kind}",
+            choices=_choices(kind),
+            default=S,
+            help=f"{kind.upper()} provider (default: auto)",
+        )
+    m.add_argument("--llm-model", metavar="NAME", default=S)
+    m.add_argument("--stt-model", metavar="NAME", default=S)
+    m.add_argument("--tts-voice", metavar="NAME", default=S)
+    m.add_argument(
+        "--openai-base-url",
+        metavar="URL",
+        default=S,
+        help="an OpenAI-compatible server (default: $OPENAI_BASE_URL)",
+    )
+    t = parser.add_argument_group("turn-taking")
+    t.add_argument("--min-endpointing-delay", type=float, metavar="SECONDS", default=S)
+    t.add_argument("--max-endpointing-delay", type=float, metavar="SECONDS", default=S)
+    t.add_argument("--turn-detection", choices=["vad", "stt", "manual"], default=S)
+    t.add_argument("--preemptive-generation", action="store_true", default=S)
+    r = parser.add_argument_group("LiveKit room")
+    r.add_argument("--url", default=S, help="LiveKit server URL (default: $LIVEKIT_URL)")
+    r.add_argument("--room", default=S, help="room name (default: voicetui)")
+    r.add_argument("--identity", default=S, help="the agent's identity in the room")
+    r.add_argument("--token", default=S, help="a join token (default: minted from the API key)")
+
+
+_FLAG_KEYS: dict[str, str] = {
+    "mode": "mode",
+    "agent": "agent",
+    "theme": "theme",
+    "log_level": "log_level",
+    "input_device": "input_device",
+    "output_device": "output_device",
+    "input_wav": "input_wav",
+    "output_wav": "output_wav",
+    "record_dir": "record_dir",
+    "echo_cancellation": "echo_cancellation",
+    "stt": "models.stt",
+    "llm": "models.llm",
+    "tts": "models.tts",
+    "vad": "models.vad",
+    "llm_model": "models.llm_model",
+    "stt_model": "models.stt_model",
+    "tts_voice": "models.tts_voice",
+    "openai_base_url": "models.openai_base_url",
+    "min_endpointing_delay": "turn.min_endpointing_delay",
+    "max_endpointing_delay": "turn.max_endpointing_delay",
+    "turn_detection": "turn.turn_detection",
+    "preemptive_generation": "turn.preemptive_generation",
+    "url": "room.url",
+    "room": "room.name",
+    "identity": "room.identity",
+    "token": "room.token",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="voicetui",
         description="Talk to, debug and measure voice agents from your terminal.",
+        epilog="Settings come from the config file, then VOICETUI_* (and OPENAI_*, LIVEKIT_*) "
+        "environment variables, then these flags. `voicetui config` shows them.",
     )
     parser.add_argument("--version", action="version", version=f"voicetui {__version__}")
+    parser.add_argument(
+        "--list-devices", action="store_true", help="list the audio devices and exit"
+    )
+    parser.add_argument(
+        "--headless",
+        action="store_true",
+        help="no TUI: print the conversation (exits after --input-wav's reply)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="with --headless: one JSON object per event"
+    )
+    _settings_flags(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    config = sub.add_parser("config", help="print the effective settings (secrets masked)")
+    config.add_argument("--path", action="store_true", help="print the config file's path only")
+    _settings_flags(config)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    parser.parse_args(argv)
-    print(
-        "voicetui: the framework is in place (voicetui.agents); the terminal app is not built yet.\n"
-        "Try: python scripts/demo_text_conversation.py",
-        file=sys.stderr,
-    )
+def flags_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the flags set, by dotted key."""
+    given = vars(args)
+    flags = {key: given[name] for name, key in _FLAG_KEYS.items() if name in given}
+    if "input_wav" in flags and "mode" not in flags:
+        flags["mode"] = "wav"
+    return flags
+
+
+def _fail(message: str, err: TextIO) -> int:
+    err.write(f"voicetui: {message}\n")
+    return USAGE_ERROR
+
+
+def _list_devices(out: TextIO, err: TextIO) -> int:
+    from .io.local import AudioDeviceError, format_devices
+
+    try:
+        out.write(format_devices() + "\n")
+    except AudioDeviceError as e:
+        err.write(f"voicetui: {e}\n")
+        return 1
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    out, err = sys.stdout, sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, usage errors
+        return int(e.code) if isinstance(e.code, int) else (0 if e.code is None else 2)
+
+    from .config import ConfigError, load_settings
+
+    try:
+        settings = load_settings(flags_from_args(args), config_path=getattr(args, "config", None))
+    except ConfigError as e:
+        return _fail(str(e), err)
+
+    if args.command == "config":
+        if args.path:
+            from .config import default_config_path
+
+            out.write(f"{settings.config_path or default_config_path()}\n")
+        else:
+            out.write(settings.describe() + "\n")
+        return 0
+    if args.list_devices:
+        return _list_devices(out, err)
+    if args.json and not args.headless:
+        return _fail("--json needs --headless", err)
+
+    from .agent_loader import AgentLoadError, load_agent
+
+    agent_factory = None
+    if settings.agent:
+        try:
+            agent_factory = load_agent(settings.agent)
+        except AgentLoadError as e:
+            return _fail(f"--agent: {e}", err)
+
+    from .plugins.selection import check_requirements, resolve
+
+    problems = check_requirements(resolve(settings.models))
+    if problems:
+        for problem in problems:
+            err.write(f"voicetui: {problem}\n")
+        err.write(
+            "voicetui: choose other providers with --stt/--llm/--tts/--vad (see --help), "
+            "or set OPENAI_API_KEY for hosted models\n"
+        )
+        return USAGE_ERROR
+
+    if args.headless:
+        return _run_headless(settings, agent_factory, json_output=args.json)
+    return _run_tui(settings, agent_factory, err)
+
+
+def _run_headless(settings: Any, agent_factory: Any, *, json_output: bool) -> int:
+    from .headless import run_headless
+    from .runtime.controller import SessionController
+    from .runtime.log_capture import LogCapture, level_number
+
+    capture: LogCapture | None = None
+    if json_output:  # stdout is for JSON only: log records become events
+        capture = LogCapture(settings.log_level)
+        capture.install()
+    else:
+        logging.basicConfig(
+            level=max(level_number(settings.log_level), logging.WARNING),
+            format="voicetui: %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+    try:
+        controller = SessionController(settings, agent=agent_factory, log_capture=capture)
+        typed = sys.stdin if settings.mode != "wav" else None
+        return run_headless(controller, json_output=json_output, stdin=typed)
+    finally:
+        if capture is not None:
+            capture.uninstall()
+
+
+def _run_tui(settings: Any, agent_factory: Any, err: TextIO) -> int:
+    try:
+        from .tui.app import run_app  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as e:
+        err.write(
+            f"voicetui: the terminal UI is not available in this build ({e}); "
+            "use --headless to run without it\n"
+        )
+        return 1
+    from .runtime.controller import SessionController
+    from .runtime.log_capture import LogCapture
+
+    capture = LogCapture(settings.log_level)
+    capture.install()  # from here on nothing is logged to the raw terminal
+    controller = SessionController(settings, agent=agent_factory, log_capture=capture)
+    # run_app(runtime, *, theme=..., title=...) today; pass the settings if it takes them
+    params = inspect.signature(run_app).parameters
+    kwargs: dict[str, Any] = {}
+    if "settings" in params:
+        kwargs["settings"] = settings
+    if "theme" in params:
+        kwargs["theme"] = settings.theme
+    from platformdirs import user_log_dir
+
+    from .runtime.native_output import native_output_to
+
+    try:
+        # C libraries (ALSA, llama.cpp) write straight to the terminal: into a log file instead
+        with native_output_to(Path(user_log_dir("voicetui")) / "native.log"):
+            result = run_app(controller, **kwargs)
+        return int(result) if isinstance(result, int) else 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        try:
+            controller.stop().result(timeout=20)
+            controller.join(timeout=5)
+        except Exception as e:  # the app is gone already: say it on the terminal
+            err.write(f"voicetui: stopping the session: {e}\n")
+        finally:
+            capture.uninstall()

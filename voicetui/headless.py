@@ -1,0 +1,313 @@
+"""``voicetui --headless``: the same session runtime as the TUI, printing the conversation.
+
+Lines (``user: ...``, ``agent: ...``, ``tool: get_time(timezone="Europe/Paris") → ...``,
+``error: ...``) go to stdout, the runtime's notices to stderr; with ``--json``, every event is
+one JSON object per line on stdout (session events as ``model_dump(mode="json")``, the
+runtime's as ``dataclasses.asdict``; audio levels and transcript pieces are left out).
+
+Input: typed lines from stdin (sent one at a time, each after the reply to the previous one)
+and, in WAV mode, the ``--input-wav`` file. The run ends by itself when that input is used up —
+the file has played (or stdin ended, in TEXT mode), the agent answered the last utterance and is
+back to listening, and nothing happened for ``settle`` seconds — with exit code 0; it ends with
+1 if no reply comes within ``reply_timeout`` or the session fails, and with 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import os
+import queue
+import sys
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import BaseModel
+
+from .agents.llm import AgentHandoff, ChatMessage
+from .runtime._transcript import format_tool_call
+from .runtime.controller import SessionController
+
+SKIPPED_JSON = frozenset({"levels", "agent_transcript"})
+QUIET_TYPES = frozenset({"levels", "agent_transcript", "metrics_collected", "log"})
+NOISE_GRACE = 10.0
+"""Voice that brought no words this long after it ended was noise: no reply is due."""
+_EOF = object()
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, BaseModel):
+        return obj.model_dump(mode="json")
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
+    if isinstance(obj, BaseException):
+        return f"{type(obj).__name__}: {obj}"
+    return repr(obj)
+
+
+def event_json(ev: Any) -> str:
+    if isinstance(ev, BaseModel):
+        data = ev.model_dump(mode="json")
+    elif dataclasses.is_dataclass(ev) and not isinstance(ev, type):
+        data = dataclasses.asdict(ev)
+    else:
+        data = {"type": getattr(ev, "type", type(ev).__name__), "value": repr(ev)}
+    return json.dumps(data, default=_json_default, ensure_ascii=False)
+
+
+def event_line(ev: Any) -> tuple[str, bool] | None:
+    """The line for ``ev`` and whether it goes to stderr (None: not shown)."""
+    t = ev.type
+    if t == "conversation_item_added":
+        item = ev.item
+        if isinstance(item, AgentHandoff):
+            return f"handoff: {item.old_agent_id or '-'} → {item.new_agent_id}", False
+        if isinstance(item, ChatMessage) and item.role in ("user", "assistant"):
+            who = "user" if item.role == "user" else "agent"
+            mark = " [interrupted]" if item.interrupted else ""
+            return f"{who}: {item.text_content or ''}{mark}", False
+        return None
+    if t == "function_tools_executed":
+        lines = [
+            "tool: "
+            + format_tool_call(e.call.name, e.call.arguments, e.output.output, e.output.is_error)
+            for e in ev.executions
+        ]
+        return "\n".join(lines), False
+    if t == "error":
+        return f"error: {ev.source}: {ev.message}", False
+    if t == "notice":
+        prefix = "" if ev.level == "info" else f"{ev.level}: "
+        return f"voicetui: {prefix}{ev.message}", True
+    if t == "mode_changed":
+        return f"voicetui: mode {ev.description}", True
+    if t == "model_loading" and ev.stage in ("start", "ready", "failed"):
+        what = {"start": "loading", "ready": "ready", "failed": "failed"}[ev.stage]
+        return f"voicetui: {what} {ev.kind.upper()} {ev.label} {ev.message}".rstrip(), True
+    return None
+
+
+class _Progress:
+    """What the run waits for before it may end."""
+
+    def __init__(self) -> None:
+        self.agent_state = "initializing"
+        self.user_state = "listening"
+        self.awaiting_reply = False
+        self.voice_pending = False
+        self.voice_ended_at: float | None = None
+        self.last_event = time.monotonic()
+
+    def update(self, ev: Any) -> None:
+        t = ev.type
+        if t not in QUIET_TYPES:
+            self.last_event = time.monotonic()
+        if t == "agent_state_changed":
+            self.agent_state = ev.new_state
+        elif t == "user_state_changed":
+            self.user_state = ev.new_state
+            if ev.new_state == "speaking":
+                self.voice_pending, self.voice_ended_at = True, None
+            elif ev.old_state == "speaking":
+                self.voice_ended_at = time.monotonic()
+        elif t == "user_input_transcribed" and ev.transcript.strip():
+            self.voice_pending = False
+        elif t == "conversation_item_added" and isinstance(ev.item, ChatMessage):
+            if ev.item.role == "user":
+                self.awaiting_reply, self.voice_pending = True, False
+            elif ev.item.role == "assistant":
+                self.awaiting_reply = False
+        elif (
+            t == "error"
+            and ev.source in ("llm", "tts", "agent")
+            and (not ev.recoverable or ev.source == "agent")
+        ):
+            self.awaiting_reply = False  # the reply failed: nothing more will come
+
+    def settled(self, settle: float) -> bool:
+        now = time.monotonic()
+        voice_done = not self.voice_pending or (
+            self.voice_ended_at is not None and now - self.voice_ended_at > NOISE_GRACE
+        )
+        return (
+            not self.awaiting_reply
+            and voice_done
+            and self.agent_state in ("listening", "idle")
+            and self.user_state != "speaking"
+            and now - self.last_event >= settle
+        )
+
+
+def _read_lines(stream: TextIO, lines: queue.Queue[object]) -> None:
+    try:
+        for line in stream:
+            if line.strip():
+                lines.put(line.rstrip("\n"))
+    except (OSError, ValueError):
+        pass
+    lines.put(_EOF)
+
+
+class _Printer:
+    def __init__(self, out: TextIO, err: TextIO, json_output: bool) -> None:
+        self.out, self.err, self.json = out, err, json_output
+
+    def show(self, ev: Any) -> None:
+        if self.json:
+            if ev.type not in SKIPPED_JSON:
+                self.out.write(event_json(ev) + "\n")
+                self.out.flush()
+            return
+        shown = event_line(ev)
+        if shown is not None:
+            stream = self.err if shown[1] else self.out
+            stream.write(shown[0] + "\n")
+            stream.flush()
+
+    def problem(self, message: str) -> None:
+        if self.json:
+            self.out.write(json.dumps({"type": "fatal", "message": message}) + "\n")
+            self.out.flush()
+        self.err.write(f"voicetui: {message}\n")
+        self.err.flush()
+
+
+class _TypedInput:
+    """Lines from stdin, read in a thread, sent one at a time."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self._lines: queue.Queue[object] = queue.Queue()
+        self._pending: list[str] = []
+        self.ended = stream is None
+        if stream is not None:
+            threading.Thread(
+                target=_read_lines, args=(stream, self._lines), name="voicetui-stdin", daemon=True
+            ).start()
+
+    def next_line(self) -> str | None:
+        self.poll()
+        return self._pending.pop(0) if self._pending else None
+
+    def poll(self) -> None:
+        while True:
+            try:
+                item = self._lines.get_nowait()
+            except queue.Empty:
+                break
+            if item is _EOF:
+                self.ended = True
+            elif isinstance(item, str):
+                self._pending.append(item)
+
+    @property
+    def used_up(self) -> bool:
+        return self.ended and not self._pending
+
+
+def run_headless(
+    controller: SessionController,
+    *,
+    json_output: bool = False,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    stdin: TextIO | None = None,
+    settle: float = 1.0,
+    reply_timeout: float = 120.0,
+) -> int:
+    """Run ``controller`` until its input is used up (see the module doc); returns the exit
+    code. ``stdin``: lines the user types (None: no typed input)."""
+    printer = _Printer(out or sys.stdout, err or sys.stderr, json_output)
+    events: queue.Queue[Any] = queue.Queue()
+    unsubscribe = controller.subscribe(events.put)
+    typed = _TypedInput(stdin)
+    started: Future[None] = controller.start()
+    try:
+        code = _loop(controller, events, typed, printer, settle, reply_timeout, started)
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:
+        _silence_stdout()
+        code = 0
+    finally:
+        unsubscribe()
+        try:
+            controller.stop().result(timeout=20)
+            controller.join(timeout=5)
+        except KeyboardInterrupt:
+            code = 130
+        except Exception as e:
+            printer.err.write(f"voicetui: stopping: {e}\n")
+    return code
+
+
+def _loop(
+    controller: SessionController,
+    events: queue.Queue[Any],
+    typed: _TypedInput,
+    printer: _Printer,
+    settle: float,
+    reply_timeout: float,
+    started: Future[None],
+) -> int:
+    progress = _Progress()
+    not_running_since: float | None = None
+    sent: Future[None] | None = None
+    while True:
+        try:
+            ev = events.get(timeout=0.05)
+        except queue.Empty:
+            ev = None
+        if ev is not None:
+            progress.update(ev)
+            printer.show(ev)
+            continue
+        if not started.done():
+            continue
+        if (exc := started.exception()) is not None:
+            printer.problem(str(exc))
+            return 1
+        session = controller.session
+        if session is None or not session.running:  # closed: a new one starts at once
+            not_running_since = not_running_since or time.monotonic()
+            if time.monotonic() - not_running_since > 5.0:
+                printer.problem("the session closed")
+                return 1
+            continue
+        not_running_since = None
+        if sent is not None and sent.done():
+            if sent.exception() is not None:
+                progress.awaiting_reply = False  # (the notice says why)
+            sent = None
+        if not progress.awaiting_reply and (line := typed.next_line()) is not None:
+            progress.awaiting_reply = True  # until the reply (or an error)
+            progress.last_event = time.monotonic()
+            sent = controller.send_text(line)
+            continue
+        typed.poll()
+        wav = controller.input_finished
+        finite = controller.mode == "wav" or (controller.mode == "text" and typed.ended)
+        if not finite:
+            continue  # a live microphone or room: until Ctrl-C
+        typed_done = typed.used_up or controller.mode == "wav"
+        if (wav.is_set() or controller.mode == "text") and typed_done and progress.settled(settle):
+            return 0
+        if progress.awaiting_reply and time.monotonic() - progress.last_event > reply_timeout:
+            printer.problem(f"no reply within {reply_timeout:g} s; giving up")
+            return 1
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, so that the interpreter's final flush does not complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

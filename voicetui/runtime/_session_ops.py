@@ -1,0 +1,165 @@
+"""Operations of the controller on its session: break-on-tool-call, switching to manual turns
+for push-to-talk, interrupting without hanging, checking tool arguments, coalescing audio
+levels, describing the models."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any, Literal
+
+from ..agents.llm import FunctionCall
+from ..agents.voice import AgentSession, MockToolError, MockToolResult, RunTool, ToolCallDecision
+from ..plugins.selection import SessionModels
+from .api import AudioLevels, ToolBreak, ToolBreakResolution
+
+logger = logging.getLogger("voicetui.runtime")
+
+
+def check_arguments(arguments: str) -> None:
+    """Raise ValueError unless ``arguments`` is a JSON object (or empty)."""
+    try:
+        data = json.loads(arguments) if arguments.strip() else {}
+    except json.JSONDecodeError as e:
+        raise ValueError(f"the arguments are not valid JSON: {e.msg} at char {e.pos}") from None
+    if not isinstance(data, dict):
+        raise ValueError("the arguments must be a JSON object")
+
+
+class ToolBreaks:
+    """Break-on-tool-call: :meth:`intercept` is the session's ``tool_call_interceptor``; while
+    enabled, each call emits a :class:`ToolBreak` and waits for :meth:`resolve`."""
+
+    def __init__(self, emit: Callable[[Any], None], notice: Callable[[Any, str], None]) -> None:
+        self._emit = emit
+        self._notice = notice
+        self.enabled = False
+        self._pending: dict[str, asyncio.Future[ToolBreakResolution]] = {}
+        self.closing = False
+
+    @property
+    def pending(self) -> list[str]:
+        return list(self._pending)
+
+    def set_enabled(self, enabled: bool) -> None:
+        self.enabled = enabled
+        if not enabled:  # paused calls go on as the LLM asked
+            for fut in list(self._pending.values()):
+                if not fut.done():
+                    fut.set_result(ToolBreakResolution("run"))
+
+    def cancel_all(self) -> None:
+        self.closing = True
+        for fut in self._pending.values():
+            fut.cancel()
+
+    async def intercept(self, call: FunctionCall) -> ToolCallDecision:
+        if not self.enabled:
+            return RunTool()
+        break_id = f"break_{uuid.uuid4().hex[:10]}"
+        fut: asyncio.Future[ToolBreakResolution] = asyncio.get_running_loop().create_future()
+        self._pending[break_id] = fut
+        self._emit(ToolBreak(break_id, call))
+        try:
+            resolution = await fut
+        except asyncio.CancelledError:
+            if not self.closing:
+                self._notice("info", f"the paused call to {call.name} was dropped")
+            raise
+        finally:
+            self._pending.pop(break_id, None)
+        if resolution.action == "mock":
+            return MockToolResult(resolution.output)
+        if resolution.action == "error":
+            return MockToolError(resolution.output or "the tool failed")
+        return RunTool(resolution.arguments)
+
+    def resolve(self, break_id: str, resolution: ToolBreakResolution) -> None:
+        fut = self._pending.get(break_id)
+        if fut is None or fut.done():
+            raise RuntimeError(f"no tool call is paused as {break_id} (resolved or dropped)")
+        if resolution.action not in ("run", "mock", "error"):
+            raise ValueError(f"unknown action {resolution.action!r}: use run, mock or error")
+        if resolution.action == "run" and resolution.arguments is not None:
+            check_arguments(resolution.arguments)
+        fut.set_result(resolution)
+
+
+def set_manual_turns(session: AgentSession[Any], manual: bool) -> None:
+    """Turn detection "manual" (no VAD/STT end-of-turn commits) while a push-to-talk turn is
+    open, back to the agent's own mode after. The framework has no public switch yet: use
+    ``AgentSession.set_turn_detection`` once it exists, else set the recognition's mode."""
+    setter = getattr(session, "set_turn_detection", None)
+    if setter is not None:
+        setter("manual" if manual else None)
+        return
+    activity = session._activity
+    recognition = activity.recognition if activity is not None else None
+    if activity is None or recognition is None:
+        return
+    recognition._mode = "manual" if manual else activity.turn_detection_mode()
+
+
+def can_take_turns(session: AgentSession[Any]) -> bool:
+    """The session listens to audio (it has an STT or a VAD)."""
+    activity = session._activity
+    return activity is not None and activity.recognition is not None
+
+
+INTERRUPT_WAIT = 3.0
+
+
+async def interrupt_quietly(session: AgentSession[Any]) -> None:
+    """Interrupt the agent and wait (at most ``INTERRUPT_WAIT`` s) until what it said is
+    recorded."""
+    fut = session.interrupt()
+    try:
+        await asyncio.wait_for(asyncio.shield(fut), INTERRUPT_WAIT)
+    except TimeoutError:
+        logger.warning("the interrupted speech took more than %.0f s to stop", INTERRUPT_WAIT)
+
+
+class LevelsCoalescer:
+    """Audio levels reported per direction (~20 Hz each) become one :class:`AudioLevels` per
+    ``interval`` at most, with the latest values (call on the loop)."""
+
+    def __init__(self, emit: Callable[[AudioLevels], None], interval: float) -> None:
+        self._emit = emit
+        self._interval = interval
+        self._values = [-120.0, -120.0, -120.0, -120.0]
+        self._handle: asyncio.TimerHandle | None = None
+        self._last = float("-inf")
+
+    def report(self, direction: Literal["input", "output"], rms: float, peak: float) -> None:
+        i = 0 if direction == "input" else 2
+        self._values[i], self._values[i + 1] = rms, peak
+        if self._handle is None:
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, self._last + self._interval - loop.time())
+            self._handle = loop.call_later(delay, self._flush)
+
+    def _flush(self) -> None:
+        self._handle = None
+        self._last = asyncio.get_running_loop().time()
+        in_rms, in_peak, out_rms, out_peak = self._values
+        self._emit(AudioLevels(in_rms, in_peak, out_rms, out_peak))
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
+def describe_models(models: SessionModels) -> str:
+    """One line: which model does what (for models given as objects, e.g. in tests)."""
+
+    def label(m: Any) -> str:
+        return "none" if m is None else str(getattr(m, "label", type(m).__name__))
+
+    return (
+        f"STT {label(models.stt)}, LLM {label(models.llm)}, TTS {label(models.tts)}, "
+        f"VAD {label(models.vad)}"
+    )
