@@ -120,6 +120,12 @@ class TaskSet:
 
     async def aclose(self) -> None:
         while self._tasks:
+            # a task can be done before its done-callback ran: drop it here, or this loop would
+            # spin without ever yielding to the loop (cancel_and_wait returns at once for it)
+            for t in [t for t in self._tasks if t.done()]:
+                self._tasks.discard(t)
+                if not t.cancelled():
+                    t.exception()
             await cancel_and_wait(*self._tasks)
 
 
