@@ -1,0 +1,193 @@
+"""Reading recordings whatever state their writer left them in, and repairing them.
+
+A WAV header can undercount (the process died between writing audio and rewriting the header:
+valid, the last flush is just not counted) or be wrong (a writer died mid-update, a file was
+truncated): :func:`repair_wav` recomputes the sizes from the file size. A torn last line of
+``events.jsonl`` (a write cut short by a full disk) is cut off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from .wav_writer import HEADER_SIZE, MAX_DATA_BYTES, wav_header
+
+WAV_CHANNELS = {"audio.wav": 2, "user.wav": 1, "agent.wav": 1}
+
+
+@dataclass
+class WavLayout:
+    channels: int
+    sample_rate: int
+    bits: int
+    data_offset: int
+    header_data_bytes: int
+    header_riff_bytes: int
+    file_size: int
+
+    @property
+    def block(self) -> int:
+        return self.channels * self.bits // 8
+
+    @property
+    def available_bytes(self) -> int:
+        """Whole sample frames present after the header."""
+        avail = max(0, self.file_size - self.data_offset)
+        return min(avail - avail % self.block, MAX_DATA_BYTES)
+
+    @property
+    def consistent(self) -> bool:
+        return (
+            self.header_data_bytes == self.available_bytes
+            and self.header_riff_bytes == self.data_offset - 8 + self.available_bytes
+        )
+
+
+def inspect_wav(path: str | os.PathLike[str]) -> WavLayout | None:
+    """The layout of a PCM WAV file, or None if its header cannot be parsed."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    riff = struct.unpack_from("<I", head, 4)[0]
+    pos = 12
+    fmt: tuple[int, int, int, int] | None = None
+    while pos + 8 <= len(head):
+        cid, csize = head[pos : pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
+        if cid == b"fmt " and pos + 8 + 16 <= len(head):
+            tag, ch, rate, _, _, bits = struct.unpack_from("<HHIIHH", head, pos + 8)
+            fmt = (tag, ch, rate, bits)
+        elif cid == b"data":
+            if fmt is None or fmt[0] != 1 or fmt[1] < 1 or fmt[3] != 16:
+                return None
+            return WavLayout(fmt[1], fmt[2], fmt[3], pos + 8, csize, riff, size)
+        pos += 8 + csize + (csize & 1)
+    return None
+
+
+def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
+    """A 16-bit PCM WAV as int16 samples shaped (frames, channels) and its rate, reading every
+    whole frame present even if the header's sizes are wrong. Raises ValueError if the file
+    is not a PCM WAV."""
+    layout = inspect_wav(path)
+    if layout is None:
+        raise ValueError(f"{path}: not a 16-bit PCM WAV file")
+    with open(path, "rb") as f:
+        f.seek(layout.data_offset)
+        data = f.read(layout.available_bytes)
+    pcm = np.frombuffer(data[: len(data) - len(data) % layout.block], dtype="<i2")
+    return pcm.reshape(-1, layout.channels).astype(np.int16), layout.sample_rate
+
+
+def repair_wav(
+    path: str | os.PathLike[str], *, sample_rate: int | None = None, channels: int | None = None
+) -> str | None:
+    """Fix the header's sizes (and drop a partial last frame). A header that cannot be parsed
+    at all is rewritten when ``sample_rate`` and ``channels`` are known (the recorder's
+    44-byte layout). Returns what was done, or None if the file was fine."""
+    layout = inspect_wav(path)
+    if layout is None:
+        if sample_rate is None or channels is None:
+            raise ValueError(f"{path}: the header is unreadable and the format unknown")
+        size = os.path.getsize(path)
+        data = max(0, size - HEADER_SIZE)
+        data -= data % (2 * channels)
+        with open(path, "r+b") as f:
+            f.write(wav_header(sample_rate=sample_rate, channels=channels, data_bytes=data))
+            f.truncate(HEADER_SIZE + data)
+            f.flush()
+            os.fsync(f.fileno())
+        return f"rewrote the header ({data // (2 * channels)} frames)"
+    end = layout.data_offset + layout.available_bytes
+    if layout.consistent and layout.file_size == end:
+        return None
+    with open(path, "r+b") as f:
+        f.seek(4)
+        f.write(struct.pack("<I", layout.data_offset - 8 + layout.available_bytes))
+        f.seek(layout.data_offset - 4)
+        f.write(struct.pack("<I", layout.available_bytes))
+        if layout.file_size > end:
+            f.truncate(end)
+        f.flush()
+        os.fsync(f.fileno())
+    frames = layout.available_bytes // layout.block
+    return (
+        f"fixed the header: {layout.header_data_bytes // layout.block} → {frames} frames"
+        if layout.header_data_bytes != layout.available_bytes
+        else "fixed the header sizes"
+    )
+
+
+def repair_jsonl(path: str | os.PathLike[str]) -> str | None:
+    """Cut a torn last line (no newline, not valid JSON)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if not data or data.endswith(b"\n"):
+        return None
+    cut = data.rfind(b"\n") + 1
+    tail = data[cut:]
+    try:
+        json.loads(tail)
+        with open(path, "ab") as f:  # a complete line that only lacks its newline
+            f.write(b"\n")
+        return "added the missing newline"
+    except ValueError:
+        pass
+    with open(path, "r+b") as f:
+        f.truncate(cut)
+    return f"removed a torn last line ({len(tail)} bytes)"
+
+
+def repair(directory: str | os.PathLike[str]) -> list[str]:
+    """Repair every file of a recording in place; returns what was done (empty: all fine).
+    Raises FileNotFoundError if ``directory`` is not a folder."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise FileNotFoundError(f"{d}: not a folder")
+    rate: int | None = None
+    try:
+        info = json.loads((d / "session.json").read_text())
+        rate = int(info["sample_rate"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    done: list[str] = []
+    for name, channels in WAV_CHANNELS.items():
+        p = d / name
+        if p.exists():
+            what = repair_wav(p, sample_rate=rate, channels=channels)
+            if what:
+                done.append(f"{name}: {what}")
+    p = d / "events.jsonl"
+    if p.exists():
+        what = repair_jsonl(p)
+        if what:
+            done.append(f"events.jsonl: {what}")
+    tmp = d / ".session.json.tmp"  # killed while rewriting session.json (the old one is intact)
+    if tmp.exists():
+        tmp.unlink()
+        done.append("removed an unfinished .session.json.tmp")
+    return done
+
+
+def repair_main(directory: str | os.PathLike[str], *, out: TextIO | None = None) -> int:
+    """``voicetui recording repair DIR``: 0 when the recording is (now) readable, 1 if not."""
+    out = out or sys.stdout
+    try:
+        done = repair(directory)
+    except (OSError, ValueError) as e:
+        print(f"cannot repair {directory}: {e}", file=out)
+        return 1
+    if not done:
+        print(f"{directory}: nothing to repair", file=out)
+    for line in done:
+        print(f"{directory}: {line}", file=out)
+    return 0
