@@ -3,7 +3,7 @@
 # TTS), PortAudio (local audio), PulseAudio (virtual audio devices for tests) and sox.
 # Installs what is missing when run as root with apt-get; otherwise prints what to install.
 set -euo pipefail
-PKGS=(espeak-ng libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins sox)
+PKGS=(espeak-ng libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins sox tmux)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -323,3 +323,46 @@ def test_headless_from_main(
     assert main(["--headless", "--mode", "text", *NO_MODELS]) == 0
     out = capsys.readouterr().out
     assert "user: hello" in out and "error: llm:" in out
+
+
+def test_recording_subcommands_on_a_recorded_session(tmp_path: Path) -> None:
+    import io
+    import threading
+
+    from voicetui.agents import Agent
+    from voicetui.agents.testing import FakeLLM
+    from voicetui.config import Settings
+    from voicetui.plugins.selection import SessionModels
+    from voicetui.runtime.controller import SessionController
+
+    controller = SessionController(
+        Settings(mode="text"),  # type: ignore[arg-type]
+        agent=Agent(instructions="Be brief."),
+        models=SessionModels(stt=None, vad=None, llm=FakeLLM(default="Noon."), tts=None),
+    )
+    replied = threading.Event()
+    controller.subscribe(
+        lambda ev: (
+            replied.set()
+            if ev.type == "conversation_item_added" and getattr(ev.item, "role", "") == "assistant"
+            else None
+        )
+    )
+    controller.start().result(30)
+    directory = controller.start_recording(str(tmp_path)).result(30)
+    controller.send_text("what time is it").result(30)
+    assert replied.wait(30)
+    controller.stop_recording().result(30)
+    controller.stop().result(30)
+    controller.join(10)
+    out = io.StringIO()
+    from voicetui.cli import _recording_command
+
+    class Args:
+        command = "show"
+        dir = directory
+
+    assert _recording_command(Args(), None, out, io.StringIO()) == 0  # type: ignore[arg-type]
+    assert "what time is it" in out.getvalue() and "Noon." in out.getvalue()
+    assert main(["recording", "repair", directory]) == 0
+    assert main(["show", str(tmp_path / "nothing")]) == 2  # a readable error, exit code 2

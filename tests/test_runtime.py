@@ -616,16 +616,33 @@ def test_a_session_closed_by_errors_is_replaced_keeping_history(
 
 
 # --- recording and export ---------------------------------------------------------------------
-def test_recording_is_not_available(threads_before: set[threading.Thread]) -> None:
-    controller, events, _ = make()
+def test_recording_start_and_stop(threads_before: set[threading.Thread], tmp_path: Path) -> None:
+    controller = SessionController(
+        Settings(mode="text", models={"openai_api_key": "sk-secret-value-123"}),  # type: ignore[arg-type]
+        agent=Agent(instructions="Be brief."),
+        models=SessionModels(stt=None, vad=None, llm=FakeLLM(default="Okay."), tts=None),
+        backend_factory=Backends(),
+    )
+    events = Collector()
+    controller.subscribe(events)
     controller.start().result(WAIT)
-    with pytest.raises(CommandError, match="recording is not available in this build"):
-        controller.start_recording("/tmp/rec").result(WAIT)
-    with pytest.raises(CommandError, match="recording is not available in this build"):
-        controller.stop_recording().result(WAIT)
-    assert "recording is not available" in events.of("notice")[-1].message
-    status = events.of("status")[-1]
-    assert status.recording_dir is None and status.recording_since is None
+    directory = Path(controller.start_recording(str(tmp_path / "rec")).result(WAIT))
+    assert directory.parent == tmp_path / "rec" and directory.is_dir()
+    status = events.wait_for(lambda e: e.type == "status" and e.recording_dir is not None)
+    assert status.recording_dir == str(directory) and status.recording_since is not None
+    assert controller.start_recording().result(WAIT) == str(directory)  # already recording
+    controller.send_text("hello").result(WAIT)
+    events.message("assistant")
+    controller.stop_recording().result(WAIT)
+    events.wait_for(lambda e: e.type == "status" and e.recording_dir is None)
+    names = {p.name for p in directory.iterdir()}
+    assert {"events.jsonl", "transcript.md", "session.json", "audio.wav"} <= names
+    lines = (directory / "events.jsonl").read_text().splitlines()
+    types = {json.loads(line)["type"] for line in lines}
+    assert "conversation_item_added" in types and "notice" in types
+    assert "hello" in (directory / "transcript.md").read_text()
+    for path in directory.iterdir():
+        assert b"sk-secret-value-123" not in path.read_bytes()
     stop(controller)
 
 

@@ -176,6 +176,20 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="print the effective settings (secrets masked)")
     config.add_argument("--path", action="store_true", help="print the config file's path only")
     _settings_flags(config)
+    recording = sub.add_parser("recording", help="recordings: repair one a crash left behind")
+    rec_sub = recording.add_subparsers(dest="recording_command", metavar="ACTION", required=True)
+    repair = rec_sub.add_parser("repair", help="fix WAV headers a killed writer left wrong")
+    repair.add_argument("dir", help="the recording's folder")
+    show = sub.add_parser("show", help="print a recording: turns, tool calls, latency")
+    show.add_argument("dir", help="the recording's folder")
+    replay = sub.add_parser(
+        "replay",
+        help="feed a recording's user audio to the current agent and models, record the new "
+        "run, and print a side-by-side diff (a regression test for an agent)",
+    )
+    replay.add_argument("dir", help="the recording's folder")
+    replay.add_argument("--realtime", action="store_true", help="pace the audio in real time")
+    _settings_flags(replay)
     return parser
 
 
@@ -219,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         return _fail(str(e), err)
 
+    if args.command in ("recording", "show", "replay"):
+        return _recording_command(args, settings, out, err)
     if args.command == "config":
         if args.path:
             from .config import default_config_path
@@ -323,3 +339,49 @@ def _run_tui(settings: Any, agent_factory: Any, err: TextIO) -> int:
             err.write(f"voicetui: stopping the session: {e}\n")
         finally:
             capture.uninstall()
+
+
+def _recording_command(args: argparse.Namespace, settings: Any, out: TextIO, err: TextIO) -> int:
+    if args.command == "recording":
+        from .recording.repair import repair_main
+
+        return repair_main(args.dir, out=out)
+    from .recording.load import load_recording
+
+    if args.command == "show":
+        from .recording.diff import format_recording
+
+        try:
+            rec = load_recording(args.dir)
+        except (OSError, ValueError) as e:
+            return _fail(f"cannot read the recording: {e}", err)
+        out.write(format_recording(rec) + "\n")
+        return 0
+    # replay: the current agent and models, as the app would build them
+    from .agent_loader import load_agent, make_agent
+    from .agents import AgentSession
+    from .plugins.selection import build_models, check_requirements, resolve
+    from .recording.replay import replay_main
+
+    resolved = resolve(settings.models)
+    problems = check_requirements(resolved)
+    if problems:
+        for problem in problems:
+            err.write(f"voicetui: {problem}\n")
+        return 2
+    agent_source = load_agent(settings.agent) if settings.agent else None
+
+    async def session_factory() -> Any:
+        models = build_models(resolved)
+        session: AgentSession[Any] = AgentSession(
+            **models.as_kwargs(), **settings.turn.session_kwargs()
+        )
+        return session, await make_agent(agent_source)
+
+    return replay_main(
+        args.dir,
+        session_factory=session_factory,
+        realtime=args.realtime,
+        out_root=settings.record_dir,
+        out=out,
+    )

@@ -27,7 +27,10 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from platformdirs import user_data_dir
 
 from ..agent_loader import make_agent
 from ..agents.llm import AgentHandoff
@@ -76,7 +79,30 @@ SESSION_EVENTS: tuple[str, ...] = typing.get_args(EventTypes)
 LEVELS_INTERVAL = 0.05  # AudioLevels at most 20 times a second
 MAX_RESTARTS = 3  # new sessions after one closed by itself, per RESTART_WINDOW seconds
 RESTART_WINDOW = 60.0
-RECORDING_UNAVAILABLE = "recording is not available in this build"
+
+
+def _secret_values(settings: Any) -> list[str]:
+    """Every configured secret (API keys, tokens, LiveKit secrets), to be masked wherever it
+    would appear in a recording."""
+    values: list[str] = []
+
+    def walk(obj: Any) -> None:
+        if isinstance(obj, dict):
+            for name, value in obj.items():
+                lowered = str(name).lower()
+                if isinstance(value, str) and value:
+                    if any(k in lowered for k in ("key", "token", "secret", "password")):
+                        values.append(value)
+                else:
+                    walk(value)
+
+    walk(settings.model_dump() if hasattr(settings, "model_dump") else {})
+    return values
+
+
+def _settings_for_recording(settings: Any) -> dict[str, Any]:
+    dump = settings.model_dump(mode="json") if hasattr(settings, "model_dump") else {}
+    return dict(dump)
 
 
 class SessionController(LoopRuntime):
@@ -121,6 +147,7 @@ class SessionController(LoopRuntime):
         self._ptt_open = False
         self._breaks = ToolBreaks(self._emit, self._notice)
         self._last_status: RuntimeStatus | None = None
+        self._recorder: Any = None  # voicetui.recording.Recorder while recording
         self._levels = LevelsCoalescer(self._emit, LEVELS_INTERVAL)
         self._restarts: deque[float] = deque()
         self._sink = TranscriptSink(self._emit, self._current_speech_id)
@@ -178,18 +205,20 @@ class SessionController(LoopRuntime):
         session = self._new_session()
         self._session = session
         await self._attach(await self._initial_backend())
-        await session.start(agent)
-        self._announce_mode()
-        self._emit_status()
         if self._settings.record_dir:
+            # before the session starts, so the recording holds the whole conversation
             try:
                 await self._start_recording(self._settings.record_dir)
             except Exception as e:
                 self._notice("warning", f"--record: {readable_error(e)}")
+        await session.start(agent)
+        self._announce_mode()
+        self._emit_status()
 
     async def _close_session(self) -> None:
         self._breaks.cancel_all()
         self._levels.cancel()
+        await self._stop_recorder()
         session, backend = self._session, self._backend
         if session is not None:
             try:
@@ -252,6 +281,8 @@ class SessionController(LoopRuntime):
         await backend.attach(session)
         self._backend = backend
         self._mode = backend.mode
+        if self._recorder is not None and self._recorder.active:
+            self._recorder.attach()  # the same recording goes on with the new I/O
         self._apply_mute()
         if backend.input_finished is not None:
             self._spawn(self._watch_input_end(backend), "runtime.input_end")
@@ -322,10 +353,20 @@ class SessionController(LoopRuntime):
             models=self._models_desc,
             mic_muted=self._muted,
             push_to_talk=self._ptt_open,
-            recording_dir=None,
-            recording_since=None,
+            recording_dir=str(self._recorder.directory) if self._recorder is not None else None,
+            recording_since=self._recorder.started_at if self._recorder is not None else None,
             break_on_tool_call=self._breaks.enabled,
         )
+
+    _RECORDED_RUNTIME_EVENTS = frozenset(
+        {"mode_changed", "notice", "tool_break", "tool_rerun", "model_loading", "status"}
+    )
+
+    def _emit(self, ev: Any) -> None:
+        super()._emit(ev)
+        rec = self._recorder  # session events reach the recorder directly
+        if rec is not None and getattr(ev, "type", None) in self._RECORDED_RUNTIME_EVENTS:
+            rec.record_event(ev)
 
     def _emit_status(self, *, force: bool = False) -> None:
         status = self._status()
@@ -498,13 +539,44 @@ class SessionController(LoopRuntime):
         )
 
     async def _start_recording(self, directory: str | None) -> str:
-        raise RuntimeError(RECORDING_UNAVAILABLE)
+        from ..recording import Recorder
+
+        if self._recorder is not None:
+            return str(self._recorder.directory)
+        if self._session is None:
+            raise RuntimeError("there is no session to record yet")
+        root = Path(directory) if directory else Path(user_data_dir("voicetui")) / "recordings"
+        rec = Recorder(
+            root,
+            session=self._session,
+            metadata={
+                "agent": self._status().agent_name,
+                "models": self._models_desc,
+                "mode": self._mode,
+                "settings": _settings_for_recording(self._settings),
+            },
+            on_error=lambda message: self._notice("error", f"recording: {message}"),
+            secrets=_secret_values(self._settings),
+        )
+        await rec.start()
+        rec.attach()
+        self._recorder = rec
+        self._emit_status()
+        self._notice("info", f"recording to {rec.directory}")
+        return str(rec.directory)
+
+    async def _stop_recorder(self) -> None:
+        rec, self._recorder = self._recorder, None
+        if rec is None:
+            return
+        try:
+            await rec.stop()
+        finally:
+            self._emit_status()
+        self._notice("info", f"recording saved in {rec.directory}")
 
     def stop_recording(self) -> Future[None]:
-        async def run() -> None:
-            raise RuntimeError(RECORDING_UNAVAILABLE)
-
-        return self._submit("stopping the recording", run)
+        return self._submit("stopping the recording", self._stop_recorder)
 
     def export_transcript(self, path: str) -> Future[str]:
         async def run() -> str:

@@ -1,0 +1,381 @@
+"""The Textual app. It only talks to a :class:`~voicetui.runtime.api.SessionRuntime`, through
+the :class:`~voicetui.tui.bridge.RuntimeBridge`; see :func:`run_app`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+from textual import events, on
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.theme import Theme
+from textual.widgets import (
+    DataTable,
+    Footer,
+    Input,
+    OptionList,
+    Static,
+    TabbedContent,
+    TabPane,
+    Tabs,
+)
+
+from ..runtime.api import RoomDetails, SessionRuntime
+from .bridge import RuntimeBridge
+from .handlers import RuntimeHandlers
+from .screens.devices import DeviceChoice, DevicesScreen
+from .screens.prompts import ExportScreen, RerunScreen, RoomScreen
+from .themes import DEFAULT_THEME, FALLBACK_THEME, VARIABLE_DEFAULTS, discover_themes
+from .widgets.conversation import ConversationView
+from .widgets.header import SessionHeader
+from .widgets.latency import LatencyPanel, RecentTurns
+from .widgets.loading import LoadingPanel
+from .widgets.logs import LogsPanel
+from .widgets.state import StatePanel
+from .widgets.tools import ToolsPanel
+from .widgets.vlog import VirtualLog
+
+TABS: tuple[tuple[str, str], ...] = (
+    ("conversation-tab", "Conversation"),
+    ("tools-tab", "Tools"),
+    ("latency-tab", "Latency"),
+    ("logs-tab", "Logs"),
+)
+THEME_CSS_KEY = ("voicetui-theme.tcss", "theme")
+
+
+class VoiceTUIApp(RuntimeHandlers):
+    CSS = """
+    #body { height: 1fr; }
+    #tabs { width: 1fr; height: 1fr; }
+    #tabs > ContentSwitcher { height: 1fr; }
+    #tabs TabPane { padding: 0; height: 1fr; }
+    #sidebar { width: 38; height: 1fr; background: $surface; border-left: vkey $panel; }
+    #sidebar-title { color: $text-muted; text-style: bold; padding: 0 1; height: 1; }
+    #sidebar-title { margin-top: 1; }
+    #compact-state { display: none; }
+    #talk { margin: 0 0; }
+    Screen.-narrow #sidebar { display: none; }
+    Screen.-narrow #compact-state { display: block; }
+    Screen.-short #talk { border: none; height: 1; padding: 0 1; background: $boost; }
+    """
+
+    # (ClassVar on these clashes with App's declaration for mypy)
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # noqa: RUF012
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # noqa: RUF012
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f2", "toggle_mute", "Mute"),
+        Binding("f3", "push_to_talk", "Talk"),
+        Binding("f4", "interrupt", "Interrupt"),
+        Binding("f5", "toggle_recording", "Record"),
+        Binding("f6", "toggle_room", "Room"),
+        Binding("f7", "devices", "Devices"),
+        Binding("f8", "toggle_break", "Break"),
+        Binding("escape", "cancel_push_to_talk", "Cancel talk"),
+        Binding("f9", "pick_theme", "Theme", show=False),
+        Binding("ctrl+n", "next_tab", "Next tab", show=False),
+        Binding("ctrl+r", "rerun_tool", "Re-run tool", show=False),
+        Binding("ctrl+s", "export", "Export transcript", show=False),
+        Binding("ctrl+l", "clear", "Clear transcript", show=False),
+    ]
+
+    def __init__(
+        self,
+        runtime: SessionRuntime,
+        *,
+        theme: str | None = None,
+        title: str | None = None,
+        clock: Callable[[], float] = time.time,
+        bridge_interval: float = 0.05,
+        start_runtime: bool = True,
+    ) -> None:
+        self.runtime = runtime
+        self.clock = clock
+        self._start_runtime = start_runtime
+        self._theme_css: dict[str, str] = {}
+        super().__init__()
+        self.init_state()
+        self.title = title or "voicetui"
+        self.bridge = RuntimeBridge(runtime, self, min_interval=bridge_interval)
+        self._register_themes()
+        self._wanted_theme = theme or DEFAULT_THEME
+
+    # --- themes -----------------------------------------------------------------------------
+    def _register_themes(self) -> None:
+        for name, loaded in discover_themes().items():
+            self.register_theme(loaded.theme)
+            self._theme_css[name] = loaded.css
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return {**super().get_theme_variable_defaults(), **VARIABLE_DEFAULTS}
+
+    def _apply_theme_css(self, theme: Theme) -> None:
+        self.stylesheet.add_source(self._theme_css.get(theme.name, ""), read_from=THEME_CSS_KEY)
+        self.refresh_css(animate=False)
+        for log in self.query(ConversationView):
+            log.restyle()
+
+    # --- layout -----------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        latency = LatencyPanel(id="latency")
+        yield SessionHeader(clock=self.clock)
+        yield LoadingPanel()
+        with Horizontal(id="body"):
+            with TabbedContent(id="tabs"):
+                with TabPane("Conversation", id="conversation-tab"):
+                    yield ConversationView(id="conversation")
+                with TabPane("Tools", id="tools-tab"):
+                    yield ToolsPanel(id="tools")
+                with TabPane("Latency", id="latency-tab"):
+                    yield latency
+                with TabPane("Logs", id="logs-tab"):
+                    yield LogsPanel(id="logs")
+            with Vertical(id="sidebar"):
+                yield StatePanel(id="state")
+                yield Static("Recent turns", id="sidebar-title")
+                yield RecentTurns(latency.book, id="recent-turns")
+        yield StatePanel(compact=True, id="compact-state")
+        yield Input(
+            placeholder="Type to talk to the agent, Enter to send",
+            id="talk",
+            select_on_focus=False,
+        )
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.cache_widgets()
+        self.header.app_title = self.title
+        self.theme_changed_signal.subscribe(self, self._apply_theme_css)
+        if self._wanted_theme in self.available_themes:
+            self.theme = self._wanted_theme
+        else:
+            if self._wanted_theme != DEFAULT_THEME:
+                self.notify(f"unknown theme {self._wanted_theme!r}", severity="warning")
+            for name in (DEFAULT_THEME, FALLBACK_THEME):
+                if name in self.available_themes:
+                    self.theme = name
+                    break
+        talk = self.query_one("#talk", Input)
+        if self.is_headless:
+            talk.cursor_blink = False
+        talk.focus()
+        self.bridge.attach()
+        if self._start_runtime:
+            self.bridge.command("start the session", self.runtime.start)
+
+    def on_unmount(self) -> None:
+        self.bridge.detach()
+
+    # --- typing -----------------------------------------------------------------------------
+    @on(Input.Submitted, "#talk")
+    def _send(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        event.input.clear()
+        if text:
+            self.bridge.command("send text", lambda: self.runtime.send_text(text))
+
+    def on_key(self, event: events.Key) -> None:
+        """Type to talk from anywhere: a printable key outside a text field goes to the input."""
+        if not event.is_printable or not event.character or event.key == "space":
+            return
+        if len(self.screen_stack) > 1:
+            return
+        focused = self.focused
+        if focused is None or isinstance(focused, VirtualLog | OptionList | DataTable | Tabs):
+            talk = self.query_one("#talk", Input)
+            talk.focus()
+            talk.insert_text_at_cursor(event.character)
+            event.stop()
+
+    # --- actions ----------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel_push_to_talk":
+            return self.ptt_open and len(self.screen_stack) == 1
+        if action == "rerun_tool":
+            return self.tabs.active == "tools-tab" or None
+        return True
+
+    def action_toggle_mute(self) -> None:
+        muted = not self.mic_muted
+        self.mic_muted = muted
+        self.sync_controls()
+        self.bridge.command("mute", lambda: self.runtime.set_mic_muted(muted))
+
+    def action_push_to_talk(self) -> None:
+        self.ptt_open = not self.ptt_open
+        self.sync_controls()
+        self.bridge.command("push-to-talk", self.runtime.push_to_talk)
+
+    def action_cancel_push_to_talk(self) -> None:
+        self.ptt_open = False
+        self.sync_controls()
+        self.bridge.command("cancel push-to-talk", self.runtime.cancel_push_to_talk)
+
+    def action_interrupt(self) -> None:
+        self.bridge.command("interrupt", self.runtime.interrupt)
+
+    def action_toggle_recording(self) -> None:
+        if self.recording_dir is not None:
+            self.bridge.command("stop recording", self.runtime.stop_recording)
+            return
+
+        def started(directory: str) -> None:
+            self.notify(f"recording to {directory}", timeout=4)
+
+        self.bridge.command("start recording", self.runtime.start_recording, started)
+
+    def action_toggle_room(self) -> None:
+        current = self.mode_event.mode if self.mode_event is not None else None
+        if current == "room":
+            self.bridge.command("switch to local", lambda: self.runtime.switch_mode("local"))
+        else:
+            self.switch_to_room()
+
+    def switch_to_room(self, *, ask: bool = False) -> None:
+        """Switch to the configured room; ask for the details if there are none."""
+        configured = getattr(self.status, "room_configured", None)
+        if ask or configured is False:
+            self.push_screen(RoomScreen(), self._join_room)
+            return
+
+        def failed(reason: str) -> None:
+            self.push_screen(RoomScreen(reason), self._join_room)
+
+        self.bridge.command(
+            "switch to the room", lambda: self.runtime.switch_mode("room"), on_error=failed
+        )
+
+    def _join_room(self, details: RoomDetails | None) -> None:
+        if details is not None:
+            self.bridge.command("join the room", lambda: self.runtime.switch_mode("room", details))
+
+    def action_devices(self) -> None:
+        def show(devices: list[dict[str, Any]]) -> None:
+            self.push_screen(DevicesScreen(devices), self._select_devices)
+
+        self.bridge.command("list devices", self.runtime.list_devices, show)
+
+    def _select_devices(self, choice: DeviceChoice | None) -> None:
+        if choice is not None:
+            self.bridge.command(
+                "select devices", lambda: self.runtime.select_devices(choice[0], choice[1])
+            )
+
+    def action_toggle_break(self) -> None:
+        self.set_break(not self.break_on_tool_call)
+
+    def set_break(self, enabled: bool) -> None:
+        self.break_on_tool_call = enabled
+        self.sync_controls()
+        self.bridge.command(
+            "break on tool call", lambda: self.runtime.set_break_on_tool_call(enabled)
+        )
+
+    def action_pick_theme(self) -> None:
+        self.search_themes()
+
+    def action_next_tab(self) -> None:
+        ids = [tab_id for tab_id, _ in TABS]
+        current = self.tabs.active
+        nxt = ids[(ids.index(current) + 1) % len(ids)] if current in ids else ids[0]
+        self.show_tab(nxt)
+
+    def show_tab(self, tab_id: str) -> None:
+        self.tabs.active = tab_id
+        if tab_id == "tools-tab":
+            self.query_one("#tools-list", OptionList).focus()
+        elif tab_id == "latency-tab":
+            self.query_one("#latency-table", DataTable).focus()
+        else:
+            self.query_one("#talk", Input).focus()
+        self.refresh_bindings()
+
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self) -> None:
+        self.refresh_bindings()
+
+    def action_rerun_tool(self) -> None:
+        self.tools_panel.request_rerun()
+
+    def on_tools_panel_rerun_requested(self, msg: ToolsPanel.RerunRequested) -> None:
+        name = msg.record.call.name
+
+        def run(arguments: str | None) -> None:
+            if arguments is not None:
+                self.bridge.command(
+                    f"re-run {name}", lambda: self.runtime.rerun_tool(name, arguments)
+                )
+
+        self.push_screen(RerunScreen(name, msg.record.call.arguments), run)
+
+    def on_tools_panel_break_toggled(self, msg: ToolsPanel.BreakToggled) -> None:
+        if msg.enabled != self.break_on_tool_call:
+            self.set_break(msg.enabled)
+
+    def action_export(self) -> None:
+        def save(path: str | None) -> None:
+            if path:
+                self.bridge.command(
+                    "export the transcript",
+                    lambda: self.runtime.export_transcript(path),
+                    lambda where: self.notify(f"transcript saved to {where}", timeout=5),
+                )
+
+        self.push_screen(ExportScreen("voicetui-transcript.json"), save)
+
+    def action_clear(self) -> None:
+        self.conversation.clear_conversation()
+
+    # --- command palette --------------------------------------------------------------------
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        commands: list[tuple[str, str, Callable[[], Any]]] = [
+            ("Mute / unmute the microphone", "F2", self.action_toggle_mute),
+            ("Push-to-talk: start / send", "F3 (Esc cancels)", self.action_push_to_talk),
+            ("Cancel push-to-talk", "Esc", self.action_cancel_push_to_talk),
+            ("Interrupt the agent", "F4", self.action_interrupt),
+            ("Start / stop recording", "F5", self.action_toggle_recording),
+            ("Switch local ↔ room", "F6", self.action_toggle_room),
+            ("Join a room…", "Ask for the room's URL, name and token", self._ask_room),
+            ("Audio devices…", "F7: pick the microphone and speaker", self.action_devices),
+            ("Break on tool call on / off", "F8", self.action_toggle_break),
+            ("Pick a theme…", "F9", self.action_pick_theme),
+            ("Export the transcript…", "ctrl+s", self.action_export),
+            ("Clear the transcript", "ctrl+l (the session keeps it)", self.action_clear),
+            ("Re-run the selected tool call…", "ctrl+r in the Tools tab", self._rerun),
+        ]
+        for tab_id, label in TABS:
+            commands.append((f"Show {label}", "ctrl+n cycles the tabs", self._shower(tab_id)))
+        for title, help_text, callback in commands:
+            yield SystemCommand(title, help_text, callback)
+
+    def _ask_room(self) -> None:
+        self.switch_to_room(ask=True)
+
+    def _rerun(self) -> None:
+        self.show_tab("tools-tab")
+        self.tools_panel.request_rerun()
+
+    def _shower(self, tab_id: str) -> Callable[[], None]:
+        return lambda: self.show_tab(tab_id)
+
+
+def run_app(
+    runtime: SessionRuntime,
+    *,
+    theme: str | None = None,
+    title: str | None = None,
+) -> int:
+    """Run the TUI on ``runtime`` until the user quits; returns the exit code (0).
+
+    The app subscribes to the runtime and then calls ``runtime.start()`` (so it shows the model
+    loading progress); a failed start is shown on screen and the app stays up. Stopping the
+    runtime is the caller's job, after this returns."""
+    app = VoiceTUIApp(runtime, theme=theme, title=title)
+    app.run()
+    return app.return_code or 0

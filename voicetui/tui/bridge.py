@@ -1,0 +1,239 @@
+"""The one place the TUI meets the runtime.
+
+Runtime → UI: the runtime calls :meth:`RuntimeBridge._on_event` on its own thread. The bridge
+turns the event into a Textual message and queues it (a lock held for a few list operations,
+never for UI work), then wakes the app with one :class:`BridgeWakeup` if none is in flight. The
+app calls :meth:`RuntimeBridge.on_wakeup` on its thread, which drains the queue at most every
+``min_interval`` seconds (20 Hz) and posts the messages, in order, in one
+:class:`RuntimeBatch`. High-rate data is merged while
+it waits: audio levels keep only the latest value, an interim transcript replaces the interim
+before it, model-loading progress replaces the previous progress of the same model, and log
+records beyond ``max_pending_logs`` are dropped and counted. So a slow UI never slows the
+runtime, and the runtime never floods the UI.
+
+UI → runtime: :meth:`RuntimeBridge.command` calls a runtime command (they return at once with a
+``concurrent.futures.Future``) and turns a failure into a :class:`CommandFailed` message.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from textual.message import Message
+from textual.message_pump import MessagePump
+
+from ..agents.llm.chat_context import AgentHandoff, ChatMessage
+from ..runtime.api import LogRecordEvent, SessionRuntime
+from . import messages as m
+
+logger = logging.getLogger("voicetui.tui")
+
+T = TypeVar("T")
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text if text else type(exc).__name__
+
+
+def to_message(ev: Any) -> Message | None:
+    """The Textual message for a runtime event (None: the UI ignores it)."""
+    kind = getattr(ev, "type", None)
+    if kind == "user_input_transcribed":
+        return m.UserTranscript(ev)
+    if kind == "agent_transcript":
+        return m.AgentTranscript(
+            str(getattr(ev, "speech_id", "")),
+            str(getattr(ev, "text", "")),
+            bool(getattr(ev, "final", False)),
+        )
+    if kind == "agent_state_changed":
+        return m.AgentStateUpdate(ev.new_state)
+    if kind == "user_state_changed":
+        return m.UserStateUpdate(ev.new_state)
+    if kind == "conversation_item_added":
+        item = ev.item
+        if isinstance(item, ChatMessage | AgentHandoff):
+            return m.ConversationItem(item)
+        return None
+    if kind == "function_tools_started":
+        return m.ToolsStarted(ev)
+    if kind == "function_tools_executed":
+        return m.ToolsExecuted(ev)
+    if kind == "metrics_collected":
+        return m.MetricsUpdate(ev.metrics)
+    if kind == "agent_false_interruption":
+        return m.FalseInterruption(bool(ev.resumed))
+    if kind == "error":
+        return m.SessionError(ev)
+    if kind == "close":
+        return m.SessionClosed(ev)
+    if kind == "mode_changed":
+        return m.ModeUpdate(ev)
+    if kind == "status":
+        return m.StatusUpdate(ev)
+    if kind == "levels":
+        return m.LevelsUpdate(ev)
+    if kind == "model_loading":
+        return m.LoadingUpdate(ev)
+    if kind == "notice":
+        return m.NoticePosted(ev)
+    if kind == "tool_break":
+        return m.ToolBreakRequested(ev)
+    if kind == "tool_rerun":
+        return m.ToolRerunDone(ev)
+    return None
+
+
+def _replaces(new: Message, old: Message) -> bool:
+    """Whether ``new`` makes ``old`` (queued just before it) pointless."""
+    if isinstance(new, m.UserTranscript) and isinstance(old, m.UserTranscript):
+        return not old.event.is_final
+    if isinstance(new, m.AgentTranscript) and isinstance(old, m.AgentTranscript):
+        return old.speech_id == new.speech_id and not old.final
+    if isinstance(new, m.LoadingUpdate) and isinstance(old, m.LoadingUpdate):
+        return old.event.kind == new.event.kind and old.event.stage not in ("ready", "failed")
+    return False
+
+
+class RuntimeBridge:
+    def __init__(
+        self,
+        runtime: SessionRuntime,
+        target: MessagePump,
+        *,
+        min_interval: float = 0.05,
+        max_pending_logs: int = 2000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.runtime = runtime
+        self._target = target
+        self._min_interval = min_interval
+        self._max_pending_logs = max_pending_logs
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._queue: list[Message] = []
+        self._levels: m.LevelsUpdate | None = None
+        self._logs: list[LogRecordEvent] = []
+        self._dropped_logs = 0
+        self._wakeup_pending = False
+        self._timer_armed = False
+        self._last_flush = float("-inf")
+        self._unsubscribe: Callable[[], None] | None = None
+        self.events_received = 0
+        self.messages_posted = 0
+
+    # --- lifecycle (UI thread) --------------------------------------------------------------
+    def attach(self) -> None:
+        if self._unsubscribe is None:
+            self._unsubscribe = self.runtime.subscribe(self._on_event)
+
+    def detach(self) -> None:
+        if self._unsubscribe is not None:
+            unsubscribe, self._unsubscribe = self._unsubscribe, None
+            try:
+                unsubscribe()
+            except Exception:  # the runtime may already be gone
+                logger.debug("unsubscribe failed", exc_info=True)
+
+    # --- runtime thread ---------------------------------------------------------------------
+    def _on_event(self, ev: Any) -> None:
+        """Called by the runtime, on its thread: queue and return at once."""
+        try:
+            if getattr(ev, "type", None) == "log":
+                msg: Message | None = None
+            else:
+                msg = to_message(ev)
+                if msg is None:
+                    return
+            with self._lock:
+                self.events_received += 1
+                if msg is None:
+                    if len(self._logs) < self._max_pending_logs:
+                        self._logs.append(ev)
+                    else:
+                        self._dropped_logs += 1
+                elif isinstance(msg, m.LevelsUpdate):
+                    self._levels = msg
+                elif self._queue and _replaces(msg, self._queue[-1]):
+                    self._queue[-1] = msg
+                else:
+                    self._queue.append(msg)
+                wake = not self._wakeup_pending
+                self._wakeup_pending = True
+            if wake:
+                self._target.post_message(m.BridgeWakeup())
+        except Exception:  # never raise into the runtime
+            logger.exception("bridge: could not queue %r", getattr(ev, "type", ev))
+
+    # --- UI thread --------------------------------------------------------------------------
+    def on_wakeup(self) -> None:
+        """The app got a :class:`BridgeWakeup`: flush now, or when the interval allows."""
+        wait = self._last_flush + self._min_interval - self._clock()
+        if wait > 0:
+            if not self._timer_armed:
+                self._timer_armed = True
+                self._target.set_timer(wait, self.flush)
+            return
+        self.flush()
+
+    def flush(self) -> None:
+        """Post everything queued, in order (levels last, logs as one batch), as one
+        :class:`RuntimeBatch`."""
+        self._timer_armed = False
+        with self._lock:
+            queue, self._queue = self._queue, []
+            levels, self._levels = self._levels, None
+            logs, self._logs = self._logs, []
+            dropped, self._dropped_logs = self._dropped_logs, 0
+            self._wakeup_pending = False
+        self._last_flush = self._clock()
+        out: list[Message] = queue
+        if levels is not None:
+            out.append(levels)
+        if logs or dropped:
+            out.append(m.LogBatch(logs, dropped))
+        if out:
+            self._target.post_message(m.RuntimeBatch(out))
+        self.messages_posted += len(out)
+
+    def command(
+        self,
+        label: str,
+        call: Callable[[], Future[T]],
+        then: Callable[[T], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        """Run a runtime command. ``then(result)`` runs on the UI thread when it succeeds; a
+        failure runs ``on_error(message)`` there, or becomes a :class:`CommandFailed` message
+        (an on-screen notice)."""
+
+        def fail(error: str) -> None:
+            if on_error is None:
+                self._target.post_message(m.CommandFailed(label, error))
+            else:
+                self._target.post_message(m.CommandDone(label, lambda: on_error(error)))
+
+        try:
+            future = call()
+        except Exception as e:
+            fail(describe_error(e))
+            return
+
+        def done(fut: Future[T]) -> None:
+            if fut.cancelled():
+                fail("cancelled")
+                return
+            exc = fut.exception()
+            if exc is not None:
+                fail(describe_error(exc))
+            elif then is not None:
+                result = fut.result()
+                self._target.post_message(m.CommandDone(label, lambda: then(result)))
+
+        future.add_done_callback(done)

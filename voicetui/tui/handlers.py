@@ -1,0 +1,248 @@
+"""How the app reacts to what the bridge posts: runtime events → widget updates. Widgets are
+only ever updated here, on the UI thread; commands go back through the bridge."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from textual.app import App
+from textual.widgets import TabbedContent
+
+from ..agents.llm.chat_context import ChatMessage
+from ..runtime.api import ModeChanged, RuntimeStatus, SessionRuntime, ToolBreak, ToolBreakResolution
+from . import messages as m
+from .bridge import RuntimeBridge
+from .screens.tool_break import ToolBreakScreen
+from .widgets.conversation import ConversationView
+from .widgets.header import SessionHeader
+from .widgets.latency import LatencyPanel, RecentTurns
+from .widgets.loading import LoadingPanel
+from .widgets.logs import LogsPanel
+from .widgets.state import StatePanel
+from .widgets.tools import ToolsPanel
+
+
+class RuntimeHandlers(App[int]):
+    """The message handlers of :class:`voicetui.tui.app.VoiceTUIApp`."""
+
+    runtime: SessionRuntime
+    bridge: RuntimeBridge
+    clock: Callable[[], float]
+
+    def init_state(self) -> None:
+        self.status: RuntimeStatus | None = None
+        self.mode_event: ModeChanged | None = None
+        self.mic_muted = False
+        self.ptt_open = False
+        self.break_on_tool_call = False
+        self.recording_dir: str | None = None
+        self._breaks: list[ToolBreak] = []
+        self._break_open = False
+
+    # --- widgets (looked up once: queries walk the DOM) -----------------------------------------
+    def cache_widgets(self) -> None:
+        self.conversation = self.query_one("#conversation", ConversationView)
+        self.tools_panel = self.query_one("#tools", ToolsPanel)
+        self.latency_panel = self.query_one("#latency", LatencyPanel)
+        self.logs_panel = self.query_one("#logs", LogsPanel)
+        self.header = self.query_one(SessionHeader)
+        self.loading_panel = self.query_one(LoadingPanel)
+        self.tabs = self.query_one("#tabs", TabbedContent)
+        self._state_panels = list(self.query(StatePanel))
+        self.recent_turns = self.query_one(RecentTurns)
+
+    def state_panels(self) -> list[StatePanel]:
+        return self._state_panels
+
+    # --- bridge plumbing --------------------------------------------------------------------
+    def on_bridge_wakeup(self, _: m.BridgeWakeup) -> None:
+        self.bridge.on_wakeup()
+
+    def on_runtime_batch(self, batch: m.RuntimeBatch) -> None:
+        for msg in batch.messages:
+            handler = getattr(self, msg.handler_name, None)
+            if handler is not None:
+                handler(msg)
+
+    def on_command_failed(self, msg: m.CommandFailed) -> None:
+        text = f"{msg.label} failed: {msg.error}"
+        self.notify(text, title="voicetui", severity="error", timeout=6)
+        self.conversation.notice("error", text)
+
+    def on_command_done(self, msg: m.CommandDone) -> None:
+        msg.then()
+
+    # --- conversation -----------------------------------------------------------------------
+    def on_user_transcript(self, msg: m.UserTranscript) -> None:
+        self.conversation.user_transcript(msg.event.transcript, msg.event.is_final)
+
+    def on_agent_transcript(self, msg: m.AgentTranscript) -> None:
+        self.conversation.agent_text(msg.speech_id, msg.text, msg.final)
+
+    def on_conversation_item(self, msg: m.ConversationItem) -> None:
+        item = msg.item
+        if not isinstance(item, ChatMessage):
+            self.conversation.handoff(item.old_agent_id, item.new_agent_id)
+            return
+        text = item.text_content or ""
+        if item.role == "user":
+            self.conversation.user_message(text)
+        elif item.role == "assistant":
+            self.conversation.agent_message(text, item.interrupted)
+            row = self.latency_panel.book.add_assistant_report(item.metrics)
+            self.latency_panel.row_changed(row)
+            if row is not None:
+                self.recent_turns.refresh(layout=True)
+            if row is not None and row.e2e is not None:
+                for panel in self.state_panels():
+                    panel.last_e2e = row.e2e
+
+    def on_false_interruption(self, msg: m.FalseInterruption) -> None:
+        what = "the agent resumed" if msg.resumed else "the agent did not resume"
+        self.conversation.info(f"false interruption: {what}")
+
+    def on_session_error(self, msg: m.SessionError) -> None:
+        ev = msg.event
+        self.conversation.error(ev.source, ev.message, ev.recoverable)
+        if not ev.recoverable:
+            self.notify(f"{ev.source}: {ev.message}", title="Error", severity="error", timeout=6)
+
+    def on_session_closed(self, msg: m.SessionClosed) -> None:
+        reason = msg.event.reason.value
+        suffix = f": {msg.event.error}" if msg.event.error else ""
+        self.conversation.notice(
+            "error" if msg.event.error else "info", f"session closed ({reason}){suffix}"
+        )
+        for panel in self.state_panels():
+            panel.agent_state = "idle"
+            panel.tools_running = 0
+
+    def on_notice_posted(self, msg: m.NoticePosted) -> None:
+        notice = msg.notice
+        severity = {"info": "information", "warning": "warning", "error": "error"}[notice.level]
+        self.notify(notice.message, severity=severity, timeout=5)  # type: ignore[arg-type]
+        self.conversation.notice(notice.level, notice.message)
+
+    # --- state ------------------------------------------------------------------------------
+    def on_agent_state_update(self, msg: m.AgentStateUpdate) -> None:
+        for panel in self.state_panels():
+            panel.agent_state = msg.state
+            if msg.state in ("listening", "idle"):
+                panel.tools_running = 0
+
+    def on_user_state_update(self, msg: m.UserStateUpdate) -> None:
+        for panel in self.state_panels():
+            panel.user_state = msg.state
+
+    def on_levels_update(self, msg: m.LevelsUpdate) -> None:
+        lv = msg.levels
+        for panel in self.state_panels():
+            panel.input_dbfs = lv.input_dbfs
+            panel.input_peak = lv.input_peak_dbfs
+            panel.output_dbfs = lv.output_dbfs
+            panel.output_peak = lv.output_peak_dbfs
+
+    def on_mode_update(self, msg: m.ModeUpdate) -> None:
+        first = self.mode_event is None
+        self.mode_event = msg.event
+        self.header.mode = msg.event.mode
+        self.header.mode_description = msg.event.description
+        for panel in self.state_panels():
+            panel.mode = msg.event.mode
+        if not first:
+            self.conversation.info(f"switched to {msg.event.description}")
+
+    def on_status_update(self, msg: m.StatusUpdate) -> None:
+        st = msg.status
+        self.status = st
+        self.mic_muted = st.mic_muted
+        self.ptt_open = st.push_to_talk
+        self.break_on_tool_call = st.break_on_tool_call
+        self.recording_dir = st.recording_dir
+        header = self.header
+        header.agent_name = st.agent_name
+        header.models = st.models
+        header.recording_dir = st.recording_dir
+        header.recording_since = st.recording_since if st.recording_dir else None
+        self.sync_controls()
+
+    def sync_controls(self) -> None:
+        """Show the control state (after a status update or an optimistic change)."""
+        for panel in self.state_panels():
+            panel.mic_muted = self.mic_muted
+            panel.push_to_talk = self.ptt_open
+            panel.break_on_tool_call = self.break_on_tool_call
+        self.tools_panel.set_break(self.break_on_tool_call)
+        self.refresh_bindings()
+
+    def on_loading_update(self, msg: m.LoadingUpdate) -> None:
+        loading = self.loading_panel
+        loading.update_progress(msg.event)
+        self.header.loading_text = loading.summary()
+        if msg.event.stage == "failed":
+            text = f"{msg.event.kind} model {msg.event.label} failed to load"
+            if msg.event.message:
+                text += f": {msg.event.message}"
+            self.conversation.notice("error", text)
+
+    # --- tools ------------------------------------------------------------------------------
+    def on_tools_started(self, msg: m.ToolsStarted) -> None:
+        for call in msg.event.function_calls:
+            self.conversation.tool_started(call)
+            self.tools_panel.started(call)
+        for panel in self.state_panels():
+            panel.tools_running += len(msg.event.function_calls)
+
+    def on_tools_executed(self, msg: m.ToolsExecuted) -> None:
+        for execution in msg.event.executions:
+            self.conversation.tool_executed(execution)
+            self.tools_panel.executed(execution)
+        for panel in self.state_panels():
+            panel.tools_running = max(0, panel.tools_running - len(msg.event.executions))
+
+    def on_tool_rerun_done(self, msg: m.ToolRerunDone) -> None:
+        execution = msg.event.execution
+        self.tools_panel.executed(execution, rerun=True)
+        failed = execution.exception is not None or execution.output.is_error
+        self.notify(
+            f"re-run of {execution.call.name}: {'failed' if failed else 'done'}",
+            severity="error" if failed else "information",
+            timeout=4,
+        )
+
+    def on_tool_break_requested(self, msg: m.ToolBreakRequested) -> None:
+        call = msg.event.call
+        self.conversation.tool_waiting(call)
+        self.tools_panel.started(call, state="waiting")
+        self._breaks.append(msg.event)
+        self.bell()
+        self._show_next_break()
+
+    def _show_next_break(self) -> None:
+        if self._break_open or not self._breaks:
+            return
+        ev = self._breaks.pop(0)
+        self._break_open = True
+
+        def resolved(resolution: ToolBreakResolution | None) -> None:
+            self._break_open = False
+            res = resolution if resolution is not None else ToolBreakResolution("run")
+            self.conversation.tool_started(ev.call)
+            self.tools_panel.started(ev.call, state="running")
+            self.bridge.command(
+                "resolve the tool break",
+                lambda: self.runtime.resolve_tool_break(ev.break_id, res),
+            )
+            self._show_next_break()
+
+        self.push_screen(ToolBreakScreen(ev.break_id, ev.call, pending=len(self._breaks)), resolved)
+
+    # --- metrics and logs -------------------------------------------------------------------
+    def on_metrics_update(self, msg: m.MetricsUpdate) -> None:
+        row = self.latency_panel.book.add_metrics(msg.metrics)
+        self.latency_panel.row_changed(row)
+        if row is not None:
+            self.recent_turns.refresh(layout=True)
+
+    def on_log_batch(self, msg: m.LogBatch) -> None:
+        self.logs_panel.add(msg.records, msg.dropped)

@@ -1,0 +1,143 @@
+"""Per-turn latency rows from the session's metrics (no UI here).
+
+A row opens when an end-of-turn report arrives (``eou_metrics``: end-of-utterance delay and
+transcription delay) or, for typed turns, with the first LLM/TTS metrics; the first LLM TTFT and
+TTS TTFB after it fill the row; the assistant message closes it with its own per-turn report
+(``end_of_turn_delay``, ``llm_node_ttft``, ``tts_node_ttfb``, ``e2e_latency``), which wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..agents.llm.chat_context import MetricsReport
+from ..agents.metrics import EOUMetrics, LLMMetrics, STTMetrics, TTSMetrics, VADMetrics
+from .format import percentile
+
+COLUMNS: tuple[str, ...] = ("eou", "stt", "llm", "tts", "e2e")
+LABELS: dict[str, str] = {
+    "eou": "EOU",
+    "stt": "STT",
+    "llm": "LLM TTFT",
+    "tts": "TTS TTFB",
+    "e2e": "E2E",
+}
+
+
+@dataclass
+class TurnLatency:
+    index: int
+    eou: float | None = None
+    """End-of-utterance delay: the user stopped speaking → the turn was committed."""
+    stt: float | None = None
+    """Transcription delay: the user stopped speaking → the final transcript."""
+    llm: float | None = None
+    tts: float | None = None
+    e2e: float | None = None
+    """The user stopped speaking → the agent's first audio."""
+    speech_id: str | None = None
+    closed: bool = False
+
+    def value(self, column: str) -> float | None:
+        v: float | None = getattr(self, column)
+        return v
+
+    def segments(self) -> list[tuple[str, float]]:
+        """The stacked-bar parts: EOU, LLM, TTS, and what is left of e2e."""
+        parts = [(c, v) for c in ("eou", "llm", "tts") if (v := self.value(c)) is not None]
+        parts = [(c, max(0.0, v)) for c, v in parts]
+        if self.e2e is not None:
+            rest = self.e2e - sum(v for _, v in parts)
+            if rest > 0.005:
+                parts.append(("other", rest))
+        return parts
+
+    def total(self) -> float:
+        if self.e2e is not None:
+            return max(self.e2e, sum(v for c, v in self.segments() if c != "other"))
+        return sum(v for _, v in self.segments())
+
+
+def _ok(v: float | None) -> float | None:
+    return v if v is not None and v >= 0 else None
+
+
+class LatencyBook:
+    def __init__(self) -> None:
+        self.rows: list[TurnLatency] = []
+        self._open: TurnLatency | None = None
+
+    def _new_row(self, speech_id: str | None = None) -> TurnLatency:
+        row = TurnLatency(index=len(self.rows) + 1, speech_id=speech_id)
+        self.rows.append(row)
+        self._open = row
+        return row
+
+    def _target(self, speech_id: str | None) -> TurnLatency:
+        if speech_id is not None:
+            for row in reversed(self.rows[-8:]):
+                if row.speech_id == speech_id and not row.closed:
+                    return row
+        if self._open is not None and not self._open.closed:
+            return self._open
+        return self._new_row(speech_id)
+
+    def add_metrics(
+        self, metrics: LLMMetrics | STTMetrics | TTSMetrics | VADMetrics | EOUMetrics
+    ) -> TurnLatency | None:
+        """Returns the row that changed, if any."""
+        if isinstance(metrics, EOUMetrics):
+            row = self._new_row(metrics.speech_id)
+            row.eou = _ok(metrics.end_of_utterance_delay)
+            row.stt = _ok(metrics.transcription_delay)
+            return row
+        if isinstance(metrics, LLMMetrics):
+            ttft = _ok(metrics.ttft)
+            if ttft is None:
+                return None
+            row = self._target(metrics.speech_id)
+            if row.llm is None:
+                row.llm = ttft
+                return row
+            return None
+        if isinstance(metrics, TTSMetrics):
+            ttfb = _ok(metrics.ttfb)
+            if ttfb is None:
+                return None
+            row = self._target(metrics.speech_id)
+            if row.tts is None:
+                row.tts = ttfb
+                return row
+            return None
+        return None
+
+    def add_assistant_report(self, report: MetricsReport) -> TurnLatency | None:
+        """The assistant message of a turn: fill the row with its report and close it."""
+        values = {
+            "eou": _ok(report.end_of_turn_delay),
+            "llm": _ok(report.llm_node_ttft),
+            "tts": _ok(report.tts_node_ttfb),
+            "e2e": _ok(report.e2e_latency),
+        }
+        if all(v is None for v in values.values()):
+            if self._open is not None:
+                self._open.closed = True
+                self._open = None
+            return None
+        row = self._open if self._open is not None else self._new_row()
+        for name, v in values.items():
+            if v is not None:
+                setattr(row, name, v)
+        row.closed = True
+        self._open = None
+        return row
+
+    def percentiles(self, p: float) -> dict[str, float | None]:
+        return {c: percentile(self.values(c), p) for c in COLUMNS}
+
+    def values(self, column: str) -> list[float]:
+        return [v for r in self.rows if (v := r.value(column)) is not None]
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self._open = None

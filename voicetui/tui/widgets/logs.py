@@ -1,0 +1,135 @@
+"""The Logs tab: Python logging records from the runtime, filtered by level."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import ClassVar
+
+from rich.style import Style
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.strip import Strip
+from textual.widgets import Label, Select
+
+from ...runtime.api import LogRecordEvent
+from .vlog import VirtualLog, estimate_lines, gutter_strips
+
+LEVELS: tuple[tuple[str, int], ...] = (
+    ("DEBUG", logging.DEBUG),
+    ("INFO", logging.INFO),
+    ("WARNING", logging.WARNING),
+    ("ERROR", logging.ERROR),
+)
+KEEP = 10_000
+GUTTER = 22
+
+
+class LogView(VirtualLog[LogRecordEvent]):
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "logs--debug",
+        "logs--info",
+        "logs--warning",
+        "logs--error",
+        "logs--time",
+    }
+
+    DEFAULT_CSS = """
+    LogView {
+        padding: 0 1;
+        & > .logs--debug { color: $text-muted; }
+        & > .logs--info { color: $foreground; }
+        & > .logs--warning { color: $warning; }
+        & > .logs--error { color: $error; text-style: bold; }
+        & > .logs--time { color: $text-muted; }
+    }
+    """
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(f"logs--{name}", partial=True)
+
+    def estimate_height(self, payload: LogRecordEvent, width: int) -> int:
+        return estimate_lines(payload.logger + ": " + payload.message, max(8, width - GUTTER))
+
+    def render_payload(self, payload: LogRecordEvent, width: int) -> list[Strip]:
+        level = payload.level
+        name = (
+            "error"
+            if level >= logging.ERROR
+            else "warning"
+            if level >= logging.WARNING
+            else "info"
+            if level >= logging.INFO
+            else "debug"
+        )
+        stamp = time.strftime("%H:%M:%S", time.localtime(payload.created))
+        millis = int((payload.created % 1) * 1000)
+        label = Text(f"{stamp}.{millis:03d} ", style=self._style("time"))
+        label.append(f"{logging.getLevelName(level)[:7]:<7}", style=self._style(name))
+        body = Text(f"{payload.logger}: ", style=self._style("time"))
+        body.append(payload.message, style=self._style(name))
+        return gutter_strips(self.app.console, label, body, width, GUTTER)
+
+
+class LogsPanel(Vertical):
+    DEFAULT_CSS = """
+    LogsPanel {
+        #logs-bar { height: 3; padding: 0 1; }
+        #logs-bar Label { padding: 1 1 0 0; }
+        #logs-level { width: 20; }
+        #logs-view { height: 1fr; }
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.records: deque[LogRecordEvent] = deque(maxlen=KEEP)
+        self.level = logging.INFO
+        self.dropped = 0
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="logs-bar"):
+            yield Label("Level")
+            yield Select(
+                [(name, value) for name, value in LEVELS],
+                value=self.level,
+                allow_blank=False,
+                id="logs-level",
+            )
+            yield Label("", id="logs-dropped")
+        yield LogView(id="logs-view", max_entries=KEEP)
+
+    def view(self) -> LogView:
+        return self.query_one("#logs-view", LogView)
+
+    def add(self, records: list[LogRecordEvent], dropped: int = 0) -> None:
+        self.records.extend(records)
+        view = self.view()
+        for record in records:
+            if record.level >= self.level:
+                view.append(record)
+        if dropped:
+            self.dropped += dropped
+            self.query_one("#logs-dropped", Label).update(
+                f"{self.dropped} records dropped (the UI fell behind)"
+            )
+
+    def set_level(self, level: int) -> None:
+        self.level = level
+        select: Select[int] = self.query_one("#logs-level", Select)
+        if select.value != level:
+            with select.prevent(Select.Changed):
+                select.value = level
+        view = self.view()
+        view.clear()
+        for record in self.records:
+            if record.level >= level:
+                view.append(record)
+
+    @on(Select.Changed, "#logs-level")
+    def _level_changed(self, event: Select.Changed) -> None:
+        if isinstance(event.value, int):
+            self.set_level(event.value)

@@ -1,0 +1,167 @@
+"""The state panel: agent and user state badges, mic/speaker level meters, mute, push-to-talk,
+break-on-tool-call, and the last turn's latency. Also a one-line form for narrow screens."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+FLOOR_DBFS = -60.0
+
+AGENT_BADGES: dict[str, tuple[str, str]] = {
+    "initializing": ("◌ initializing", "dim"),
+    "idle": ("○ idle", "dim"),
+    "listening": ("● listening", "ok"),
+    "thinking": ("◐ thinking", "warn"),
+    "speaking": ("◉ speaking", "accent"),
+    "tool": ("⚙ tool running", "tool"),
+}
+USER_BADGES: dict[str, tuple[str, str]] = {
+    "listening": ("○ listening", "dim"),
+    "speaking": ("◉ speaking", "accent"),
+    "away": ("◌ away", "warn"),
+}
+
+
+def meter(dbfs: float, peak: float, width: int, styles: dict[str, Style]) -> Text:
+    """A level bar from ``FLOOR_DBFS`` to 0 dBFS with a peak mark."""
+    width = max(4, width)
+
+    def cells(v: float) -> int:
+        v = max(FLOOR_DBFS, min(0.0, v))
+        return round((v - FLOOR_DBFS) / -FLOOR_DBFS * width)
+
+    filled = cells(dbfs)
+    peak_at = cells(peak) - 1
+    bar = Text(no_wrap=True)
+    for i in range(width):
+        if i < filled:
+            frac = i / width
+            style = styles["ok"] if frac < 0.6 else styles["warn"] if frac < 0.85 else styles["bad"]
+            bar.append("█", style=style)
+        elif i == peak_at and peak_at >= filled:
+            bar.append("▏", style=styles["warn"])
+        else:
+            bar.append("·", style=styles["dim"])
+    return bar
+
+
+class StatePanel(Widget):
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "state--ok",
+        "state--warn",
+        "state--bad",
+        "state--dim",
+        "state--accent",
+        "state--tool",
+        "state--label",
+    }
+
+    DEFAULT_CSS = """
+    StatePanel {
+        height: auto;
+        padding: 0 1;
+        & > .state--ok { color: $success; }
+        & > .state--warn { color: $warning; }
+        & > .state--bad { color: $error; text-style: bold; }
+        & > .state--dim { color: $text-muted; }
+        & > .state--accent { color: $accent; text-style: bold; }
+        & > .state--tool { color: $vt-tool; text-style: bold; }
+        & > .state--label { color: $text-muted; }
+    }
+    StatePanel.-compact { height: 1; }
+    """
+
+    agent_state: reactive[str] = reactive("initializing")
+    user_state: reactive[str] = reactive("listening")
+    tools_running: reactive[int] = reactive(0)
+    mic_muted: reactive[bool] = reactive(False)
+    push_to_talk: reactive[bool] = reactive(False)
+    break_on_tool_call: reactive[bool] = reactive(False)
+    input_dbfs: reactive[float] = reactive(FLOOR_DBFS)
+    input_peak: reactive[float] = reactive(FLOOR_DBFS)
+    output_dbfs: reactive[float] = reactive(FLOOR_DBFS)
+    output_peak: reactive[float] = reactive(FLOOR_DBFS)
+    last_e2e: reactive[float | None] = reactive(None)
+    mode: reactive[str] = reactive("")
+
+    def __init__(self, *, compact: bool = False, id: str | None = None) -> None:
+        super().__init__(id=id, classes="-compact" if compact else None)
+        self.compact = compact
+
+    def _styles(self) -> dict[str, Style]:
+        return {
+            name: self.get_component_rich_style(f"state--{name}", partial=True)
+            for name in ("ok", "warn", "bad", "dim", "accent", "tool", "label")
+        }
+
+    def agent_badge(self) -> tuple[str, str]:
+        key = "tool" if self.tools_running > 0 else self.agent_state
+        return AGENT_BADGES.get(key, (self.agent_state, "dim"))
+
+    def render(self) -> Table | Text:
+        styles = self._styles()
+        agent_text, agent_style = self.agent_badge()
+        user_text, user_style = USER_BADGES.get(self.user_state, (self.user_state, "dim"))
+        mic = (
+            Text("✗ muted (F2)", style=styles["bad"])
+            if self.mic_muted
+            else Text("off (F2)", style=styles["dim"])
+        )
+        if self.push_to_talk:
+            ptt = Text("● open: F3 sends", style=styles["accent"])
+        else:
+            ptt = Text("off (F3)", style=styles["dim"])
+        brk = Text(
+            "on" if self.break_on_tool_call else "off",
+            style=styles["warn"] if self.break_on_tool_call else styles["dim"],
+        )
+        if self.compact:
+            line = Text(no_wrap=True, overflow="ellipsis")
+            line.append("agent ", style=styles["label"])
+            line.append(agent_text, style=styles[agent_style])
+            line.append("  user ", style=styles["label"])
+            line.append(user_text, style=styles[user_style])
+            line.append("  mic ", style=styles["label"])
+            line.append(meter(self.input_dbfs, self.input_peak, 8, styles))
+            if self.mic_muted:
+                line.append(" muted", style=styles["bad"])
+            if self.push_to_talk:
+                line.append("  ● PTT: F3 send, Esc cancel", style=styles["accent"])
+            if self.break_on_tool_call:
+                line.append("  ⏸ break", style=styles["warn"])
+            return line
+        width = max(10, self.size.width - 2)
+        meter_width = max(4, width - 18)
+        grid = Table.grid(padding=(0, 1), expand=True)
+        grid.add_column(width=8, no_wrap=True, style=styles["label"])
+        grid.add_column(ratio=1, no_wrap=True)
+        grid.add_row("Agent", Text(agent_text, style=styles[agent_style]))
+        grid.add_row("User", Text(user_text, style=styles[user_style]))
+        grid.add_row("", "")
+        grid.add_row(
+            "Mic",
+            Text.assemble(
+                meter(self.input_dbfs, self.input_peak, meter_width, styles),
+                f" {max(FLOOR_DBFS, self.input_dbfs):4.0f} dB",
+            ),
+        )
+        grid.add_row(
+            "Speaker",
+            Text.assemble(
+                meter(self.output_dbfs, self.output_peak, meter_width, styles),
+                f" {max(FLOOR_DBFS, self.output_dbfs):4.0f} dB",
+            ),
+        )
+        grid.add_row("", "")
+        grid.add_row("Mute", mic)
+        grid.add_row("PTT", ptt)
+        grid.add_row("Break", brk)
+        last = "—" if self.last_e2e is None else f"{self.last_e2e:.2f} s"
+        grid.add_row("Last e2e", Text(last, style=styles["accent"]))
+        return grid

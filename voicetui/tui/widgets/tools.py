@@ -1,0 +1,257 @@
+"""The tools panel: every tool call with its status and duration; the selected one in full
+(arguments and output as pretty JSON); re-run with edited arguments; break on tool call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from rich.console import Group, RenderableType
+from rich.json import JSON
+from rich.style import Style
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import Button, Label, OptionList, Static, Switch
+from textual.widgets.option_list import Option
+
+from ...agents.llm.chat_context import FunctionCall
+from ...agents.voice.events import ToolExecution
+from ..format import format_call, format_duration, parse_json, shorten
+
+ToolState = Literal["running", "waiting", "ok", "mocked", "error"]
+ICONS: dict[str, tuple[str, str]] = {
+    "running": ("…", "dim"),
+    "waiting": ("⏸", "warn"),
+    "ok": ("✓", "ok"),
+    "mocked": ("✓", "warn"),
+    "error": ("✗", "bad"),
+}
+
+
+@dataclass
+class ToolRecord:
+    key: str
+    call: FunctionCall
+    state: ToolState = "running"
+    duration: float | None = None
+    output: str | None = None
+    exception: str | None = None
+    rerun: bool = False
+
+    def apply(self, execution: ToolExecution) -> None:
+        self.duration = execution.duration
+        self.output = execution.output.output
+        self.exception = execution.exception
+        if execution.exception is not None or execution.output.is_error:
+            self.state = "error"
+        elif execution.mocked:
+            self.state = "mocked"
+        else:
+            self.state = "ok"
+
+
+def json_block(text: str) -> RenderableType:
+    value = parse_json(text)
+    if isinstance(value, dict | list):
+        return JSON.from_data(value, indent=2, ensure_ascii=False)
+    return Text(text)
+
+
+class ToolsPanel(Vertical):
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "tools--ok",
+        "tools--warn",
+        "tools--bad",
+        "tools--dim",
+        "tools--head",
+    }
+
+    DEFAULT_CSS = """
+    ToolsPanel {
+        & > .tools--ok { color: $success; }
+        & > .tools--warn { color: $warning; }
+        & > .tools--bad { color: $error; }
+        & > .tools--dim { color: $text-muted; }
+        & > .tools--head { color: $vt-tool; text-style: bold; }
+        #tools-bar { height: 3; padding: 0 1; }
+        #tools-bar Label { padding: 1 1 0 0; }
+        #tools-bar Switch { margin-right: 2; }
+        #tools-main { height: 1fr; }
+        #tools-list { width: 2fr; min-width: 24; height: 1fr; }
+        #tools-detail-scroll { width: 3fr; height: 1fr; padding: 0 1; background: $surface; }
+    }
+    """
+
+    class RerunRequested(Message):
+        def __init__(self, record: ToolRecord) -> None:
+            super().__init__()
+            self.record = record
+
+    class BreakToggled(Message):
+        def __init__(self, enabled: bool) -> None:
+            super().__init__()
+            self.enabled = enabled
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.records: dict[str, ToolRecord] = {}
+        self._order: list[str] = []
+        self._selected: str | None = None
+        self._reruns = 0
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="tools-bar"):
+            yield Label("Break on tool call (F8)")
+            yield Switch(id="tools-break")
+            yield Button("Re-run with edited arguments…", id="tools-rerun", disabled=True)
+        with Horizontal(id="tools-main"):
+            yield OptionList(id="tools-list")
+            with VerticalScroll(id="tools-detail-scroll"):
+                yield Static("No tool calls yet.", id="tools-detail")
+
+    def _styles(self) -> dict[str, Style]:
+        return {
+            n: self.get_component_rich_style(f"tools--{n}", partial=True)
+            for n in ("ok", "warn", "bad", "dim", "head")
+        }
+
+    def _list(self) -> OptionList:
+        return self.query_one("#tools-list", OptionList)
+
+    # --- updates (UI thread) ----------------------------------------------------------------
+    def started(self, call: FunctionCall, state: ToolState = "running") -> ToolRecord:
+        record = self.records.get(call.call_id)
+        if record is None:
+            record = ToolRecord(key=call.call_id, call=call, state=state)
+            self._add(record)
+        else:
+            record.state = state
+            self._changed(record)
+        return record
+
+    def executed(self, execution: ToolExecution, *, rerun: bool = False) -> ToolRecord:
+        if rerun:
+            self._reruns += 1
+            record = ToolRecord(key=f"rerun-{self._reruns}", call=execution.call, rerun=True)
+            record.apply(execution)
+            self._add(record)
+            self.select(record.key)
+            return record
+        existing = self.records.get(execution.call.call_id)
+        if existing is None:
+            existing = ToolRecord(key=execution.call.call_id, call=execution.call)
+            existing.apply(execution)
+            self._add(existing)
+        else:
+            existing.call = execution.call
+            existing.apply(execution)
+            self._changed(existing)
+        return existing
+
+    def set_break(self, enabled: bool) -> None:
+        switch = self.query_one("#tools-break", Switch)
+        if switch.value != enabled:
+            with switch.prevent(Switch.Changed):
+                switch.value = enabled
+
+    def select(self, key: str) -> None:
+        option_list = self._list()
+        try:
+            option_list.highlighted = option_list.get_option_index(key)
+        except LookupError:
+            return
+        self._show(key)
+
+    def clear(self) -> None:
+        self.records.clear()
+        self._order.clear()
+        self._selected = None
+        self._list().clear_options()
+        self.query_one("#tools-detail", Static).update("No tool calls yet.")
+        self.query_one("#tools-rerun", Button).disabled = True
+
+    # --- internals --------------------------------------------------------------------------
+    def _add(self, record: ToolRecord) -> None:
+        self.records[record.key] = record
+        self._order.append(record.key)
+        option_list = self._list()
+        option_list.add_option(Option(self._prompt(record), id=record.key))
+        if self._selected is None:
+            option_list.highlighted = 0
+            self._show(record.key)
+
+    def _changed(self, record: ToolRecord) -> None:
+        self._list().replace_option_prompt(record.key, self._prompt(record))
+        if self._selected == record.key:
+            self._show(record.key)
+
+    def _prompt(self, record: ToolRecord) -> Text:
+        styles = self._styles()
+        icon, style = ICONS[record.state]
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f"{icon} ", style=styles[style])
+        if record.rerun:
+            text.append("↻ ", style=styles["warn"])
+        text.append(record.call.name, style="bold")
+        if record.duration is not None:
+            text.append(f"  {format_duration(record.duration)}", style=styles["dim"])
+        text.append(f"  {shorten(record.call.arguments, 40)}", style=styles["dim"])
+        return text
+
+    def detail(self, record: ToolRecord) -> RenderableType:
+        styles = self._styles()
+        icon, style = ICONS[record.state]
+        head = Text()
+        head.append(f"{icon} ", style=styles[style])
+        head.append(format_call(record.call.name, record.call.arguments, limit=60))
+        head.stylize(styles["head"], 2)
+        meta = Text(style=styles["dim"])
+        meta.append(f"call {record.call.call_id} · {record.state}")
+        if record.duration is not None:
+            meta.append(f" · {format_duration(record.duration)}")
+        if record.rerun:
+            meta.append(" · re-run")
+        parts: list[RenderableType] = [head, meta, Text(""), Text("arguments", style="bold")]
+        parts.append(json_block(record.call.arguments or "{}"))
+        parts.append(Text(""))
+        if record.exception:
+            parts.append(Text("exception", style="bold"))
+            parts.append(Text(record.exception, style=styles["bad"]))
+            parts.append(Text(""))
+        if record.output is not None:
+            parts.append(Text("output (what the LLM got)", style="bold"))
+            parts.append(json_block(record.output))
+        elif record.state == "waiting":
+            parts.append(Text("waiting for you (break on tool call)", style=styles["warn"]))
+        else:
+            parts.append(Text("running…", style=styles["dim"]))
+        return Group(*parts)
+
+    def _show(self, key: str) -> None:
+        record = self.records.get(key)
+        if record is None:
+            return
+        self._selected = key
+        self.query_one("#tools-detail", Static).update(self.detail(record))
+        self.query_one("#tools-rerun", Button).disabled = False
+
+    @on(OptionList.OptionHighlighted, "#tools-list")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id is not None:
+            self._show(event.option.id)
+
+    @on(Switch.Changed, "#tools-break")
+    def _break_changed(self, event: Switch.Changed) -> None:
+        self.post_message(self.BreakToggled(event.value))
+
+    @on(Button.Pressed, "#tools-rerun")
+    def _rerun(self) -> None:
+        record = self.records.get(self._selected or "")
+        if record is not None:
+            self.post_message(self.RerunRequested(record))
+
+    def request_rerun(self) -> None:
+        self._rerun()
