@@ -23,20 +23,16 @@ from ..vad import VAD
 from .agent import Agent, ModelSettings
 from .audio_recognition import AudioRecognition, EndpointingOptions, TurnDetectionMode
 from .events import (
-    FunctionToolsExecutedEvent,
-    FunctionToolsStartedEvent,
-    RunContext,
     SpeechCreatedEvent,
     SpeechSource,
 )
 from .generation import (
     TTSGenerationData,
-    execute_tools,
     iterate_node,
-    perform_llm_inference,
     perform_tts_inference,
 )
 from .io import AudioOutput
+from .reply import run_reply
 from .speech_handle import SPEECH_PRIORITY_NORMAL, SpeechHandle, TurnTiming
 from .speech_output import Spoken, speak
 from .turn_taking import TurnTaking
@@ -281,7 +277,7 @@ class AgentActivity:
         handle._turn_timing = timing
         self._emit_speech_created(handle, source="generate_reply", user_initiated=False)
         self._schedule_speech(
-            handle, self._reply_task(handle, chat_ctx=chat_ctx, model_settings=ModelSettings())
+            handle, run_reply(self, handle, chat_ctx=chat_ctx, model_settings=ModelSettings())
         )
         return handle
 
@@ -289,7 +285,7 @@ class AgentActivity:
         """Start generating a reply now (LLM, TTS) but play it only once enqueued."""
         handle = SpeechHandle(allow_interruptions=self._allow_interruptions(None))
         self._start_speech_task(
-            handle, self._reply_task(handle, chat_ctx=chat_ctx, model_settings=ModelSettings())
+            handle, run_reply(self, handle, chat_ctx=chat_ctx, model_settings=ModelSettings())
         )
         return handle
 
@@ -430,8 +426,11 @@ class AgentActivity:
             chat_ctx.append(ChatMessage(role="system", content=[instructions]))
         self._schedule_speech(
             handle,
-            self._reply_task(
-                handle, chat_ctx=chat_ctx, model_settings=ModelSettings(tool_choice=tool_choice)
+            run_reply(
+                self,
+                handle,
+                chat_ctx=chat_ctx,
+                model_settings=ModelSettings(tool_choice=tool_choice),
             ),
         )
         return handle
@@ -519,150 +518,3 @@ class AgentActivity:
         if note:
             message = f"{message} ({note})"
         self._session._report_error(source, message, exc, recoverable=False)
-
-    # --- the reply pipeline ---------------------------------------------------------------
-    async def _reply_task(
-        self,
-        handle: SpeechHandle,
-        *,
-        chat_ctx: ChatContext,
-        model_settings: ModelSettings,
-    ) -> None:
-        tools = self.tools
-        audio_out = self.audio_output()
-        use_tts = audio_out is not None and self.tts is not None
-
-        llm_task, llm_data = perform_llm_inference(
-            self._agent.llm_node, chat_ctx, tools, model_settings, text_outputs=2 if use_tts else 1
-        )
-        tts_task: asyncio.Task[None] | None = None
-        tts_data: TTSGenerationData | None = None
-        frames: AsyncIterable[rtc.AudioFrame] | None = None
-        if use_tts:
-            tts_task, tts_data = perform_tts_inference(
-                self._agent.tts_node, llm_data.text_chs[1], model_settings
-            )
-            frames = tts_data.audio_ch
-        tool_task: asyncio.Task[list[Any]] | None = None
-
-        async def run_tools() -> list[Any]:
-            await asyncio.wait({llm_task})
-            if llm_task.cancelled() or llm_task.exception() is not None:
-                return []
-            calls = llm_data.function_calls
-            if not calls:
-                return []
-            if handle.step_index >= self.option("max_tool_steps"):
-                logger.warning(
-                    "%s: max_tool_steps (%d) reached, ignoring %d tool call(s)",
-                    self._agent.label,
-                    self.option("max_tool_steps"),
-                    len(calls),
-                )
-                return []
-            self._session._emit_event(
-                FunctionToolsStartedEvent(function_calls=list(calls), speech_id=handle.id)
-            )
-            return await execute_tools(
-                calls,
-                tools,
-                lambda call: RunContext(
-                    session=self._session, speech_handle=handle, function_call=call
-                ),
-                lambda v: isinstance(v, Agent),
-                intercept=self._session.tool_call_interceptor,
-            )
-
-        authorized = False
-        try:
-            await handle.wait_if_not_interrupted([handle._authorized])
-            if not handle.interrupted:
-                authorized = True
-                self._session._update_agent_state("thinking")
-                tool_task = asyncio.create_task(run_tools(), name="tool_execution")
-            spoken = await speak(
-                self,
-                handle,
-                llm_data.text_chs[0],
-                frames,
-                audio_out if use_tts else None,
-                tts_task,
-                tts_data,
-                prerequisite=llm_task,
-            )
-            if tool_task is not None and not handle.interrupted:
-                await handle.wait_if_not_interrupted([tool_task])
-        finally:
-            await cancel_and_wait(llm_task, *(t for t in (tts_task,) if t is not None))
-            if handle.interrupted and tool_task is not None:
-                await cancel_and_wait(tool_task)
-
-        llm_failed = False
-        if llm_task.done() and not llm_task.cancelled():
-            if (exc := llm_task.exception()) is None:
-                self._session._model_succeeded("llm")
-            elif authorized:  # (a discarded preemptive reply's failure concerns nobody)
-                llm_failed = True
-                self._report_model_error(exc, default_source="llm")
-                handle._cancel()
-                spoken.interrupted = True
-            else:
-                llm_failed = True
-        if tts_task is not None and tts_task.done() and not tts_task.cancelled():
-            if tts_task.exception() is None:
-                self._session._model_succeeded("tts")
-
-        if spoken.text:
-            self._add_assistant_message(handle, spoken, llm_ttft=llm_data.ttft)
-        if llm_failed or tool_task is None or not tool_task.done() or tool_task.cancelled():
-            return
-        if (tool_exc := tool_task.exception()) is not None:
-            self._session._report_error("tool", f"tool execution failed: {tool_exc}", tool_exc)
-            return
-        outcomes = tool_task.result()
-        if not outcomes:
-            return
-        self._record_tool_step(handle, outcomes, heard_audio=spoken.first_audio_at is not None)
-
-    def _record_tool_step(
-        self, handle: SpeechHandle, outcomes: list[Any], *, heard_audio: bool
-    ) -> None:
-        executions = [o.execution for o in outcomes]
-        for ex in executions:
-            self._agent._chat_ctx.append(ex.call)
-            handle._add_item(ex.call)
-            self._session._history_append(ex.call)
-        for ex in executions:
-            self._agent._chat_ctx.append(ex.output)
-            handle._add_item(ex.output)
-            self._session._history_append(ex.output)
-        self._session._emit_event(
-            FunctionToolsExecutedEvent(executions=executions, speech_id=handle.id)
-        )
-        handoffs = [o.handoff for o in outcomes if o.handoff is not None]
-        if handoffs:
-            if len(handoffs) > 1:
-                logger.warning("several tools handed off in one step; using the first")
-            self._session._schedule_agent_update(handoffs[0])
-            return
-        if any(o.stop_response for o in outcomes):
-            return
-        if not any(o.reply_required for o in outcomes):
-            return
-        step = handle.step_index + 1
-        last_step = step >= self.option("max_tool_steps")
-        reply = SpeechHandle(
-            allow_interruptions=handle.allow_interruptions, step_index=step, parent=handle
-        )
-        if not heard_audio:
-            reply._turn_timing = handle._turn_timing  # the user still waits for a first word
-        self._emit_speech_created(reply, source="tool_response", user_initiated=False)
-        self._schedule_speech(
-            reply,
-            self._reply_task(
-                reply,
-                chat_ctx=self._agent._chat_ctx.copy(),
-                model_settings=ModelSettings(tool_choice="none" if last_step else None),
-            ),
-            force=True,
-        )

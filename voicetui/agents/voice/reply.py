@@ -1,0 +1,178 @@
+"""One LLM step of a reply: LLM → text and sentence TTS → audio, tools run alongside the
+playout, then the step's tool calls recorded and the next step (or a handoff) scheduled."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterable
+from typing import TYPE_CHECKING, Any
+
+from livekit import rtc
+
+from .._aio import cancel_and_wait
+from ..llm import ChatContext
+from .agent import Agent, ModelSettings
+from .events import FunctionToolsExecutedEvent, FunctionToolsStartedEvent, RunContext
+from .generation import (
+    TTSGenerationData,
+    execute_tools,
+    perform_llm_inference,
+    perform_tts_inference,
+)
+from .speech_handle import SpeechHandle
+from .speech_output import speak
+
+if TYPE_CHECKING:
+    from .agent_activity import AgentActivity
+
+logger = logging.getLogger("voicetui.agents.voice")
+
+
+async def run_reply(
+    activity: AgentActivity,
+    handle: SpeechHandle,
+    *,
+    chat_ctx: ChatContext,
+    model_settings: ModelSettings,
+) -> None:
+    tools = activity.tools
+    audio_out = activity.audio_output()
+    use_tts = audio_out is not None and activity.tts is not None
+
+    llm_task, llm_data = perform_llm_inference(
+        activity._agent.llm_node, chat_ctx, tools, model_settings, text_outputs=2 if use_tts else 1
+    )
+    tts_task: asyncio.Task[None] | None = None
+    tts_data: TTSGenerationData | None = None
+    frames: AsyncIterable[rtc.AudioFrame] | None = None
+    if use_tts:
+        tts_task, tts_data = perform_tts_inference(
+            activity._agent.tts_node, llm_data.text_chs[1], model_settings
+        )
+        frames = tts_data.audio_ch
+    tool_task: asyncio.Task[list[Any]] | None = None
+
+    async def run_tools() -> list[Any]:
+        await asyncio.wait({llm_task})
+        if llm_task.cancelled() or llm_task.exception() is not None:
+            return []
+        calls = llm_data.function_calls
+        if not calls:
+            return []
+        if handle.step_index >= activity.option("max_tool_steps"):
+            logger.warning(
+                "%s: max_tool_steps (%d) reached, ignoring %d tool call(s)",
+                activity._agent.label,
+                activity.option("max_tool_steps"),
+                len(calls),
+            )
+            return []
+        activity._session._emit_event(
+            FunctionToolsStartedEvent(function_calls=list(calls), speech_id=handle.id)
+        )
+        return await execute_tools(
+            calls,
+            tools,
+            lambda call: RunContext(
+                session=activity._session, speech_handle=handle, function_call=call
+            ),
+            lambda v: isinstance(v, Agent),
+            intercept=activity._session.tool_call_interceptor,
+        )
+
+    authorized = False
+    try:
+        await handle.wait_if_not_interrupted([handle._authorized])
+        if not handle.interrupted:
+            authorized = True
+            activity._session._update_agent_state("thinking")
+            tool_task = asyncio.create_task(run_tools(), name="tool_execution")
+        spoken = await speak(
+            activity,
+            handle,
+            llm_data.text_chs[0],
+            frames,
+            audio_out if use_tts else None,
+            tts_task,
+            tts_data,
+            prerequisite=llm_task,
+        )
+        if tool_task is not None and not handle.interrupted:
+            await handle.wait_if_not_interrupted([tool_task])
+    finally:
+        await cancel_and_wait(llm_task, *(t for t in (tts_task,) if t is not None))
+        if handle.interrupted and tool_task is not None:
+            await cancel_and_wait(tool_task)
+
+    llm_failed = False
+    if llm_task.done() and not llm_task.cancelled():
+        if (exc := llm_task.exception()) is None:
+            activity._session._model_succeeded("llm")
+        elif authorized:  # (a discarded preemptive reply's failure concerns nobody)
+            llm_failed = True
+            activity._report_model_error(exc, default_source="llm")
+            handle._cancel()
+            spoken.interrupted = True
+        else:
+            llm_failed = True
+    if tts_task is not None and tts_task.done() and not tts_task.cancelled():
+        if tts_task.exception() is None:
+            activity._session._model_succeeded("tts")
+
+    if spoken.text:
+        activity._add_assistant_message(handle, spoken, llm_ttft=llm_data.ttft)
+    if llm_failed or tool_task is None or not tool_task.done() or tool_task.cancelled():
+        return
+    if (tool_exc := tool_task.exception()) is not None:
+        activity._session._report_error("tool", f"tool execution failed: {tool_exc}", tool_exc)
+        return
+    outcomes = tool_task.result()
+    if not outcomes:
+        return
+    _record_tool_step(activity, handle, outcomes, heard_audio=spoken.first_audio_at is not None)
+
+
+def _record_tool_step(
+    activity: AgentActivity, handle: SpeechHandle, outcomes: list[Any], *, heard_audio: bool
+) -> None:
+    executions = [o.execution for o in outcomes]
+    for ex in executions:
+        activity._agent._chat_ctx.append(ex.call)
+        handle._add_item(ex.call)
+        activity._session._history_append(ex.call)
+    for ex in executions:
+        activity._agent._chat_ctx.append(ex.output)
+        handle._add_item(ex.output)
+        activity._session._history_append(ex.output)
+    activity._session._emit_event(
+        FunctionToolsExecutedEvent(executions=executions, speech_id=handle.id)
+    )
+    handoffs = [o.handoff for o in outcomes if o.handoff is not None]
+    if handoffs:
+        if len(handoffs) > 1:
+            logger.warning("several tools handed off in one step; using the first")
+        activity._session._schedule_agent_update(handoffs[0])
+        return
+    if any(o.stop_response for o in outcomes):
+        return
+    if not any(o.reply_required for o in outcomes):
+        return
+    step = handle.step_index + 1
+    last_step = step >= activity.option("max_tool_steps")
+    reply = SpeechHandle(
+        allow_interruptions=handle.allow_interruptions, step_index=step, parent=handle
+    )
+    if not heard_audio:
+        reply._turn_timing = handle._turn_timing  # the user still waits for a first word
+    activity._emit_speech_created(reply, source="tool_response", user_initiated=False)
+    activity._schedule_speech(
+        reply,
+        run_reply(
+            activity,
+            reply,
+            chat_ctx=activity._agent._chat_ctx.copy(),
+            model_settings=ModelSettings(tool_choice="none" if last_step else None),
+        ),
+        force=True,
+    )
