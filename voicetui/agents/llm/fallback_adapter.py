@@ -9,13 +9,13 @@ label of the provider that really served the request) are re-emitted by the adap
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .._aio import TaskSet
+from .._fallback import ProviderAvailability
 from ..exceptions import LLMError
 from ..metrics import LLMMetrics
 from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
@@ -25,9 +25,6 @@ from .tool_context import FunctionTool, ToolChoice
 
 logger = logging.getLogger("voicetui.agents.llm")
 
-MAX_RECOVERY_INTERVAL = 60.0
-"""Upper bound of the (doubling) delay between two recovery probes of a failed provider."""
-
 
 @dataclass
 class AvailabilityChangedEvent:
@@ -35,12 +32,6 @@ class AvailabilityChangedEvent:
 
     llm: LLM
     available: bool
-
-
-@dataclass
-class _Status:
-    available: bool = True
-    recovering: asyncio.Task[None] | None = None
 
 
 def _describe(label: str, error: BaseException) -> str:
@@ -81,14 +72,22 @@ class FallbackAdapter(LLM):
         if recovery_interval <= 0:
             raise ValueError("recovery_interval must be > 0")
         self._llms = list(llms)
-        self._status = [_Status() for _ in self._llms]
         self._conn_options = APIConnectOptions(
             max_retry=max_retry_per_llm, retry_interval=retry_interval, timeout=attempt_timeout
         )
         self._retry_on_chunk_sent = retry_on_chunk_sent
         self._recovery_interval = recovery_interval
         self._tasks = TaskSet("llm.FallbackAdapter")
-        self._closed = False
+        self._availability: ProviderAvailability[LLM] = ProviderAvailability(
+            self._llms,
+            name="llm.FallbackAdapter",
+            tasks=self._tasks,
+            recovery_interval=recovery_interval,
+            probe=self.probe,
+            on_change=lambda provider, up: self.emit(
+                "llm_availability_changed", AvailabilityChangedEvent(provider, up)
+            ),
+        )
         self._label = f"FallbackAdapter({', '.join(m.label for m in self._llms)})"
         for m in self._llms:
             m.on("metrics_collected", self._forward_metrics)
@@ -100,14 +99,14 @@ class FallbackAdapter(LLM):
     @property
     def model(self) -> str:
         """The model of the provider a new request would try first."""
-        return self._llms[self._candidates()[0]].model
+        return self._llms[self._availability.candidates()[0]].model
 
     @property
     def provider(self) -> str:
-        return self._llms[self._candidates()[0]].provider
+        return self._llms[self._availability.candidates()[0]].provider
 
     def available(self, llm: LLM) -> bool:
-        return self._status[self._llms.index(llm)].available
+        return self._availability.is_available(llm)
 
     def chat(
         self,
@@ -139,57 +138,14 @@ class FallbackAdapter(LLM):
                 break
 
     async def aclose(self) -> None:
-        self._closed = True
+        self._availability.close()
         await self._tasks.aclose()
-        for status in self._status:
-            status.recovering = None
         for m in self._llms:
             m.off("metrics_collected", self._forward_metrics)
 
     # --- availability ---------------------------------------------------------------------
     def _forward_metrics(self, metrics: LLMMetrics) -> None:
         self.emit("metrics_collected", metrics)
-
-    def _candidates(self) -> list[int]:
-        """Indexes of the providers to try, in order: the available ones, or all if none is."""
-        up = [i for i, s in enumerate(self._status) if s.available]
-        return up or list(range(len(self._llms)))
-
-    def _mark_unavailable(self, index: int) -> None:
-        status = self._status[index]
-        if status.available:
-            status.available = False
-            self.emit(
-                "llm_availability_changed", AvailabilityChangedEvent(self._llms[index], False)
-            )
-        if status.recovering is None and not self._closed:
-            status.recovering = self._tasks.create(
-                self._recover(index), name=f"llm.FallbackAdapter.recover[{index}]"
-            )
-
-    def _mark_available(self, index: int) -> None:
-        status = self._status[index]
-        task, status.recovering = status.recovering, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()  # still owned by self._tasks, which awaits it on aclose
-        if not status.available:
-            status.available = True
-            logger.info("%s is available again", self._llms[index].label)
-            self.emit("llm_availability_changed", AvailabilityChangedEvent(self._llms[index], True))
-
-    async def _recover(self, index: int) -> None:
-        llm = self._llms[index]
-        delay = self._recovery_interval
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                await self.probe(llm)
-            except Exception as e:
-                logger.debug("%s still failing: %s", llm.label, e)
-                delay = min(delay * 2, max(MAX_RECOVERY_INTERVAL, self._recovery_interval))
-                continue
-            self._mark_available(index)
-            return
 
 
 class FallbackLLMStream(LLMStream):
@@ -229,13 +185,13 @@ class FallbackLLMStream(LLMStream):
     async def _run(self) -> None:
         adapter = self._adapter
         failures: list[str] = []
-        for index in adapter._candidates():
+        for index in adapter._availability.candidates():
             llm = adapter._llms[index]
             try:
                 await self._forward(llm)
             except Exception as e:
                 failures.append(_describe(llm.label, e))
-                adapter._mark_unavailable(index)
+                adapter._availability.mark_unavailable(index)
                 if self._emitted_any and not adapter._retry_on_chunk_sent:
                     raise LLMError(
                         f"{_describe(llm.label, e)} (after the response started)",
@@ -243,7 +199,7 @@ class FallbackLLMStream(LLMStream):
                     ) from e
                 logger.warning("%s failed, falling back: %s", llm.label, failures[-1])
                 continue
-            adapter._mark_available(index)
+            adapter._availability.mark_available(index)
             return
         raise LLMError(f"all LLMs failed: {'; '.join(failures)}", recoverable=False)
 

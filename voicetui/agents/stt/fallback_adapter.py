@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from livekit import rtc
 
 from .._aio import TaskSet, cancel_and_wait
+from .._fallback import ProviderAvailability
 from .._stream import FlushSentinel
 from ..audio import frame_duration, silence
 from ..exceptions import STTError
@@ -30,9 +31,6 @@ from .stt import STT, AudioBuffer, SpeechEvent, SpeechEventType, SpeechStream, S
 
 logger = logging.getLogger("voicetui.agents.stt")
 
-MAX_RECOVERY_INTERVAL = 60.0
-"""Upper bound of the (doubling) delay between two recovery probes of a failed provider."""
-
 PROBE_DURATION = 0.5
 """Seconds of silence a recovery probe sends."""
 
@@ -43,12 +41,6 @@ class AvailabilityChangedEvent:
 
     stt: STT
     available: bool
-
-
-@dataclass
-class _Status:
-    available: bool = True
-    recovering: asyncio.Task[None] | None = None
 
 
 def _describe(label: str, error: BaseException) -> str:
@@ -99,14 +91,22 @@ class FallbackAdapter(STT):
             for s in self._stts
         ]
         self._vad = vad
-        self._status = [_Status() for _ in self._stts]
         self._conn_options = APIConnectOptions(
             max_retry=max_retry_per_stt, retry_interval=retry_interval, timeout=attempt_timeout
         )
         self._recovery_interval = recovery_interval
         self._max_replay_duration = max_replay_duration
         self._tasks = TaskSet("stt.FallbackAdapter")
-        self._closed = False
+        self._availability: ProviderAvailability[STT] = ProviderAvailability(
+            self._stts,
+            name="stt.FallbackAdapter",
+            tasks=self._tasks,
+            recovery_interval=recovery_interval,
+            probe=self.probe,
+            on_change=lambda provider, up: self.emit(
+                "stt_availability_changed", AvailabilityChangedEvent(provider, up)
+            ),
+        )
         self._label = f"FallbackAdapter({', '.join(s.label for s in self._stts)})"
         for s in self._stts:
             s.on("metrics_collected", self._forward_metrics)
@@ -118,10 +118,10 @@ class FallbackAdapter(STT):
     @property
     def model(self) -> str:
         """The model of the provider a new request would try first."""
-        return self._stts[self._candidates()[0]].model
+        return self._stts[self._availability.candidates()[0]].model
 
     def available(self, stt: STT) -> bool:
-        return self._status[self._stts.index(stt)].available
+        return self._availability.is_available(stt)
 
     async def recognize(
         self,
@@ -139,16 +139,16 @@ class FallbackAdapter(STT):
         self, buffer: list[rtc.AudioFrame], *, language: str | None, conn_options: APIConnectOptions
     ) -> SpeechEvent:
         failures: list[str] = []
-        for index in self._candidates():
+        for index in self._availability.candidates():
             stt = self._stts[index]
             try:
                 ev = await stt.recognize(buffer, language=language, conn_options=self._conn_options)
             except Exception as e:
                 failures.append(_describe(stt.label, e))
                 logger.warning("%s failed, falling back: %s", stt.label, failures[-1])
-                self._mark_unavailable(index)
+                self._availability.mark_unavailable(index)
                 continue
-            self._mark_available(index)
+            self._availability.mark_available(index)
             return ev
         raise STTError(f"all STTs failed: {'; '.join(failures)}", recoverable=False)
 
@@ -176,57 +176,14 @@ class FallbackAdapter(STT):
                 pass
 
     async def aclose(self) -> None:
-        self._closed = True
+        self._availability.close()
         await self._tasks.aclose()
-        for status in self._status:
-            status.recovering = None
         for s in self._stts:
             s.off("metrics_collected", self._forward_metrics)
 
     # --- availability ---------------------------------------------------------------------
     def _forward_metrics(self, metrics: STTMetrics) -> None:
         self.emit("metrics_collected", metrics)
-
-    def _candidates(self) -> list[int]:
-        """Indexes of the providers to try, in order: the available ones, or all if none is."""
-        up = [i for i, s in enumerate(self._status) if s.available]
-        return up or list(range(len(self._stts)))
-
-    def _mark_unavailable(self, index: int) -> None:
-        status = self._status[index]
-        if status.available:
-            status.available = False
-            self.emit(
-                "stt_availability_changed", AvailabilityChangedEvent(self._stts[index], False)
-            )
-        if status.recovering is None and not self._closed:
-            status.recovering = self._tasks.create(
-                self._recover(index), name=f"stt.FallbackAdapter.recover[{index}]"
-            )
-
-    def _mark_available(self, index: int) -> None:
-        status = self._status[index]
-        task, status.recovering = status.recovering, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()  # still owned by self._tasks, which awaits it on aclose
-        if not status.available:
-            status.available = True
-            logger.info("%s is available again", self._stts[index].label)
-            self.emit("stt_availability_changed", AvailabilityChangedEvent(self._stts[index], True))
-
-    async def _recover(self, index: int) -> None:
-        stt = self._stts[index]
-        delay = self._recovery_interval
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                await self.probe(stt)
-            except Exception as e:
-                logger.debug("%s still failing: %s", stt.label, e)
-                delay = min(delay * 2, max(MAX_RECOVERY_INTERVAL, self._recovery_interval))
-                continue
-            self._mark_available(index)
-            return
 
 
 class FallbackSpeechStream(SpeechStream):
@@ -279,13 +236,13 @@ class FallbackSpeechStream(SpeechStream):
     async def _run_providers(self) -> None:
         adapter = self._adapter
         failures: list[str] = []
-        for index in adapter._candidates():
+        for index in adapter._availability.candidates():
             stt = adapter._streaming[index]
             try:
                 await self._run_one(stt)
             except Exception as e:
                 failures.append(_describe(adapter._stts[index].label, e))
-                adapter._mark_unavailable(index)
+                adapter._availability.mark_unavailable(index)
                 logger.warning(
                     "%s failed, falling back (replaying %.2fs of audio): %s",
                     stt.label,
@@ -293,7 +250,7 @@ class FallbackSpeechStream(SpeechStream):
                     failures[-1],
                 )
                 continue
-            adapter._mark_available(index)
+            adapter._availability.mark_available(index)
             return
         raise STTError(f"all STTs failed: {'; '.join(failures)}", recoverable=False)
 

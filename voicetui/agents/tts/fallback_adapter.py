@@ -11,7 +11,6 @@ by the adapter.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from livekit import rtc
 
 from .._aio import TaskSet
+from .._fallback import ProviderAvailability
 from ..exceptions import TTSError
 from ..metrics import TTSMetrics
 from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
@@ -26,9 +26,6 @@ from .stream_adapter import StreamAdapter
 from .tts import TEXT_KEY, TTS, ChunkedStream, SynthesizeStream, TTSCapabilities
 
 logger = logging.getLogger("voicetui.agents.tts")
-
-MAX_RECOVERY_INTERVAL = 60.0
-"""Upper bound of the (doubling) delay between two recovery probes of a failed provider."""
 
 PROBE_TEXT = "Hello."
 """What a recovery probe synthesizes."""
@@ -40,12 +37,6 @@ class AvailabilityChangedEvent:
 
     tts: TTS
     available: bool
-
-
-@dataclass
-class _Status:
-    available: bool = True
-    recovering: asyncio.Task[None] | None = None
 
 
 def _describe(label: str, error: BaseException) -> str:
@@ -93,13 +84,21 @@ class FallbackAdapter(TTS):
             num_channels=channels.pop(),
         )
         self._ttss = list(tts)
-        self._status = [_Status() for _ in self._ttss]
         self._conn_options = APIConnectOptions(
             max_retry=max_retry_per_tts, retry_interval=retry_interval, timeout=attempt_timeout
         )
         self._recovery_interval = recovery_interval
         self._tasks = TaskSet("tts.FallbackAdapter")
-        self._closed = False
+        self._availability: ProviderAvailability[TTS] = ProviderAvailability(
+            self._ttss,
+            name="tts.FallbackAdapter",
+            tasks=self._tasks,
+            recovery_interval=recovery_interval,
+            probe=self.probe,
+            on_change=lambda provider, up: self.emit(
+                "tts_availability_changed", AvailabilityChangedEvent(provider, up)
+            ),
+        )
         self._label = f"FallbackAdapter({', '.join(t.label for t in self._ttss)})"
         # streaming = sentence splitting over our own (falling back) synthesize()
         self._sentences = StreamAdapter(tts=self, min_sentence_length=min_sentence_length)
@@ -113,10 +112,10 @@ class FallbackAdapter(TTS):
     @property
     def model(self) -> str:
         """The model of the provider a new request would try first."""
-        return self._ttss[self._candidates()[0]].model
+        return self._ttss[self._availability.candidates()[0]].model
 
     def available(self, tts: TTS) -> bool:
-        return self._status[self._ttss.index(tts)].available
+        return self._availability.is_available(tts)
 
     def synthesize(
         self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
@@ -138,57 +137,14 @@ class FallbackAdapter(TTS):
                 break
 
     async def aclose(self) -> None:
-        self._closed = True
+        self._availability.close()
         await self._tasks.aclose()
-        for status in self._status:
-            status.recovering = None
         for t in self._ttss:
             t.off("metrics_collected", self._forward_metrics)
 
     # --- availability ---------------------------------------------------------------------
     def _forward_metrics(self, metrics: TTSMetrics) -> None:
         self.emit("metrics_collected", metrics)
-
-    def _candidates(self) -> list[int]:
-        """Indexes of the providers to try, in order: the available ones, or all if none is."""
-        up = [i for i, s in enumerate(self._status) if s.available]
-        return up or list(range(len(self._ttss)))
-
-    def _mark_unavailable(self, index: int) -> None:
-        status = self._status[index]
-        if status.available:
-            status.available = False
-            self.emit(
-                "tts_availability_changed", AvailabilityChangedEvent(self._ttss[index], False)
-            )
-        if status.recovering is None and not self._closed:
-            status.recovering = self._tasks.create(
-                self._recover(index), name=f"tts.FallbackAdapter.recover[{index}]"
-            )
-
-    def _mark_available(self, index: int) -> None:
-        status = self._status[index]
-        task, status.recovering = status.recovering, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()  # still owned by self._tasks, which awaits it on aclose
-        if not status.available:
-            status.available = True
-            logger.info("%s is available again", self._ttss[index].label)
-            self.emit("tts_availability_changed", AvailabilityChangedEvent(self._ttss[index], True))
-
-    async def _recover(self, index: int) -> None:
-        tts = self._ttss[index]
-        delay = self._recovery_interval
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                await self.probe(tts)
-            except Exception as e:
-                logger.debug("%s still failing: %s", tts.label, e)
-                delay = min(delay * 2, max(MAX_RECOVERY_INTERVAL, self._recovery_interval))
-                continue
-            self._mark_available(index)
-            return
 
 
 class FallbackChunkedStream(ChunkedStream):
@@ -202,16 +158,16 @@ class FallbackChunkedStream(ChunkedStream):
     async def _run(self) -> None:
         adapter = self._adapter
         failures: list[str] = []
-        for index in adapter._candidates():
+        for index in adapter._availability.candidates():
             tts = adapter._ttss[index]
             try:
                 await self._forward(tts)
             except Exception as e:
                 failures.append(_describe(tts.label, e))
                 logger.warning("%s failed, falling back: %s", tts.label, failures[-1])
-                adapter._mark_unavailable(index)
+                adapter._availability.mark_unavailable(index)
                 continue
-            adapter._mark_available(index)
+            adapter._availability.mark_available(index)
             return
         raise TTSError(f"all TTSs failed: {'; '.join(failures)}", recoverable=False)
 
