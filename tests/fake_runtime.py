@@ -236,6 +236,7 @@ def status(**changes: Any) -> RuntimeStatus:
         recording_dir=None,
         recording_since=None,
         break_on_tool_call=False,
+        room_configured=True,
     )
     return replace(base, **changes)
 

@@ -646,6 +646,27 @@ def test_recording_start_and_stop(threads_before: set[threading.Thread], tmp_pat
     stop(controller)
 
 
+def test_detach_while_recording_lets_go_of_the_devices(
+    threads_before: set[threading.Thread], tmp_path: Path
+) -> None:
+    controller, events, backends = make(mode="local", audio=True)
+    controller.start().result(WAIT)
+    controller.start_recording(str(tmp_path / "rec")).result(WAIT)
+    session = controller.session
+    assert session is not None and backends.mic is not None
+    assert session.input.audio is not backends.mic  # wrapped by the recording
+    backend = controller._backend
+    assert backend is not None
+
+    async def detach() -> tuple[Any, Any]:
+        await backend.detach(session)
+        return session.input.audio, session.output.audio
+
+    assert controller.run(detach).result(WAIT) == (None, None)
+    controller.stop_recording().result(WAIT)
+    stop(controller)
+
+
 def test_export_transcript(threads_before: set[threading.Thread], tmp_path: Path) -> None:
     controller, _, _ = make(llm=weather_llm(), agent=Weather())
     events = Collector()

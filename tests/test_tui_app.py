@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Input, Select, Static, TextArea
 
 from tests import fake_runtime as fr
 from tests.fake_runtime import FakeRuntime, settle
-from voicetui.runtime.api import RoomDetails, ToolBreakResolution
+from voicetui.runtime.api import AgentTranscript, RoomDetails, ToolBreakResolution
 from voicetui.tui.app import VoiceTUIApp
 from voicetui.tui.screens.devices import DevicesScreen
 from voicetui.tui.screens.prompts import ExportScreen, RerunScreen, RoomScreen
@@ -76,17 +76,10 @@ async def test_transcripts_from_the_runtime_thread() -> None:
 
 async def test_agent_text_revealed_and_interrupted_marked() -> None:
     async with running() as (app, pilot, rt):
-
-        class AgentTranscript:
-            type = "agent_transcript"
-
-            def __init__(self, text: str, final: bool = False) -> None:
-                self.speech_id, self.text, self.final = "speech_9", text, final
-
-        rt.emit(AgentTranscript("Once upon"))
+        rt.emit(AgentTranscript("speech_9", "Once upon"))
         await settle(pilot)
         assert lines(app) == ["Agent  Once upon"]
-        rt.emit(AgentTranscript("Once upon a time"))
+        rt.emit(AgentTranscript("speech_9", "Once upon a time"))
         await settle(pilot)
         assert lines(app) == ["Agent  Once upon a time"]
         rt.emit(fr.assistant_message("Once upon a time", interrupted=True))
@@ -261,6 +254,16 @@ async def test_room_details_asked_when_not_configured() -> None:
             RoomDetails(url="wss://lk.example", room="demo", token="tok"),
         )
         assert app.query_one(SessionHeader).mode_description == "ROOM demo@wss://lk.example"
+
+
+async def test_room_details_asked_first_when_the_settings_have_none() -> None:
+    async with running() as (app, pilot, rt):
+        rt.set_status(room_configured=False)
+        await settle(pilot)
+        await pilot.press("f6")
+        await settle(pilot)
+        assert isinstance(app.screen, RoomScreen)
+        assert rt.called("switch_mode") == []  # nothing tried before the user answered
 
 
 async def test_mute_and_push_to_talk_reach_the_runtime() -> None:

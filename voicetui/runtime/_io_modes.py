@@ -87,9 +87,12 @@ class ModeBackend:
         session.output.audio = self.audio_output
 
     async def detach(self, session: AgentSession[Any]) -> None:
-        if session.input.audio is self.audio_input:
+        # the session may hold this backend's I/O inside recording wrappers
+        from ..recording.taps import unwrap_input, unwrap_output
+
+        if unwrap_input(session.input.audio) is self.audio_input:
             session.input.audio = None
-        if session.output.audio is self.audio_output:
+        if unwrap_output(session.output.audio) is self.audio_output:
             session.output.audio = None
 
     async def select_devices(

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ..agents.llm import AgentHandoff, ChatItem, ChatMessage, FunctionCall, FunctionCallOutput
 from ..agents.voice import TextOutput
+from .api import AgentTranscript
 
 MAX_INLINE = 200
 
@@ -76,18 +76,6 @@ def history_json(items: Sequence[ChatItem], **meta: Any) -> str:
         "items": [it.model_dump(mode="json") for it in items],
     }
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-
-
-@dataclass(frozen=True)
-class AgentTranscript:
-    """The agent's words as they are spoken (the session's transcription output, in step with
-    the audio): ``text`` is everything said so far in speech ``speech_id``; ``final`` marks the
-    end of the message. (Not in ``api.py`` yet.)"""
-
-    speech_id: str
-    text: str
-    final: bool = False
-    type: Literal["agent_transcript"] = "agent_transcript"
 
 
 class TranscriptSink(TextOutput):

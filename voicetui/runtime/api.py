@@ -60,6 +60,8 @@ class RuntimeStatus:
     recording_since: float | None
     """Wall-clock start of the recording, for the elapsed-time indicator."""
     break_on_tool_call: bool
+    room_configured: bool = False
+    """The settings name a LiveKit server and credentials: switching to ROOM needs no prompt."""
     type: Literal["status"] = "status"
 
 
@@ -114,6 +116,18 @@ class ToolRerun:
 
 
 @dataclass(frozen=True)
+class AgentTranscript:
+    """The agent's words as they are spoken (the session's transcription output, in step with
+    the audio): ``text`` is everything said so far in speech ``speech_id``; ``final`` marks the
+    end of the message."""
+
+    speech_id: str
+    text: str
+    final: bool = False
+    type: Literal["agent_transcript"] = "agent_transcript"
+
+
+@dataclass(frozen=True)
 class LogRecordEvent:
     """A Python logging record (the TUI's Logs tab; nothing prints to the raw terminal)."""
 
@@ -125,7 +139,14 @@ class LogRecordEvent:
 
 
 RuntimeOwnEvent: TypeAlias = (
-    ModeChanged | RuntimeStatus | AudioLevels | ToolBreak | ModelLoading | Notice | ToolRerun
+    ModeChanged
+    | RuntimeStatus
+    | AudioLevels
+    | ToolBreak
+    | ModelLoading
+    | Notice
+    | ToolRerun
+    | AgentTranscript
 )
 RuntimeEvent: TypeAlias = Any
 """A session event (pydantic, from ``voicetui.agents.voice.events``), a RuntimeOwnEvent or a

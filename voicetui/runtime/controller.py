@@ -11,7 +11,7 @@ exception in one is logged once and otherwise ignored.
 
 Events: every session event (``voicetui.agents.voice.events``), the runtime's own
 (``api.RuntimeOwnEvent``), ``LogRecordEvent`` (with ``log_capture=``) and
-:class:`~voicetui.runtime._transcript.AgentTranscript` (the agent's words as they are spoken).
+:class:`~voicetui.runtime.api.AgentTranscript` (the agent's words as they are spoken).
 
 Tests inject models (``models=``), I/O (``backend_factory=``) and the agent (``agent=``).
 """
@@ -57,8 +57,9 @@ from ._session_ops import (
     interrupt_quietly,
     set_manual_turns,
 )
-from ._transcript import AgentTranscript, TranscriptSink, write_transcript
+from ._transcript import TranscriptSink, write_transcript
 from .api import (
+    AgentTranscript,
     Mode,
     ModeChanged,
     ModelLoading,
@@ -251,6 +252,10 @@ class SessionController(LoopRuntime):
         return session
 
     # --- I/O --------------------------------------------------------------------------------
+    def _room_configured(self) -> bool:
+        r = self._settings.room
+        return bool(r.url and (r.token or (r.api_key and r.api_secret)))
+
     def _request(self, mode: Mode, room: RoomDetails | None = None) -> ModeRequest:
         return mode_request(
             self._settings,
@@ -356,6 +361,7 @@ class SessionController(LoopRuntime):
             recording_dir=str(self._recorder.directory) if self._recorder is not None else None,
             recording_since=self._recorder.started_at if self._recorder is not None else None,
             break_on_tool_call=self._breaks.enabled,
+            room_configured=self._room_configured(),
         )
 
     _RECORDED_RUNTIME_EVENTS = frozenset(

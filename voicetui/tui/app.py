@@ -238,8 +238,7 @@ class VoiceTUIApp(RuntimeHandlers):
 
     def switch_to_room(self, *, ask: bool = False) -> None:
         """Switch to the configured room; ask for the details if there are none."""
-        configured = getattr(self.status, "room_configured", None)
-        if ask or configured is False:
+        if ask or (self.status is not None and not self.status.room_configured):
             self.push_screen(RoomScreen(), self._join_room)
             return
 

@@ -238,8 +238,16 @@ class AgentSession(rtc.EventEmitter[EventTypes], Generic[Userdata_T]):
         self._set_agent_idle()
         self._restart_audio_forwarding()
 
-    async def aclose(self) -> None:
-        await self._close(CloseReason.USER_INITIATED)
+    async def aclose(
+        self, *, reason: CloseReason = CloseReason.USER_INITIATED, error: str | None = None
+    ) -> None:
+        """Close the session; ``reason`` (and ``error``) are reported in the ``close`` event.
+
+        Backends that end a session for another reason than the user (a room participant
+        leaving, a fatal device error) pass it here, e.g.
+        ``aclose(reason=CloseReason.PARTICIPANT_DISCONNECTED)``.
+        """
+        await self._close(reason, error)
 
     async def _close(self, reason: CloseReason, error: str | None = None) -> None:
         if self._closing:

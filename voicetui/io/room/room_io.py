@@ -330,7 +330,7 @@ class RoomIO(rtc.EventEmitter[RoomIOEventTypes]):
         )
         if closing:
             self._session_close_task = self._tasks.create(
-                self._session._close(CloseReason.PARTICIPANT_DISCONNECTED),
+                self._session.aclose(reason=CloseReason.PARTICIPANT_DISCONNECTED),
                 name="RoomIO.close_session",
             )
 
