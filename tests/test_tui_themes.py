@@ -68,3 +68,17 @@ async def test_default_theme_missing_falls_back_quietly(monkeypatch: pytest.Monk
         await settle(pilot)
         assert app.theme == "textual-dark"
         assert not list(app._notifications)
+
+
+def test_the_wheel_ships_every_theme_file() -> None:
+    """pyproject's data-files put every file of themes/ in <prefix>/share/voicetui/themes, one of
+    the directories themes are looked up in."""
+    import sys
+    import tomllib
+
+    root = SHIPPED.parent
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    data_files = config["tool"]["setuptools"]["data-files"]
+    shipped = {p for pattern in data_files["share/voicetui/themes"] for p in root.glob(pattern)}
+    assert shipped == {p for p in SHIPPED.iterdir() if p.suffix in (".toml", ".tcss")}
+    assert Path(sys.prefix) / "share" / "voicetui" / "themes" in theme_dirs()

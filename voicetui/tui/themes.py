@@ -10,6 +10,7 @@ next to it is added to the app's stylesheet while that theme is active.
 from __future__ import annotations
 
 import logging
+import site
 import sys
 import tomllib
 from dataclasses import dataclass, fields
@@ -51,11 +52,13 @@ class LoadedTheme:
 def theme_dirs() -> list[Path]:
     """Where themes are looked up, in order of precedence: the user's config dir, the
     repository's ``themes/`` (a source checkout or editable install), then
-    ``<prefix>/share/voicetui/themes`` (an installed wheel that ships them as data files)."""
+    ``<prefix>/share/voicetui/themes`` (an installed wheel ships them there as data files; the
+    prefix is the environment's, or the user base for ``pip install --user``)."""
     return [
         Path(user_config_dir("voicetui")) / "themes",
         Path(__file__).resolve().parents[2] / "themes",
         Path(sys.prefix) / "share" / "voicetui" / "themes",
+        Path(site.getuserbase()) / "share" / "voicetui" / "themes",
     ]
 
 
