@@ -238,3 +238,43 @@ class StreamSupervisor:
         self._open.clear()
         self._on_closed(lost)
         await asyncio.shield(asyncio.to_thread(close_stream, stream))
+
+
+class SupervisedDevice:
+    """The device-facing half shared by the capture and playback backends: which device, its
+    latency, opening, waiting for it and switching it, all through a :class:`StreamSupervisor`.
+    Subclasses set ``_supervisor``, ``_closed``, ``_loop`` and ``label``."""
+
+    _supervisor: StreamSupervisor
+    _closed: bool
+    _loop: asyncio.AbstractEventLoop | None
+    label: str
+
+    @property
+    def device(self) -> DeviceInfo | None:
+        """The device in use (None while no stream runs)."""
+        return self._supervisor.device
+
+    @property
+    def latency(self) -> float | None:
+        stream = self._supervisor.stream
+        return float(stream.latency) if stream is not None else None
+
+    def start(self) -> None:
+        """Open the device (in the background; faults are ``error`` events)."""
+        if self._closed:
+            raise RuntimeError(f"{self.label} is closed")
+        self._loop = asyncio.get_running_loop()
+        self._supervisor.start()
+
+    async def wait_open(self) -> None:
+        """Open the device if not yet, and wait until its stream runs (use with
+        ``asyncio.timeout``)."""
+        self.start()
+        await self._supervisor.wait_open()
+
+    async def switch_device(self, device: DeviceSpec) -> DeviceInfo:
+        """Use another device from now on (the session keeps streaming; buffered output plays
+        on the new one). Raises :class:`DeviceNotFoundError` and keeps the current device if
+        there is none such."""
+        return await self._supervisor.switch(device)

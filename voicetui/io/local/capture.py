@@ -20,14 +20,14 @@ from livekit import rtc
 
 from ...agents.audio import AudioByteStream
 from ...agents.voice.io import AudioInput
-from ._stream import DEFAULT_BACKOFF, StreamSupervisor
+from ._stream import DEFAULT_BACKOFF, StreamSupervisor, SupervisedDevice
 from .devices import DeviceInfo, DeviceSpec
 from .echo import EchoCanceller
 from .events import AudioLevelsEvent, LocalAudioEvents
 from .levels import LevelMeter
 
 
-class LocalAudioInput(AudioInput):
+class LocalAudioInput(SupervisedDevice, AudioInput):
     """Mic frames for the session.
 
     ``device``: None (system default), an index, or a name substring (see
@@ -88,40 +88,12 @@ class LocalAudioInput(AudioInput):
         return self._sample_rate
 
     @property
-    def device(self) -> DeviceInfo | None:
-        """The device in use (None while no stream runs)."""
-        return self._supervisor.device
-
-    @property
-    def latency(self) -> float | None:
-        stream = self._supervisor.stream
-        return float(stream.latency) if stream is not None else None
-
-    @property
     def muted(self) -> bool:
         return self._muted
 
     def set_muted(self, muted: bool) -> None:
         """Mute: the session keeps getting frames, all silent (its VAD sees silence)."""
         self._muted = muted
-
-    def start(self) -> None:
-        """Open the device (in the background; faults are ``error`` events)."""
-        if self._closed:
-            raise RuntimeError(f"{self.label} is closed")
-        self._loop = asyncio.get_running_loop()
-        self._supervisor.start()
-
-    async def wait_open(self) -> None:
-        """Open the device if not yet, and wait until its stream runs (use with
-        ``asyncio.timeout``)."""
-        self.start()
-        await self._supervisor.wait_open()
-
-    async def switch_device(self, device: DeviceSpec) -> DeviceInfo:
-        """Capture from another device from now on (the session keeps iterating). Raises
-        :class:`DeviceNotFoundError` and keeps the current device if there is none such."""
-        return await self._supervisor.switch(device)
 
     async def aclose(self) -> None:
         self._closed = True

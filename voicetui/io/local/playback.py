@@ -26,7 +26,7 @@ from livekit import rtc
 
 from ...agents.audio import as_array, frame_duration
 from ...agents.voice.io import AudioOutput
-from ._stream import DEFAULT_BACKOFF, StreamSupervisor
+from ._stream import DEFAULT_BACKOFF, StreamSupervisor, SupervisedDevice
 from .devices import DeviceInfo, DeviceSpec
 from .echo import EchoCanceller
 from .events import AudioLevelsEvent, LocalAudioEvents
@@ -74,7 +74,7 @@ class _Segment:
     done: bool = False
 
 
-class LocalAudioOutput(AudioOutput):
+class LocalAudioOutput(SupervisedDevice, AudioOutput):
     """Agent audio to a speaker.
 
     ``sample_rate``: the rate the session sends (frames of other rates are accepted too).
@@ -132,35 +132,8 @@ class LocalAudioOutput(AudioOutput):
 
     # --- public ---------------------------------------------------------------------------
     @property
-    def device(self) -> DeviceInfo | None:
-        return self._supervisor.device
-
-    @property
-    def latency(self) -> float | None:
-        stream = self._supervisor.stream
-        return float(stream.latency) if stream is not None else None
-
-    @property
     def paused(self) -> bool:
         return self._paused
-
-    def start(self) -> None:
-        """Open the device (in the background; faults are ``error`` events)."""
-        if self._closed:
-            raise RuntimeError(f"{self.label} is closed")
-        self._loop = asyncio.get_running_loop()
-        self._supervisor.start()
-
-    async def wait_open(self) -> None:
-        """Open the device if not yet, and wait until its stream runs (use with
-        ``asyncio.timeout``)."""
-        self.start()
-        await self._supervisor.wait_open()
-
-    async def switch_device(self, device: DeviceSpec) -> DeviceInfo:
-        """Play on another device from now on; what is buffered plays on the new one. Raises
-        :class:`DeviceNotFoundError` and keeps the current device if there is none such."""
-        return await self._supervisor.switch(device)
 
     async def aclose(self) -> None:
         self.clear_buffer()
