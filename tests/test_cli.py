@@ -366,3 +366,81 @@ def test_recording_subcommands_on_a_recorded_session(tmp_path: Path) -> None:
     assert "what time is it" in out.getvalue() and "Noon." in out.getvalue()
     assert main(["recording", "repair", directory]) == 0
     assert main(["show", str(tmp_path / "nothing")]) == 2  # a readable error, exit code 2
+
+
+# --- show and replay --------------------------------------------------------------------------
+def _voice_recording(root: Path) -> Path:
+    """Three spoken turns with two tool calls, recorded with fakes on virtual time."""
+    import looptime
+
+    from tests.test_recording_replay import record_original
+
+    loop = looptime.new_event_loop(start=0.0)
+    try:
+        return loop.run_until_complete(record_original(root))
+    finally:
+        loop.close()
+
+
+def test_cli_replay_in_a_subprocess_shows_the_same_turns_and_tool_calls(tmp_path: Path) -> None:
+    """``voicetui replay DIR`` (fast pace) with an agent file that brings its own scripted
+    models: the printed diff has the same user turns and tool calls."""
+    import os
+
+    original = _voice_recording(tmp_path)
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "VOICETUI_CONFIG": str(tmp_path / "no-config.toml")}
+    env.pop("OPENAI_API_KEY", None)
+    agent = f"{repo / 'tests' / '_recording_child.py'}:ScriptedWeatherAgent"
+    cmd = [sys.executable, "-m", "voicetui", "replay", str(original), "--agent", agent]
+    cmd += [*NO_MODELS, "--record", str(tmp_path / "replays")]
+    done = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=90)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert f"replayed {original}" in out
+    assert "user transcripts: equal (3 turns)" in out
+    assert "tool calls:       equal (3 turns) (A 2 calls, B 2 calls)" in out
+    assert out.count('get_weather({"city": "Paris"}) → sunny in Paris') == 2  # A and B
+    assert out.count('get_weather({"city": "Rome"}) → sunny in Rome') == 2
+
+    from voicetui.recording import load_recording
+
+    (new_dir,) = (tmp_path / "replays").iterdir()
+    new = load_recording(new_dir)
+    assert new.session["metadata"] == {"replay_of": original.name, "realtime": False}
+    assert "ScriptedWeatherAgent" in new.session["agent"]["class"]
+
+
+def test_show_prints_text_off_a_terminal_and_opens_the_tui_on_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import voicetui.tui.app as app
+    from voicetui.recording.view_runtime import RecordingRuntime
+
+    directory = _voice_recording(tmp_path)
+    assert main(["show", str(directory)]) == 0  # stdout is not a terminal: text
+    printed = capsys.readouterr().out
+    assert "user: weather in paris" in printed and "tool get_weather" in printed
+    assert main(["show", "--text", str(directory)]) == 0
+    assert "agent: You are welcome." in capsys.readouterr().out
+
+    seen: dict[str, Any] = {}
+
+    def fake_run_app(runtime: Any, **kw: Any) -> int:
+        seen["runtime"], seen["kw"] = runtime, kw
+        return 0
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(app, "run_app", fake_run_app)
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    args = ["show", str(directory), "--at", "5", "--speed", "2", "--theme", "light"]
+    assert main(args) == 0
+    view = seen["runtime"]
+    assert isinstance(view, RecordingRuntime) and view.directory == directory
+    assert seen["kw"]["read_only"] is True and seen["kw"]["theme"] == "light"
+    assert seen["kw"]["title"].startswith(f"RECORDING {directory.name} · ")
+    assert main(["show", str(tmp_path / "nothing")]) == 2
+    assert main(["show", str(directory), "--speed", "0"]) == 2

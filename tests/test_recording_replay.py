@@ -7,15 +7,11 @@ import asyncio
 import io
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from livekit import rtc
 
 from voicetui.agents import AgentSession
-from voicetui.agents.audio import rms_dbfs
-from voicetui.agents.stt import SpeechStream
 from voicetui.agents.testing import (
     FakeAudioInput,
     FakeAudioOutput,
@@ -27,7 +23,6 @@ from voicetui.agents.testing import (
     FakeVAD,
     Utterance,
 )
-from voicetui.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 from voicetui.recording import (
     Recorder,
     ReplayAudioInput,
@@ -38,70 +33,12 @@ from voicetui.recording import (
     replay,
     replay_and_diff,
 )
+from voicetui.recording.replay import send_typed
 
+from ._recording_child import SCRIPT, OrderedSTT, scripted_llm
 from .test_recording import RATE, WeatherAgent, active_regions
 
 pytestmark = [pytest.mark.looptime, pytest.mark.usefixtures("no_leaks")]
-
-SCRIPT = ["weather in paris", "and in rome", "thanks"]
-
-
-class OrderedSTT(FakeSTT):
-    """Audio from a WAV file has no transcripts attached: this STT gives each stretch of voice
-    (by energy) the next transcript of a script, then works as FakeSTT."""
-
-    def __init__(self, transcripts: list[str], **kw: Any) -> None:
-        super().__init__(**kw)
-        self.script = list(transcripts)
-        self._in_voice = False
-        self._current = ""
-
-    def label_frame(self, frame: rtc.AudioFrame) -> None:
-        if "transcript" in frame.userdata:  # buffered audio replayed to a new stream
-            return
-        if rms_dbfs(frame) > -40.0:
-            if not self._in_voice:
-                self._in_voice = True
-                self._current = self.script.pop(0) if self.script else "???"
-            frame.userdata["transcript"] = self._current
-        else:
-            self._in_voice = False
-
-    def stream(
-        self,
-        *,
-        language: str | None = None,
-        conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
-    ) -> SpeechStream:
-        inner = super().stream(language=language, conn_options=conn_options)
-        push = inner.push_frame
-
-        def labelled(frame: rtc.AudioFrame) -> None:
-            self.label_frame(frame)
-            push(frame)
-
-        inner.push_frame = labelled  # type: ignore[method-assign]
-        return inner
-
-
-def scripted_llm() -> FakeLLM:
-    return FakeLLM(
-        [
-            FakeLLMResponse(
-                input="weather in paris",
-                tool_calls=[FakeToolCall("get_weather", {"city": "Paris"})],
-                ttft=0.2,
-            ),
-            FakeLLMResponse(content="It is sunny in Paris.", ttft=0.2),
-            FakeLLMResponse(
-                input="and in rome",
-                tool_calls=[FakeToolCall("get_weather", {"city": "Rome"})],
-                ttft=0.2,
-            ),
-            FakeLLMResponse(content="Rome is sunny too.", ttft=0.2),
-            FakeLLMResponse(input="thanks", content="You are welcome.", ttft=0.2),
-        ]
-    )
 
 
 def new_session(stt: FakeSTT) -> AgentSession[None]:
@@ -244,3 +181,140 @@ async def test_replay_input_paces_in_real_time_and_feeds_pieces_at_once() -> Non
     assert voiced == 100
     assert [k for k, _ in gates] == [0, 1]
     assert loop.time() - t0 == pytest.approx(1.0, abs=0.05)  # two gates, no audio pacing
+
+
+# --- typed turns and barge-in -------------------------------------------------------------------
+MIXED = ["weather in paris", "and in rome", "thanks"]
+"""Spoken, typed, spoken."""
+
+
+async def record_mixed(root: Path) -> Path:
+    """The user speaks, types a message (no audio), then speaks again."""
+    session = new_session(FakeSTT(final_delay=0.2))
+    mic = FakeAudioInput(
+        [
+            Utterance(1.0, silence_before=0.5, transcript=MIXED[0]),
+            Utterance(0.5, silence_before=9.0, transcript=MIXED[2]),
+        ]
+    )
+    out = FakeAudioOutput()
+    session.input.audio = mic
+    session.output.audio = out
+    rec = Recorder(root / "original", session=session, sample_rate=RATE)
+    d = await rec.start()
+    rec.attach()
+    await session.start(WeatherAgent())
+    await asyncio.sleep(6.0)
+    await send_typed(session, MIXED[1])  # as the app sends what the user typed
+    await asyncio.sleep(8.0)
+    await rec.stop()
+    await session.aclose()
+    await out.aclose()
+    return d
+
+
+@pytest.mark.parametrize("realtime", [False, True])
+async def test_replay_types_the_typed_turns_between_the_spoken_ones(
+    tmp_path: Path, realtime: bool
+) -> None:
+    original = load_recording(await record_mixed(tmp_path))
+    assert [(t.user, t.typed) for t in original.turns] == [
+        (MIXED[0], False),
+        (MIXED[1], True),
+        (MIXED[2], False),
+    ]
+
+    async def spoken_only() -> tuple[AgentSession[None], WeatherAgent]:
+        # the STT hears only the spoken turns: the typed one has no audio
+        return new_session(OrderedSTT([MIXED[0], MIXED[2]], final_delay=0.2)), WeatherAgent()
+
+    new_dir = await replay(
+        original, session_factory=spoken_only, realtime=realtime, out_root=tmp_path / "replays"
+    )
+    new = load_recording(new_dir)
+    assert [(t.user, t.typed) for t in new.turns] == [(t.user, t.typed) for t in original.turns]
+    cmp = compare(original, new)
+    assert cmp.user_equal and cmp.tool_calls_equal and cmp.agent_equal
+    assert [json.loads(c.arguments)["city"] for c in new.tool_calls] == ["Paris", "Rome"]
+    if realtime:  # each turn at its recorded moment, the typed one included
+        for a, b in zip(original.turns, new.turns, strict=True):
+            assert b.t == pytest.approx(a.t, abs=0.05)
+    else:  # in order, sooner
+        assert new.turns[-1].t < original.turns[-1].t
+    text = diff(original, new, width=140)
+    assert "and in rome [typed]" in text and "user transcripts: equal (3 turns)" in text
+
+
+STORY = "Once upon a time " + "there was a very long story that went on and on " * 4
+BARGE_IN = ["tell me a story", "stop"]
+
+
+def story_session(stt: FakeSTT) -> AgentSession[None]:
+    llm = FakeLLM(
+        [
+            FakeLLMResponse(input=BARGE_IN[0], content=STORY, ttft=0.2),
+            FakeLLMResponse(input=BARGE_IN[1], content="Okay, stopping.", ttft=0.2),
+        ]
+    )
+    return AgentSession(
+        vad=FakeVAD(),
+        stt=stt,
+        llm=llm,
+        tts=FakeTTS(ttfb=0.1, seconds_per_char=0.05, frame_duration=0.02),
+        user_away_timeout=None,
+        false_interruption_timeout=None,
+    )
+
+
+async def record_barge_in(root: Path) -> Path:
+    """The agent tells a long story (~11 s of speech); the user talks over it at ~4 s."""
+    session = story_session(FakeSTT(final_delay=0.2))
+    mic = FakeAudioInput(
+        [
+            Utterance(1.0, silence_before=0.5, transcript=BARGE_IN[0]),
+            Utterance(0.8, silence_before=2.5, transcript=BARGE_IN[1]),
+        ]
+    )
+    out = FakeAudioOutput()
+    session.input.audio = mic
+    session.output.audio = out
+    rec = Recorder(root / "original", session=session, sample_rate=RATE)
+    d = await rec.start()
+    rec.attach()
+    await session.start(WeatherAgent())
+    await asyncio.sleep(10.0)
+    await rec.stop()
+    await session.aclose()
+    await out.aclose()
+    return d
+
+
+@pytest.mark.parametrize("realtime", [True, False])
+async def test_realtime_replay_reproduces_a_user_talking_over_the_agent(
+    tmp_path: Path, realtime: bool
+) -> None:
+    original = load_recording(await record_barge_in(tmp_path))
+    story, answer = original.turns
+    assert story.user == BARGE_IN[0] and answer.user == BARGE_IN[1]
+    cut = story.replies[0]
+    assert cut.interrupted and 0 < len(cut.text) < len(STORY.strip())
+    assert answer.replies[0].text == "Okay, stopping."
+
+    async def factory() -> tuple[AgentSession[None], WeatherAgent]:
+        return story_session(OrderedSTT(BARGE_IN, final_delay=0.2)), WeatherAgent()
+
+    new = load_recording(
+        await replay(
+            original, session_factory=factory, realtime=realtime, out_root=tmp_path / "replays"
+        )
+    )
+    replayed = new.turns[0].replies[0]
+    if realtime:  # the user spoke at the same moment: the story is cut at the same word
+        assert replayed.interrupted and replayed.text == cut.text
+        assert new.turns[1].t == pytest.approx(answer.t, abs=0.05)
+        cmp = compare(original, new)
+        assert cmp.user_equal and cmp.agent_equal
+        assert diff(original, new).count("[interrupted]") == 2
+    else:  # fast pace waits for the agent to finish each reply: no barge-in (documented)
+        assert not replayed.interrupted
+        assert [t.user for t in new.turns] == BARGE_IN

@@ -3,6 +3,8 @@
     voicetui                      the TUI, local audio, the default agent
     voicetui --headless [--json]  the same session without the TUI (scripts, CI)
     voicetui config               the effective settings (secrets masked) and their sources
+    voicetui show DIR             a recording in the TUI, read-only (--text: printed)
+    voicetui replay DIR           a recording's user turns against the current agent, diffed
 
 Exit codes: 0 fine, 1 a runtime failure, 2 a usage or setup problem (bad flags, invalid
 config, an agent that does not load, missing model requirements), 130 interrupted.
@@ -180,8 +182,30 @@ def build_parser() -> argparse.ArgumentParser:
     rec_sub = recording.add_subparsers(dest="recording_command", metavar="ACTION", required=True)
     repair = rec_sub.add_parser("repair", help="fix WAV headers a killed writer left wrong")
     repair.add_argument("dir", help="the recording's folder")
-    show = sub.add_parser("show", help="print a recording: turns, tool calls, latency")
+    show = sub.add_parser(
+        "show",
+        help="open a recording in the TUI, read-only: conversation, tools, latency "
+        "(--text prints it)",
+    )
     show.add_argument("dir", help="the recording's folder")
+    show.add_argument(
+        "--text",
+        action="store_true",
+        help="print it instead: turns, tool calls, latency (also when stdout is not a terminal)",
+    )
+    show.add_argument(
+        "--at",
+        type=float,
+        metavar="SECONDS",
+        help="show the session as it was SECONDS into the recording",
+    )
+    show.add_argument(
+        "--speed",
+        type=float,
+        metavar="FACTOR",
+        help="play the events at their recorded pace, FACTOR times faster (default: all at once)",
+    )
+    show.add_argument("--theme", default=argparse.SUPPRESS, help="TUI theme name")
     replay = sub.add_parser(
         "replay",
         help="feed a recording's user audio to the current agent and models, record the new "
@@ -341,6 +365,38 @@ def _run_tui(settings: Any, agent_factory: Any, err: TextIO) -> int:
             capture.uninstall()
 
 
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or odd stream
+        return False
+
+
+def _show_in_tui(args: argparse.Namespace, settings: Any, err: TextIO) -> int:
+    """``voicetui show DIR`` on a terminal: the recording in the TUI, read-only."""
+    from .recording.view_runtime import RecordingRuntime
+
+    speed, at = getattr(args, "speed", None), getattr(args, "at", None)
+    if speed is not None and speed <= 0:
+        return _fail("--speed must be above 0", err)
+    try:
+        view = RecordingRuntime(args.dir, until=at, speed=speed)
+    except OSError as e:
+        return _fail(f"cannot read the recording: {e}", err)
+    try:
+        from .tui.app import run_app  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as e:
+        return _fail(f"the terminal UI is not available in this build ({e}); use --text", err)
+    theme = getattr(settings, "theme", None) if settings is not None else None
+    try:
+        return run_app(view, theme=theme, title=view.title, read_only=True)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        view.stop()
+        view.join(timeout=5)
+
+
 def _recording_command(args: argparse.Namespace, settings: Any, out: TextIO, err: TextIO) -> int:
     if args.command == "recording":
         from .recording.repair import repair_main
@@ -349,12 +405,21 @@ def _recording_command(args: argparse.Namespace, settings: Any, out: TextIO, err
     from .recording.load import load_recording
 
     if args.command == "show":
+        text = getattr(args, "text", False) or not _is_terminal(out)
+        if not text:
+            return _show_in_tui(args, settings, err)
         from .recording.diff import format_recording
 
         try:
             rec = load_recording(args.dir)
         except (OSError, ValueError) as e:
             return _fail(f"cannot read the recording: {e}", err)
+        at = getattr(args, "at", None)
+        if at is not None:
+            from .recording.load import build_turns
+
+            rec.events = [e for e in rec.events if e.t <= at]
+            rec.turns = build_turns(rec.events)
         out.write(format_recording(rec) + "\n")
         return 0
     # replay: the current agent and models, as the app would build them

@@ -92,6 +92,12 @@ def _tool_text(c: ToolCallRecord) -> str:
     return f"{c.name}({c.arguments}) → {c.output}{err}"
 
 
+def _user_text(turn: Turn | None) -> str:
+    if turn is None or not turn.user:
+        return ""
+    return f"{turn.user} [typed]" if turn.typed else turn.user
+
+
 def _lat_text(lat: Latency, other: Latency | None = None) -> str:
     parts = []
     for label, attr in _LAT:
@@ -145,7 +151,8 @@ def diff(a: Recording, b: Recording, *, width: int = 120) -> str:
         out.append(title + "─" * max(0, width - len(title)))
         if (ta and ta.user is not None) or (tb and tb.user is not None):
             ua, ub = (ta.user if ta else None), (tb.user if tb else None)
-            out += _row("user", ua or "", _mark(td.user_equal, bool(ua), bool(ub)), ub or "", col)
+            mark = _mark(td.user_equal, bool(ua), bool(ub))
+            out += _row("user", _user_text(ta), mark, _user_text(tb), col)
         tools_a, tools_b = (ta.tools if ta else []), (tb.tools if tb else [])
         for x, y in itertools.zip_longest(tools_a, tools_b):
             same = x is not None and y is not None and x.key() == y.key()
@@ -218,7 +225,7 @@ def format_recording(rec: Recording) -> str:
     lines.append("")
     for turn in rec.turns:
         if turn.user is not None:
-            lines.append(f"[{fmt_time(turn.t)}] user: {turn.user}")
+            lines.append(f"[{fmt_time(turn.t)}] user: {_user_text(turn)}")
         for c in turn.tools:
             lines.append(f"[{fmt_time(c.t)}]   tool {_tool_text(c)}")
         for r in turn.replies:

@@ -77,6 +77,8 @@ class Turn:
     index: int
     t: float
     user: str | None
+    typed: bool = False
+    """The user typed the message (no audio: it has no end-of-turn report)."""
     replies: list[AgentReply] = field(default_factory=list)
     tools: list[ToolCallRecord] = field(default_factory=list)
     handoffs: list[str] = field(default_factory=list)
@@ -119,9 +121,14 @@ class Recording:
         return [e for e in self.events if e.type == type_]
 
     @property
+    def user_turns(self) -> list[Turn]:
+        """The turns that start with a user message (spoken or typed), in order."""
+        return [t for t in self.turns if t.user is not None]
+
+    @property
     def user_turn_times(self) -> list[float]:
         """When each user message was committed (seconds since the start)."""
-        return [t.t for t in self.turns if t.user is not None]
+        return [t.t for t in self.user_turns]
 
     @property
     def tool_calls(self) -> list[ToolCallRecord]:
@@ -161,6 +168,13 @@ def read_events(path: str | os.PathLike[str]) -> tuple[list[RecordedEvent], list
     return events, warnings
 
 
+def _typed(item: dict[str, Any]) -> bool:
+    """A user message without an end-of-turn report was typed (spoken turns, push-to-talk
+    included, always carry their end-of-utterance delay)."""
+    metrics = item.get("metrics") or {}
+    return metrics.get("end_of_turn_delay") is None and metrics.get("started_speaking_at") is None
+
+
 def build_turns(events: list[RecordedEvent]) -> list[Turn]:
     turns = [Turn(index=0, t=0.0, user=None)]
     for ev in events:
@@ -170,7 +184,7 @@ def build_turns(events: list[RecordedEvent]) -> list[Turn]:
             if kind == "message":
                 text = "\n".join(c for c in item.get("content") or [] if isinstance(c, str))
                 if item.get("role") == "user":
-                    turns.append(Turn(index=len(turns), t=ev.t, user=text))
+                    turns.append(Turn(len(turns), ev.t, text, typed=_typed(item)))
                 elif item.get("role") == "assistant":
                     turns[-1].replies.append(
                         AgentReply(

@@ -4,13 +4,17 @@ is recorded too, then compared with the original (:func:`.diff.diff`).
 Two paces:
 
 - ``realtime=True``: the user audio is played on the loop clock exactly as recorded (silences,
-  talking over the agent and all), then silence until the last turn is answered.
+  talking over the agent and all), then silence until the last turn is answered. Typed
+  messages are sent at the moment they were committed.
 - ``realtime=False`` ("as fast as possible"): the audio is cut at the original user turns
   (where each user message was committed); each piece is fed at once, as soon as the new session
   has answered the previous turn (the agent is quiet for ``settle`` seconds); meanwhile the
-  input plays silence in real time. Conversations are reproduced turn by turn, but a user
+  input plays silence in real time. A typed message is sent in its place in that sequence,
+  once the audio before it was answered. Conversations are reproduced turn by turn, but a user
   talking over the agent is not, and the VAD sees each piece's end of speech immediately, so
   latency figures are only comparable between realtime runs.
+
+A typed message is sent as the app sends one: the agent is interrupted, then answers it.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from ..agents.voice.agent import Agent
 from ..agents.voice.agent_session import AgentSession
 from ..agents.voice.io import AudioInput
 from .diff import compare, diff
-from .load import Recording, load_recording
+from .load import Recording, Turn, load_recording
 from .recorder import Recorder
 
 logger = logging.getLogger("voicetui.recording")
@@ -96,9 +100,9 @@ class ReplayAudioInput(AudioInput):
         total = len(self._pcm)
         if self._realtime or self._gate is None:
             pieces = [(0, total)]
-        else:
+        else:  # one piece per cut, even an empty one: gate(k) is "before user turn k + 1"
             bounds = [0, *(min(total, round(c * self._rate)) for c in self._cuts), total]
-            pieces = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+            pieces = [(a, max(a, b)) for a, b in itertools.pairwise(bounds)]
         for k, (lo, hi) in enumerate(pieces):
             if self._gate is not None and not self._realtime:
                 waiter = asyncio.ensure_future(self._gate(k))
@@ -182,6 +186,27 @@ class _Progress:
         logger.warning("replay: the agent did not go quiet within %.0f s", limit)
 
 
+async def send_typed(session: AgentSession[Any], text: str, *, wait: float = 5.0) -> None:
+    """Send ``text`` as the app sends what the user typed: interrupt the agent (wait at most
+    ``wait`` seconds for what it said to be recorded), then answer the message."""
+    if not text.strip():
+        return
+    try:
+        await asyncio.wait_for(asyncio.shield(session.interrupt()), wait)
+    except TimeoutError:
+        logger.warning("replay: the interrupted speech took more than %.0f s to stop", wait)
+    session.generate_reply(user_input=text.strip())
+
+
+async def _type_on_time(session: AgentSession[Any], rec: Recorder, turns: list[Turn]) -> None:
+    """Realtime pace: each typed message at the moment it was committed in the original."""
+    loop = asyncio.get_running_loop()
+    for turn in turns:
+        if turn.typed:
+            await asyncio.sleep(max(0.0, turn.t - rec.rel(loop.time())))
+            await send_typed(session, turn.user or "")
+
+
 async def replay(
     recording: Recording,
     *,
@@ -200,10 +225,15 @@ async def replay(
     made = session_factory()
     session, agent = await made if inspect.isawaitable(made) else made
     progress = _Progress(session)
-    expected = len(recording.user_turn_times)
+    turns = recording.user_turns
+    expected = len(turns)
 
     async def gate(k: int) -> None:
         if k > 0:
+            turn = turns[k - 1]
+            if turn.typed:  # the audio before it was heard and answered: type it now
+                await progress.wait_quiet(settle, max_wait)
+                await send_typed(session, turn.user or "")
             await progress.wait_turns(k, turn_timeout)
         await progress.wait_quiet(settle, max_wait)
 
@@ -211,7 +241,7 @@ async def replay(
         recording.user_audio,
         recording.sample_rate,
         realtime=realtime,
-        cuts=recording.user_turn_times,
+        cuts=[t.t for t in turns],
         gate=gate,
     )
     own_output: FakeAudioOutput | None = None
@@ -230,13 +260,21 @@ async def replay(
         },
     )
     await rec.start()
+    typist: asyncio.Task[None] | None = None
     try:
         rec.attach()
         await session.start(agent)
+        if realtime and any(t.typed for t in turns):
+            typist = asyncio.create_task(
+                _type_on_time(session, rec, turns), name="replay.typed_turns"
+            )
         await inp.fed.wait()
+        if typist is not None:
+            await typist
         await progress.wait_turns(expected, turn_timeout)
         await progress.wait_quiet(settle, max_wait)
     finally:
+        await cancel_and_wait(typist)
         await rec.stop()
         inp.close()
         await session.aclose()

@@ -1,11 +1,16 @@
 """The Textual app. It only talks to a :class:`~voicetui.runtime.api.SessionRuntime`, through
-the :class:`~voicetui.tui.bridge.RuntimeBridge`; see :func:`run_app`."""
+the :class:`~voicetui.tui.bridge.RuntimeBridge`; see :func:`run_app`.
+
+Read-only mode (``voicetui show DIR``: a recording, :mod:`voicetui.recording.view_runtime`):
+the same panels, but session commands are refused with one message and never reach the
+runtime, typing is off, the session controls leave the footer, and what the recording replays
+raises no pop-ups (it is history)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from textual import events, on
 from textual.app import ComposeResult, SystemCommand
@@ -24,7 +29,9 @@ from textual.widgets import (
     Tabs,
 )
 
+from ..recording.view_runtime import READ_ONLY_MESSAGE
 from ..runtime.api import RoomDetails, SessionRuntime
+from . import messages as m
 from .bridge import RuntimeBridge
 from .handlers import RuntimeHandlers
 from .screens.devices import DeviceChoice, DevicesScreen
@@ -46,6 +53,20 @@ TABS: tuple[tuple[str, str], ...] = (
     ("logs-tab", "Logs"),
 )
 THEME_CSS_KEY = ("voicetui-theme.tcss", "theme")
+
+SESSION_ACTIONS = frozenset(
+    "toggle_mute push_to_talk cancel_push_to_talk interrupt toggle_recording toggle_room "
+    "devices toggle_break rerun_tool export".split()
+)
+"""What a recording refuses (read-only mode)."""
+REFUSED = {"f2": "Mute", "f3": "Push-to-talk", "f4": "Interrupt", "f5": "Record", "f6": "Room"}
+REFUSED |= {"f7": "Devices", "f8": "Break on tool call", "ctrl+r": "Re-run tool"}
+REFUSED |= {"ctrl+s": "Export transcript"}
+"""Session command keys in read-only mode: what the refusal names."""
+VIEW_ACTIONS = frozenset({"refuse", "view_next_tab", "view_pick_theme"})
+"""Bindings of read-only mode only (hidden otherwise)."""
+REFUSE_REPEAT = 2.0
+"""The same refusal is not shown again within this many seconds (a key held down)."""
 
 
 class VoiceTUIApp(RuntimeHandlers):
@@ -69,6 +90,10 @@ class VoiceTUIApp(RuntimeHandlers):
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # noqa: RUF012
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        # read-only mode: listed first, so they win the footer there (hidden otherwise)
+        Binding("ctrl+n", "view_next_tab", "Next tab"),
+        Binding("f9", "view_pick_theme", "Theme"),
+        *(Binding(key, f"refuse({what!r})", what, show=False) for key, what in REFUSED.items()),
         Binding("f2", "toggle_mute", "Mute"),
         Binding("f3", "push_to_talk", "Talk"),
         Binding("f4", "interrupt", "Interrupt"),
@@ -93,14 +118,22 @@ class VoiceTUIApp(RuntimeHandlers):
         clock: Callable[[], float] = time.time,
         bridge_interval: float = 0.05,
         start_runtime: bool = True,
+        read_only: bool | None = None,
     ) -> None:
+        """``read_only``: a recording (default: whether the runtime says ``read_only``)."""
         self.runtime = runtime
         self.clock = clock
         self._start_runtime = start_runtime
+        self.read_only = (
+            read_only if read_only is not None else getattr(runtime, "read_only", False) is True
+        )
+        self._replaying = self._in_batch = self._bindings_stale = False
+        self._refused_at: dict[str, float] = {}
         self._theme_css: dict[str, str] = {}
         super().__init__()
         self.init_state()
-        self.title = title or "voicetui"
+        shown = getattr(runtime, "title", None) if self.read_only else None
+        self.title = title or (shown if isinstance(shown, str) else None) or "voicetui"
         self.bridge = RuntimeBridge(runtime, self, min_interval=bridge_interval)
         self._register_themes()
         self._wanted_theme = theme or DEFAULT_THEME
@@ -141,9 +174,12 @@ class VoiceTUIApp(RuntimeHandlers):
                 yield RecentTurns(latency.book, id="recent-turns")
         yield StatePanel(compact=True, id="compact-state")
         yield Input(
-            placeholder="Type to talk to the agent, Enter to send",
+            placeholder=f"{READ_ONLY_MESSAGE} · ctrl+n next tab · ctrl+q quit"
+            if self.read_only
+            else "Type to talk to the agent, Enter to send",
             id="talk",
             select_on_focus=False,
+            disabled=self.read_only,
         )
         yield Footer(compact=True)
 
@@ -163,10 +199,16 @@ class VoiceTUIApp(RuntimeHandlers):
         talk = self.query_one("#talk", Input)
         if self.is_headless:
             talk.cursor_blink = False
-        talk.focus()
+        if self.read_only:
+            for bar in self.query("#tools-bar"):  # break and re-run: live only
+                bar.display = False
+            self.conversation.focus()
+        else:
+            talk.focus()
         self.bridge.attach()
         if self._start_runtime:
-            self.bridge.command("start the session", self.runtime.start)
+            label = "open the recording" if self.read_only else "start the session"
+            self.bridge.command(label, self.runtime.start)
 
     def on_unmount(self) -> None:
         self.bridge.detach()
@@ -185,6 +227,10 @@ class VoiceTUIApp(RuntimeHandlers):
             return
         if len(self.screen_stack) > 1:
             return
+        if self.read_only:
+            self.refuse("Typing")
+            event.stop()
+            return
         focused = self.focused
         if focused is None or isinstance(focused, VirtualLog | OptionList | DataTable | Tabs):
             talk = self.query_one("#talk", Input)
@@ -194,12 +240,77 @@ class VoiceTUIApp(RuntimeHandlers):
 
     # --- actions ----------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in VIEW_ACTIONS:
+            return self.read_only
+        if self.read_only and action in SESSION_ACTIONS:
+            return False
         if action == "cancel_push_to_talk":
             return self.ptt_open and len(self.screen_stack) == 1
         if action == "rerun_tool":
             return self.tabs.active == "tools-tab" or None
         return True
 
+    # --- read-only mode ---------------------------------------------------------------------
+    def refuse(self, what: str) -> None:
+        """Say once (not again for a held key) that a recording takes no commands."""
+        now = time.monotonic()
+        if now - self._refused_at.get(what, float("-inf")) < REFUSE_REPEAT:
+            return
+        self._refused_at[what] = now
+        self.notify(READ_ONLY_MESSAGE, title=what, severity="warning", timeout=3)
+
+    def action_refuse(self, what: str) -> None:
+        self.refuse(what)
+
+    def action_view_next_tab(self) -> None:
+        self.action_next_tab()
+
+    def action_view_pick_theme(self) -> None:
+        self.action_pick_theme()
+
+    def on_runtime_batch(self, batch: m.RuntimeBatch) -> None:
+        """The footer is refreshed once per batch (each status asks for it: a recording's
+        history can hold hundreds). In read-only mode the batch is the recording's history:
+        no pop-ups for it."""
+        batch.prevent_default()  # Textual would call the base class's handler again
+        self._in_batch, self._replaying = True, self.read_only
+        try:
+            super().on_runtime_batch(batch)
+        finally:
+            self._in_batch = self._replaying = False
+            if self._bindings_stale:
+                self._bindings_stale = False
+                super().refresh_bindings()
+
+    def refresh_bindings(self) -> None:
+        if self._in_batch:
+            self._bindings_stale = True
+        else:
+            super().refresh_bindings()
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: Literal["information", "warning", "error"] = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        if self._replaying:
+            return
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def on_tool_break_requested(self, msg: m.ToolBreakRequested) -> None:
+        msg.prevent_default()
+        if not self.read_only:
+            super().on_tool_break_requested(msg)
+            return
+        # the call waited for the user there; what was decided follows in the recording
+        self.conversation.tool_waiting(msg.event.call)
+        self.tools_panel.started(msg.event.call, state="waiting")
+
+    # --- actions ----------------------------------------------------------------------------
     def action_toggle_mute(self) -> None:
         muted = not self.mic_muted
         self.mic_muted = muted
@@ -290,8 +401,12 @@ class VoiceTUIApp(RuntimeHandlers):
             self.query_one("#tools-list", OptionList).focus()
         elif tab_id == "latency-tab":
             self.query_one("#latency-table", DataTable).focus()
-        else:
+        elif not self.read_only:
             self.query_one("#talk", Input).focus()
+        elif tab_id == "logs-tab":
+            self.logs_panel.focus()
+        else:
+            self.conversation.focus()
         self.refresh_bindings()
 
     @on(TabbedContent.TabActivated)
@@ -302,6 +417,9 @@ class VoiceTUIApp(RuntimeHandlers):
         self.tools_panel.request_rerun()
 
     def on_tools_panel_rerun_requested(self, msg: ToolsPanel.RerunRequested) -> None:
+        if self.read_only:
+            self.refuse("Re-run tool")
+            return
         name = msg.record.call.name
 
         def run(arguments: str | None) -> None:
@@ -313,6 +431,9 @@ class VoiceTUIApp(RuntimeHandlers):
         self.push_screen(RerunScreen(name, msg.record.call.arguments), run)
 
     def on_tools_panel_break_toggled(self, msg: ToolsPanel.BreakToggled) -> None:
+        if self.read_only:
+            self.tools_panel.set_break(self.break_on_tool_call)
+            return
         if msg.enabled != self.break_on_tool_call:
             self.set_break(msg.enabled)
 
@@ -333,7 +454,20 @@ class VoiceTUIApp(RuntimeHandlers):
     # --- command palette --------------------------------------------------------------------
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        commands: list[tuple[str, str, Callable[[], Any]]] = [
+        if self.read_only:
+            commands = [
+                ("Pick a theme…", "F9", self.action_pick_theme),
+                ("Clear the view", "ctrl+l (the recording keeps it)", self.action_clear),
+            ]
+        else:
+            commands = self._session_commands()
+        for tab_id, label in TABS:
+            commands.append((f"Show {label}", "ctrl+n cycles the tabs", self._shower(tab_id)))
+        for title, help_text, callback in commands:
+            yield SystemCommand(title, help_text, callback)
+
+    def _session_commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
+        return [
             ("Mute / unmute the microphone", "F2", self.action_toggle_mute),
             ("Push-to-talk: start / send", "F3 (Esc cancels)", self.action_push_to_talk),
             ("Cancel push-to-talk", "Esc", self.action_cancel_push_to_talk),
@@ -348,10 +482,6 @@ class VoiceTUIApp(RuntimeHandlers):
             ("Clear the transcript", "ctrl+l (the session keeps it)", self.action_clear),
             ("Re-run the selected tool call…", "ctrl+r in the Tools tab", self._rerun),
         ]
-        for tab_id, label in TABS:
-            commands.append((f"Show {label}", "ctrl+n cycles the tabs", self._shower(tab_id)))
-        for title, help_text, callback in commands:
-            yield SystemCommand(title, help_text, callback)
 
     def _ask_room(self) -> None:
         self.switch_to_room(ask=True)
@@ -369,12 +499,14 @@ def run_app(
     *,
     theme: str | None = None,
     title: str | None = None,
+    read_only: bool | None = None,
 ) -> int:
     """Run the TUI on ``runtime`` until the user quits; returns the exit code (0).
 
     The app subscribes to the runtime and then calls ``runtime.start()`` (so it shows the model
     loading progress); a failed start is shown on screen and the app stays up. Stopping the
-    runtime is the caller's job, after this returns."""
-    app = VoiceTUIApp(runtime, theme=theme, title=title)
+    runtime is the caller's job, after this returns. ``read_only``: a recording (see the
+    module's doc; default: whether the runtime says ``read_only``)."""
+    app = VoiceTUIApp(runtime, theme=theme, title=title, read_only=read_only)
     app.run()
     return app.return_code or 0
