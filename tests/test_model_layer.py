@@ -757,6 +757,58 @@ def test_sentence_stream_min_length_merges() -> None:
     assert s.flush() == ["Next"]
 
 
+def test_sentence_stream_first_clause() -> None:
+    s = SentenceStream(min_length=12, first_clause_words=4)
+    assert s.push("Well, yes") == []  # "Well," has 1 word: too short to be the first piece
+    assert s.push(", to boil an egg") == []
+    assert s.push(", ") == []  # the clause ends here, but what follows is not known yet
+    assert s.push("place") == ["Well, yes, to boil an egg,"]
+    # only the first piece may be a clause: later ones are whole sentences
+    assert s.push(" it in water, then heat it. Wait") == ["place it in water, then heat it."]
+    assert s.flush() == ["Wait"]
+    # a flush starts a new segment, whose first piece may again be a clause
+    assert s.push("Sure thing, my dear friend; here it is") == ["Sure thing, my dear friend;"]
+    # a sentence that completes first wins over its clauses
+    s = SentenceStream(min_length=1, first_clause_words=1)
+    assert s.push("Yes, it is. And") == ["Yes, it is."]
+    # numbers keep their commas; dashes end a clause
+    s = SentenceStream(min_length=1, first_clause_words=3)
+    assert s.push("It costs 1,000 dollars - or so") == ["It costs 1,000 dollars -"]
+    with pytest.raises(ValueError):
+        SentenceStream(first_clause_words=0)
+
+
+def test_sentence_stream_first_words() -> None:
+    s = SentenceStream(min_length=12, first_words=4, first_clause_words=4)
+    assert s.push("The largest planet in") == []  # the 4th word may not be complete yet
+    assert s.push(" our") == ["The largest planet in"]
+    assert s.push(" solar system is Jupiter. It") == ["our solar system is Jupiter."]
+    assert s.flush() == ["It"]
+    # a clause or sentence that ends first is preferred
+    s = SentenceStream(min_length=1, first_words=6, first_clause_words=2)
+    assert s.push("Yes, of course I can help. Sure") == ["Yes, of course I can help."]
+    s = SentenceStream(min_length=1, first_words=6, first_clause_words=2)
+    assert s.push("Well now, of course I can help you") == ["Well now,"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(alphabet="ab ,.;:-!?\n", max_size=60), data=st.data())
+def test_sentence_stream_first_clause_loses_nothing(text: str, data: st.DataObject) -> None:
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=8), label="cuts"))
+    bounds = [0, *cuts, len(text)]
+    s = SentenceStream(
+        min_length=1,
+        first_clause_words=data.draw(st.sampled_from([None, 1, 3])),
+        first_words=data.draw(st.sampled_from([None, 1, 2])),
+    )
+    out: list[str] = []
+    for a, b in itertools.pairwise(bounds):
+        out.extend(s.push(text[a:b]))
+    out.extend(s.flush())
+    assert " ".join(out).split() == text.split()
+    assert all(piece and piece == piece.strip() for piece in out)
+
+
 _TOKENS = [
     "Hello", "world", "Dr.", "e.g.", "3.14", "J.", "ok", "a", "B", " ", "  ", "\n", "\n\n",
     ". ", "! ", "? ", "...", "…", '"', "'", "(", ")", ".", ",",
@@ -873,6 +925,33 @@ async def test_tts_stream_adapter_streams_before_end_of_input() -> None:
     assert fake.requests == ["Hello there, my friend.", "How are you?"]
     texts = [a.frame.userdata[TEXT_KEY] for a in [first, *rest] if TEXT_KEY in a.frame.userdata]
     assert texts == ["Hello there, my friend.", "How are you?"]
+
+
+@pytest.mark.looptime
+async def test_tts_stream_adapter_speaks_the_first_clause_early() -> None:
+    fake = FakeTTS(ttfb=0.05)
+    text = "To boil an egg, put it in boiling water for eight minutes. Then cool it."
+    async with TTSStreamAdapter(tts=fake).stream() as stream:
+        for d in _deltas(text):
+            stream.push_text(d)
+            await asyncio.sleep(0.03)  # the LLM's pace
+        stream.end_input()
+        audio = [a async for a in stream]
+    assert fake.requests == [
+        "To boil an egg,",
+        "put it in boiling water for eight minutes.",
+        "Then cool it.",
+    ]
+    assert [a.frame.userdata[TEXT_KEY] for a in audio if TEXT_KEY in a.frame.userdata] == (
+        fake.requests
+    )
+    # and without it, the first piece is the whole sentence
+    fake = FakeTTS(ttfb=0.05)
+    async with TTSStreamAdapter(tts=fake, first_clause_words=None).stream() as stream:
+        stream.push_text(text)
+        stream.end_input()
+        _ = [a async for a in stream]
+    assert fake.requests[0] == "To boil an egg, put it in boiling water for eight minutes."
 
 
 @pytest.mark.looptime

@@ -342,3 +342,101 @@ async def test_long_history_is_trimmed_to_the_context() -> None:
         assert metrics[-1].prompt_tokens <= 256 - 32
     finally:
         await small.aclose()
+
+
+# --- timeouts that measure progress (a scripted worker on virtual time) -------------------------
+class _ScriptedWorker:
+    """Stands in for LlamaWorker: the generation starts after ``queued`` seconds, evaluates
+    ``prompt_tokens`` tokens, then sends ``tokens`` pieces, ``gaps[i]`` seconds apart."""
+
+    def __init__(self, *, queued: float, prompt_tokens: int, gaps: list[float]) -> None:
+        self.queued, self.prompt_tokens, self.gaps = queued, prompt_tokens, gaps
+
+    def submit_generate(self, *args: Any) -> Any:
+        import concurrent.futures as cf
+
+        from voicetui.plugins.local._llama_worker import GenerationStats
+
+        _messages, _tools, _sampling, cancel, sink, on_start = args
+        loop = asyncio.get_running_loop()
+        fut: cf.Future[GenerationStats] = cf.Future()
+
+        async def play() -> None:
+            await asyncio.sleep(self.queued)
+            on_start(self.prompt_tokens)
+            for gap in self.gaps:
+                await asyncio.sleep(gap)
+                if cancel.is_set():
+                    break
+                sink(" word")
+            sink(None)
+            fut.set_result(GenerationStats(self.prompt_tokens, 0, len(self.gaps), "stop"))
+
+        self._task = loop.create_task(play())  # cancelled by the test if it never finishes
+        return fut
+
+
+def _scripted_llm(worker: _ScriptedWorker) -> LlamaLLM:
+    import concurrent.futures as cf
+
+    llm = LlamaLLM()
+    ready: cf.Future[Path] = cf.Future()
+    ready.set_result(Path("/scripted.gguf"))
+    llm._ready = ready
+    llm._worker = worker  # type: ignore[assignment]
+    return llm
+
+
+def _ctx() -> ChatContext:
+    ctx = ChatContext()
+    ctx.add_message(role="user", content="hello")
+    return ctx
+
+
+@pytest.mark.looptime
+async def test_waiting_for_the_worker_and_a_long_prompt_do_not_time_out() -> None:
+    from voicetui.agents.types import APIConnectOptions
+
+    # 3 s behind another job, then a 200-token prompt taking 3.5 s: fine with a 1 s timeout,
+    # which only applies between tokens
+    llm = _scripted_llm(_ScriptedWorker(queued=3.0, prompt_tokens=200, gaps=[3.5, 0.5, 0.9]))
+    opts = APIConnectOptions(max_retry=0, timeout=1.0)
+    text, _ = await llm.chat(chat_ctx=_ctx(), conn_options=opts).collect()
+    assert text == " word word word"
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize(
+    ("worker", "after"),
+    [
+        # never started: the timeout plus the queue allowance (5 x timeout) runs out
+        (_ScriptedWorker(queued=100.0, prompt_tokens=10, gaps=[0.1]), 6.0),
+        # a short prompt that yields no token: timeout + 20 ms a prompt token
+        (_ScriptedWorker(queued=0.5, prompt_tokens=50, gaps=[100.0]), 0.5 + 1.0 + 1.0),
+        # stalls between two tokens
+        (_ScriptedWorker(queued=0.0, prompt_tokens=0, gaps=[0.2, 0.2, 100.0]), 0.4 + 1.0),
+    ],
+)
+async def test_a_stalled_local_llm_still_times_out(worker: _ScriptedWorker, after: float) -> None:
+    from voicetui.agents.types import APIConnectOptions
+
+    llm = _scripted_llm(worker)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(LLMError, match="timed out") as info:
+        await llm.chat(
+            chat_ctx=_ctx(), conn_options=APIConnectOptions(max_retry=0, timeout=1.0)
+        ).collect()
+    assert info.value.recoverable
+    assert loop.time() - started == pytest.approx(after, abs=0.05)
+    worker._task.cancel()
+
+
+def test_thread_counts_are_checked() -> None:
+    with pytest.raises(ValueError, match="n_threads"):
+        LlamaLLM(n_threads=0)
+    with pytest.raises(ValueError, match="n_threads"):
+        LlamaLLM(n_threads=1, n_threads_batch=0)
+    llm = LlamaLLM(n_threads=1, n_threads_batch=2)
+    assert (llm.worker._n_threads, llm.worker._n_threads_batch) == (1, 2)
+    assert LlamaLLM(n_threads=2).worker._n_threads_batch == 2

@@ -27,9 +27,10 @@ from voicetui.agents.metrics import TTSMetrics
 from voicetui.agents.testing.fake_tts import FakeTTS
 from voicetui.agents.tts import TEXT_KEY, TTS, StreamAdapter, TTSError
 from voicetui.agents.types import DEFAULT_API_CONNECT_OPTIONS
+from voicetui.plugins.local._worker_tts import ModelWorker, WorkerChunkedStream
 from voicetui.plugins.local.espeak_tts import EspeakTTS
 from voicetui.plugins.local.hibari_tts import HibariTTS
-from voicetui.plugins.local.piper_tts import ModelWorker, PiperTTS, WorkerChunkedStream
+from voicetui.plugins.local.piper_tts import PiperTTS
 
 SENTENCES = [
     "The weather is lovely today and the birds are singing.",
@@ -195,6 +196,16 @@ async def test_voices_are_shared_and_released(piper: PiperTTS) -> None:
         other.synthesize("Hello.")
     frames, _ = await _collect(piper, "Still here.")
     assert frames
+
+
+async def test_piper_runs_on_one_thread_that_does_not_spin(piper: PiperTTS) -> None:
+    assert piper._worker is not None
+    voice = await piper._worker.model()
+    opts = voice.session.get_session_options()
+    assert opts.intra_op_num_threads == 1
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    with pytest.raises(ValueError, match="threads"):
+        PiperTTS(threads=0)
 
 
 async def test_empty_text_gives_no_audio(piper: PiperTTS, hibari: HibariTTS) -> None:

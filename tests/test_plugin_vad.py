@@ -269,6 +269,22 @@ def test_segmenter_durations_on_inference_events() -> None:
     assert not done[-1].speaking and done[-1].silence_duration == pytest.approx(0.5)
 
 
+def test_segmenter_reports_a_pause_while_still_speaking() -> None:
+    # speech, a 0.2 s pause (shorter than min_silence), speech, then the end
+    events = _segment([1.0] * 30 + [0.0] * 20 + [1.0] * 30 + [0.0] * 50)
+    done = [e for e in events if e.type == VADEventType.INFERENCE_DONE]
+    assert done[29].speaking and done[29].silence_duration == 0.0
+    # the pause grows window by window while the state is still "speaking"
+    assert [round(e.silence_duration, 2) for e in done[30:50]] == [
+        round(0.01 * i, 2) for i in range(1, 21)
+    ]
+    assert all(e.speaking for e in done[30:50])
+    assert done[50].speaking and done[50].silence_duration == 0.0  # the voice resumed
+    # START and END keep their meaning: no pause on START, the whole silence on END
+    start, end = boundaries(events)
+    assert start.silence_duration == 0.0 and end.silence_duration == pytest.approx(0.4)
+
+
 # --- missing optional dependencies ------------------------------------------------------------
 
 

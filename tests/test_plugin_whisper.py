@@ -20,6 +20,7 @@ from voicetui.agents.exceptions import STTError
 from voicetui.agents.stt import SpeechEvent, SpeechEventType, StreamAdapter
 from voicetui.agents.types import APIConnectOptions
 from voicetui.plugins.local import whisper_stt
+from voicetui.plugins.local._whisper_short import ShortWindowDecoder
 from voicetui.plugins.local.whisper_stt import WhisperSTT
 
 SENTENCES = [
@@ -118,6 +119,98 @@ async def test_instances_share_the_model_and_prewarm_reports(stt: WhisperSTT) ->
 async def test_too_short_audio_is_an_empty_transcript(stt: WhisperSTT) -> None:
     ev = await stt.recognize(split_frames(np.zeros(800, np.int16)), conn_options=NO_RETRY)
     assert ev.text == ""
+
+
+def _count_short_results(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Records, per transcription, whether the short-window path gave the result."""
+    used: list[bool] = []
+    original = ShortWindowDecoder.transcribe
+
+    def spy(self: ShortWindowDecoder, *args: Any) -> Any:
+        result = original(self, *args)
+        used.append(result is not None)
+        return result
+
+    monkeypatch.setattr(ShortWindowDecoder, "transcribe", spy)
+    return used
+
+
+@pytest.mark.parametrize("sentence", SENTENCES)
+async def test_short_window_gets_the_words_of_the_30s_window(
+    stt: WhisperSTT, sentence: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    used = _count_short_results(monkeypatch)
+    frames = espeak_frames(sentence, sample_rate=16000, silence_before=0.3, silence_after=0.4)
+    timings = {}
+    texts = {}
+    for window in (None, 10.0):
+        model = WhisperSTT(short_window=window)
+        started = time.perf_counter()
+        texts[window] = (await model.recognize(frames, conn_options=NO_RETRY)).text
+        timings[window] = time.perf_counter() - started
+    print(f"\n30 s window {timings[None]:.2f}s {texts[None]!r}; 10 s {timings[10.0]:.2f}s")
+    assert used == [True]  # the short window decoded the short utterance, once
+    assert word_errors(sentence, texts[10.0]) <= word_errors(sentence, texts[None]) + 1
+    assert word_errors(sentence, texts[10.0]) <= 1, texts[10.0]
+
+
+async def test_long_utterances_take_the_standard_path(
+    stt: WhisperSTT, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    used = _count_short_results(monkeypatch)
+    text = " ".join(SENTENCES)  # about 9 s of speech: more than the 8 s a 10 s window takes
+    frames = espeak_frames(text, sample_rate=16000, silence_before=0.3, silence_after=0.4)
+    ev = await stt.recognize(frames, conn_options=NO_RETRY)
+    assert used == [False]
+    assert word_errors(text, ev.text) <= 3, ev.text
+
+
+class _ShortProxy:
+    """The real faster-whisper model, with a decoder that returns what the test wants."""
+
+    def __init__(self, real: Any, tokens: list[int], score: float) -> None:
+        self._real = real
+        self.feature_extractor = real.feature_extractor
+        self.hf_tokenizer = real.hf_tokenizer
+        self.standard_calls = 0
+        self.model = type(
+            "Model",
+            (),
+            {
+                "is_multilingual": real.model.is_multilingual,
+                "generate": lambda _, enc, prompts, max_length, **kw: [
+                    type("R", (), {"sequences_ids": [tokens[:max_length]], "scores": [score]})
+                ],
+            },
+        )()
+
+    def encode(self, features: Any) -> Any:
+        return self._real.encode(features)
+
+    def transcribe(self, audio: Any, **kw: Any) -> Any:
+        self.standard_calls += 1
+        return self._real.transcribe(audio, **kw)
+
+
+@pytest.mark.parametrize(
+    ("tokens", "score", "why"),
+    [
+        ([262] * 500, -0.1, "a runaway: the token limit is reached"),
+        ([262, 257] * 15, -0.1, "a repetition: the compression ratio is too high"),
+        ([262, 257, 318], -1.5, "an unsure decode: the average log-probability is low"),
+        ([], -0.1, "nothing: the standard path checks for no speech"),
+    ],
+)
+def test_unreliable_short_results_fall_back_to_the_standard_path(
+    stt: WhisperSTT, tokens: list[int], score: float, why: str
+) -> None:
+    assert stt._shared is not None
+    proxy = _ShortProxy(stt._shared.whisper, tokens, score)
+    shared = whisper_stt._SharedModel(proxy, Path("/proxy"))
+    frames = espeak_frames(SENTENCES[2], sample_rate=16000, silence_before=0.3, silence_after=0.4)
+    text, language, _ = whisper_stt._transcribe(shared, frames, "en", 1, 10.0)
+    assert proxy.standard_calls == 1, why
+    assert word_errors(SENTENCES[2], text) <= 1 and language == "en"
 
 
 # --- no real model needed -----------------------------------------------------------------------

@@ -60,6 +60,17 @@ def test_first_run_check_openai_without_key() -> None:
 
 def test_everything_installed_here() -> None:
     assert check_requirements(resolve(ModelSelection(), env={})) == []
+    # the fast voice: hibari-tts installs the ``hibari`` module
+    assert check_requirements(resolve(ModelSelection(tts="local-fast"), env={})) == []
+
+
+def test_fast_voice_without_hibari(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(selection, "_installed", lambda m: m != "hibari")
+    problems = check_requirements(resolve(ModelSelection(tts="local-fast"), env={}))
+    assert problems == [
+        "the fast embedded TTS needs hibari-tts, which is not installed: "
+        "pip install 'voicetui[local]'"
+    ]
 
 
 def test_build_local_models_without_loading_weights() -> None:

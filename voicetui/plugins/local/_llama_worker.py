@@ -31,6 +31,9 @@ T = TypeVar("T")
 Message = dict[str, str]
 Sink = Callable[[str | None], None]
 """Receives text pieces, then ``None`` once the generation is over (always, even on error)."""
+OnStart = Callable[[int], None]
+"""Called on the worker thread when a generation starts, with the number of prompt tokens it
+evaluates (those not already in the cache)."""
 
 INSTALL_HINT = "pip install 'voicetui[local]'"
 _log_callback: Any = None  # the ctypes callback must outlive every model
@@ -88,9 +91,10 @@ class LlamaWorker:
     """Owns a ``llama_cpp.Llama`` and the thread that runs it. Methods named ``submit_*`` return
     a ``concurrent.futures.Future`` (await it with ``asyncio.wrap_future``)."""
 
-    def __init__(self, *, n_ctx: int, n_threads: int) -> None:
+    def __init__(self, *, n_ctx: int, n_threads: int, n_threads_batch: int | None = None) -> None:
         self._n_ctx = n_ctx
         self._n_threads = n_threads
+        self._n_threads_batch = n_threads_batch or n_threads
         self._executor = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="voicetui-llama")
         self._llm: Any = None  # touched only on the worker thread
         self._formatter: Any = None
@@ -122,9 +126,12 @@ class LlamaWorker:
         sampling: Sampling,
         cancel: threading.Event,
         sink: Sink,
+        on_start: OnStart | None = None,
     ) -> cf.Future[GenerationStats]:
         try:
-            return self._submit(self._generate_to_sink, messages, tools, sampling, cancel, sink)
+            return self._submit(
+                self._generate_to_sink, messages, tools, sampling, cancel, sink, on_start
+            )
         except BaseException:
             sink(None)
             raise
@@ -164,7 +171,7 @@ class LlamaWorker:
                     model_path=str(path),
                     n_ctx=self._n_ctx,
                     n_threads=self._n_threads,
-                    n_threads_batch=self._n_threads,
+                    n_threads_batch=self._n_threads_batch,
                     verbose=True,
                 )
             llm.verbose = False
@@ -262,9 +269,10 @@ class LlamaWorker:
         sampling: Sampling,
         cancel: threading.Event,
         sink: Sink,
+        on_start: OnStart | None,
     ) -> GenerationStats:
         try:
-            return self._generate(messages, tools, sampling, cancel, sink)
+            return self._generate(messages, tools, sampling, cancel, sink, on_start)
         finally:
             sink(None)
 
@@ -275,6 +283,7 @@ class LlamaWorker:
         sampling: Sampling,
         cancel: threading.Event,
         sink: Sink,
+        on_start: OnStart | None = None,
     ) -> GenerationStats:
         llm = self._require_model()
         tokens, dropped = self._fit(messages, tools, sampling.max_tokens)
@@ -288,6 +297,8 @@ class LlamaWorker:
         cached = min(cached, len(tokens) - 1)
         if cancel.is_set():
             return GenerationStats(len(tokens), 0, 0, "cancelled", dropped)
+        if on_start is not None:
+            on_start(len(tokens) - cached)
         llm.set_seed(sampling.seed if sampling.seed is not None else random.getrandbits(31))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         produced = 0

@@ -25,7 +25,7 @@ from voicetui.agents.exceptions import TTSError
 from voicetui.agents.tts import TTS, ChunkedStream, TTSCapabilities
 from voicetui.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 
-from .piper_tts import ModelWorker, PcmChunks, WorkerChunkedStream, acquire_worker, release_worker
+from ._worker_tts import ModelWorker, PcmChunks, WorkerChunkedStream, acquire_worker, release_worker
 
 if TYPE_CHECKING:
     from hibari import Hibari  # type: ignore[import-untyped]

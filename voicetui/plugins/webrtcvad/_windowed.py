@@ -183,7 +183,9 @@ class _Segmenter:
     ) -> VADEvent:
         """START carries the audio so far, END the whole utterance (padding included); END's
         ``speech_duration`` is the utterance's length and ``silence_duration`` the silence
-        after it (the speech really ended that long before the event)."""
+        after it (the speech really ended that long before the event). While speaking, an
+        INFERENCE_DONE's ``silence_duration`` is the pause so far (0 while the voice goes on),
+        which lets a listener act on a pause before it becomes an end of speech."""
         frames: list[rtc.AudioFrame] = []
         if type_ != VADEventType.INFERENCE_DONE and self._buf_len and input_rate:
             frames = [make_frame(np.concatenate(self._buf), input_rate)]
@@ -193,7 +195,13 @@ class _Segmenter:
             samples_index=self._samples,
             timestamp=now(),
             speech_duration=self._pub_speech if self._speaking or ending else 0.0,
-            silence_duration=self._pub_silence if not self._speaking else 0.0,
+            silence_duration=(
+                self._pub_silence
+                if not self._speaking
+                else self._silence_run
+                if type_ == VADEventType.INFERENCE_DONE
+                else 0.0
+            ),
             frames=frames,
             probability=prob,
             inference_duration=inference_duration,
