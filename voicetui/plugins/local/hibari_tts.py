@@ -1,5 +1,6 @@
 """Hibari text to speech (``hibari-tts``): a 7.9 MB model, ~100x faster than real time on one
-core, 24 kHz mono. The fast local option; Piper sounds better.
+core, 24 kHz mono. The default embedded voice (Apache-2.0, first audio in ~30 ms); Piper
+(``--tts piper``, the GPL ``voicetui[piper]`` extra) is the alternative.
 
 Built like :mod:`voicetui.plugins.local.piper_tts`: ``Hibari.stream`` yields one audio array per
 sentence, which :meth:`HibariTTS.synthesize` emits as soon as each is ready; the TTS reports
