@@ -5,16 +5,30 @@ the machine may be shared, they catch an O(n²) regression, not a few percent.""
 
 from __future__ import annotations
 
+import asyncio
 import time
+
+import pytest
+from textual.pilot import Pilot
 
 from tests import fake_runtime as fr
 from tests.fake_runtime import FakeRuntime, screen_text, settle
+from voicetui.tui import handlers
+from voicetui.tui import messages as m
 from voicetui.tui.app import VoiceTUIApp
 from voicetui.tui.widgets.conversation import ConversationView
+from voicetui.tui.widgets.state import StatePanel
 
 TURNS = 5000
 QUESTION = "Hello number {i}, what time is it in Paris and what is the weather like there today?"
 ANSWER = "It is 3:42 PM in Paris. The weather is sunny with a light breeze, around 18 degrees."
+
+
+async def _drain(pilot: Pilot[int], app: VoiceTUIApp) -> None:
+    """Until the app has handled everything emitted (a big batch takes several slices)."""
+    while app.runtime_backlog:
+        await pilot.pause()
+    await settle(pilot)
 
 
 def _render(app: VoiceTUIApp) -> float:
@@ -38,7 +52,7 @@ async def test_5000_turns_stay_fast() -> None:
         started = time.perf_counter()
         rt.emit(*events)  # the runtime's side: queue only
         emitted = time.perf_counter() - started
-        await settle(pilot)
+        await _drain(pilot, app)
         delivered = time.perf_counter() - started
         assert len(conv) == 2 * TURNS
         frame = _render(app)
@@ -91,3 +105,53 @@ async def test_5000_turns_stay_fast() -> None:
     assert per_update < 0.1
     assert resize < 3.0
     assert direct < 5.0
+
+
+async def test_a_big_batch_is_handled_in_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thousands of events at once: one slice is handled, the rest waits for the next turn of
+    the loop (the app draws and reads keys in between), in order."""
+    monkeypatch.setattr(handlers, "SLICE_SECONDS", 0.0)  # every slice is the minimum
+    rt = FakeRuntime()
+    app = VoiceTUIApp(rt, bridge_interval=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        msgs = [m.UserTranscript(fr.transcript(f"line {i}", final=True)) for i in range(300)]
+        app.on_runtime_batch(m.RuntimeBatch(list(msgs)))
+        assert app.runtime_backlog == 300 - handlers.SLICE_MIN_MESSAGES
+        await pilot.press("f2")  # a key between slices is not stuck behind the backlog
+        assert app.mic_muted
+        await _drain(pilot, app)
+        conv = app.query_one(ConversationView)
+        assert [line.text for line in conv.payloads()] == [f"line {i}" for i in range(300)]
+
+
+async def test_a_flush_due_during_a_pause_is_not_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bridge's delayed flush survives the loop being late (a GC pause, the GIL held by
+    the runtime's thread). A Textual one-shot timer whose task starts after its deadline is
+    skipped, never called; the bridge then waited for a flush that never came, for good (the
+    benchmark's 5,000-turn burst stalled that way once)."""
+    from textual import timer as textual_timer
+
+    rt = FakeRuntime()
+    app = VoiceTUIApp(rt, bridge_interval=0.005)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        real = textual_timer._time.get_time
+        late = [0.0]
+
+        def get_time() -> float:  # every reading 10 ms later than the last: always late
+            late[0] += 0.010
+            return real() + late[0]
+
+        monkeypatch.setattr(textual_timer._time, "get_time", get_time)
+        flushes = app.bridge.messages_posted
+        rt.emit_threaded(fr.agent_state("thinking"))
+        while app.bridge.messages_posted == flushes:  # noqa: ASYNC110 (flushed just now ...)
+            await asyncio.sleep(0)
+        rt.emit_threaded(fr.agent_state("listening"))  # ... so this one waits for a timer
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if app.query_one("#state", StatePanel).agent_state == "listening":
+                break
+        monkeypatch.undo()
+        assert app.query_one("#state", StatePanel).agent_state == "listening"

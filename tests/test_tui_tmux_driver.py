@@ -28,6 +28,26 @@ def test_size_keys_capture_and_exit_status() -> None:
         assert tmux.wait_for_exit() == 3
 
 
+def test_the_program_sees_the_pane_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not the COLUMNS/LINES of the test's environment (pytest sets 80×24), which
+    ``shutil.get_terminal_size`` — and so Textual — would believe first."""
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("LINES", "24")
+    code = "import shutil, time; print('size', *shutil.get_terminal_size()); time.sleep(5)"
+    with TmuxSession([sys.executable, "-c", code], width=100, height=30) as tmux:
+        tmux.wait_for("size 100 30", timeout=10)
+        pid = tmux.program_pid()
+        assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1] == b"-c"
+
+
+def test_wait_for_a_predicate() -> None:
+    with TmuxSession(["cat"], width=40, height=10) as tmux:
+        tmux.type("one two")
+        screen = tmux.wait_for(lambda s: s.split()[:2] == ["one", "two"])
+        assert "one two" in screen
+        assert "one two" in tmux.capture(history=True)
+
+
 def test_wait_for_times_out_with_the_screen() -> None:
     with TmuxSession(["cat"], width=40, height=10) as tmux:
         tmux.type("typed into cat")

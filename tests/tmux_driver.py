@@ -13,6 +13,7 @@ not touch the user's tmux and can run in parallel::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -21,7 +22,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -32,6 +33,17 @@ class TmuxError(RuntimeError):
 
 def tmux_available() -> bool:
     return shutil.which("tmux") is not None
+
+
+_NOT_INHERITED = ("COLUMNS", "LINES", "TMUX", "TMUX_PANE")
+
+
+def _server_env() -> dict[str, str]:
+    """The environment the tmux server (and so the program) starts with: ours, less what
+    would lie about the pane — pytest sets ``COLUMNS=80``/``LINES=24``, which
+    ``shutil.get_terminal_size`` (and so Textual) believes before the terminal itself — and
+    less an enclosing tmux's variables."""
+    return {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
 
 
 class TmuxSession:
@@ -65,6 +77,7 @@ class TmuxSession:
             capture_output=True,
             text=True,
             timeout=15,
+            env=_server_env(),
         )
         if check and proc.returncode != 0:
             raise TmuxError(f"tmux {' '.join(args)}: {proc.stderr.strip()}")
@@ -139,24 +152,32 @@ class TmuxSession:
         self._tmux("send-keys", "-t", self.name, "-l", text)
 
     # --- output -----------------------------------------------------------------------------
-    def capture(self) -> str:
-        """The visible screen as text, one line per row."""
-        return self._tmux("capture-pane", "-p", "-t", self.name)
+    def capture(self, *, history: bool = False) -> str:
+        """The visible screen as text, one line per row (``history``: the scrollback above it
+        too, e.g. to find a traceback printed after a full-screen program left)."""
+        extra = ("-S", "-") if history else ()
+        return self._tmux("capture-pane", "-p", *extra, "-t", self.name)
 
     def wait_for(
-        self, pattern: str | re.Pattern[str], *, timeout: float = 10.0, interval: float = 0.1
+        self,
+        pattern: str | re.Pattern[str] | Callable[[str], bool],
+        *,
+        timeout: float = 10.0,
+        interval: float = 0.1,
     ) -> str:
-        """Poll the screen until ``pattern`` (a substring, or a compiled regex) shows; returns
-        the screen. Raises ``TimeoutError`` with the last screen."""
+        """Poll the screen until ``pattern`` shows (a substring, a compiled regex, or a
+        predicate on the screen's text); returns the screen. Raises ``TimeoutError`` with the
+        last screen."""
         deadline = time.monotonic() + timeout
         screen = ""
         while True:
             screen = self.capture()
-            found = (
-                pattern.search(screen) is not None
-                if isinstance(pattern, re.Pattern)
-                else pattern in screen
-            )
+            if isinstance(pattern, re.Pattern):
+                found = pattern.search(screen) is not None
+            elif isinstance(pattern, str):
+                found = pattern in screen
+            else:
+                found = pattern(screen)
             if found:
                 return screen
             if time.monotonic() >= deadline:
@@ -169,6 +190,19 @@ class TmuxSession:
             "display-message", "-p", "-t", self.name, "#{pane_dead} #{pane_width} #{pane_height}"
         ).split()
         return out[0] == "1", int(out[1]), int(out[2])
+
+    def program_pid(self, timeout: float = 10.0) -> int:
+        """The program's pid (a child of the pane's shell), e.g. to read its CPU time."""
+        shell = int(self._tmux("display-message", "-p", "-t", self.name, "#{pane_pid}").strip())
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(OSError):
+                children = Path(f"/proc/{shell}/task/{shell}/children").read_text().split()
+                if children:
+                    return int(children[0])
+            if time.monotonic() >= deadline:
+                raise TmuxError(f"no program running in the pane after {timeout:g}s")
+            time.sleep(0.05)
 
     def exit_status(self) -> int | None:
         """The program's exit status, None while it runs."""

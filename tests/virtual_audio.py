@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -96,6 +97,44 @@ class VirtualAudio:
             "source_dont_move=true",
             "sink_dont_move=true",
         ).strip()
+
+    def play_into_mic_sync(self, wav: str | Path) -> None:
+        """:meth:`play_into_mic` for tests that drive a separate process (no event loop)."""
+        subprocess.run(
+            ["paplay", "--device=vmic_sink", "--latency-msec=20", str(wav)],
+            env=self.env,
+            check=True,
+            timeout=60,
+        )
+
+    @contextlib.contextmanager
+    def record_speaker_sync(self, raw_path: str | Path) -> Iterator[Recording]:
+        """:meth:`record_speaker` for tests without an event loop: ``parec`` writes straight
+        into ``raw_path`` (nothing to drain while the test blocks); the :class:`Recording` is
+        filled when the block ends."""
+        rec = Recording()
+        with open(raw_path, "wb") as out:
+            proc = subprocess.Popen(
+                [
+                    "parec",
+                    "--device=vspeaker.monitor",
+                    "--latency-msec=20",
+                    "--format=s16le",
+                    f"--rate={RATE}",
+                    "--channels=1",
+                    "--raw",
+                ],
+                env=self.env,
+                stdout=out,
+            )
+            try:
+                time.sleep(0.3)  # parec is connected and recording
+                yield rec
+                time.sleep(0.2)  # the tail of what was played
+            finally:
+                proc.terminate()
+                proc.wait(timeout=10)
+        rec._chunks.append(Path(raw_path).read_bytes())
 
     async def play_into_mic(self, wav: str | Path) -> None:
         """Play a WAV file into the virtual mic and wait until it has played."""

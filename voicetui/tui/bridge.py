@@ -17,6 +17,7 @@ UI → runtime: :meth:`RuntimeBridge.command` calls a runtime command (they retu
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -123,6 +124,7 @@ class RuntimeBridge:
         self._dropped_logs = 0
         self._wakeup_pending = False
         self._timer_armed = False
+        self._timer: asyncio.TimerHandle | None = None
         self._last_flush = float("-inf")
         self._unsubscribe: Callable[[], None] | None = None
         self.events_received = 0
@@ -134,6 +136,9 @@ class RuntimeBridge:
             self._unsubscribe = self.runtime.subscribe(self._on_event)
 
     def detach(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._unsubscribe is not None:
             unsubscribe, self._unsubscribe = self._unsubscribe, None
             try:
@@ -178,14 +183,27 @@ class RuntimeBridge:
         if wait > 0:
             if not self._timer_armed:
                 self._timer_armed = True
-                self._target.set_timer(wait, self.flush)
+                self._schedule_flush(wait)
             return
         self.flush()
+
+    def _schedule_flush(self, delay: float) -> None:
+        """``flush`` in ``delay`` seconds, on this (the UI) thread. Not with Textual's
+        ``set_timer``: a one-shot Textual timer whose task first runs after its deadline (a GC
+        pause, the GIL held by the runtime's thread) is skipped, never called — and with the
+        flush lost, no wakeup would ever come again."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # driven by hand, off any loop (unit tests)
+            self._target.set_timer(delay, self.flush)
+            return
+        self._timer = loop.call_later(delay, self.flush)
 
     def flush(self) -> None:
         """Post everything queued, in order (levels last, logs as one batch), as one
         :class:`RuntimeBatch`."""
         self._timer_armed = False
+        self._timer = None
         with self._lock:
             queue, self._queue = self._queue, []
             levels, self._levels = self._levels, None

@@ -1,11 +1,20 @@
 """How the app reacts to what the bridge posts: runtime events → widget updates. Widgets are
-only ever updated here, on the UI thread; commands go back through the bridge."""
+only ever updated here, on the UI thread; commands go back through the bridge.
+
+A batch is handled in slices of about :data:`SLICE_SECONDS`: when the runtime (or a recording)
+delivers thousands of events at once, the rest waits in a backlog while the app draws a frame
+and reads the keyboard, so the UI stays responsive. The agent/user state and the sidebar's recent
+turns are shown once per slice, not once per event."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections import deque
 from collections.abc import Callable
 
 from textual.app import App
+from textual.message import Message
 from textual.widgets import TabbedContent
 
 from ..agents.llm.chat_context import ChatMessage
@@ -20,6 +29,11 @@ from .widgets.loading import LoadingPanel
 from .widgets.logs import LogsPanel
 from .widgets.state import StatePanel
 from .widgets.tools import ToolsPanel
+
+SLICE_SECONDS = 0.010
+"""The time spent on runtime messages before the app may draw and read input again."""
+SLICE_MIN_MESSAGES = 64
+"""Messages always handled in one go (a small batch is never split)."""
 
 
 class RuntimeHandlers(App[int]):
@@ -38,6 +52,16 @@ class RuntimeHandlers(App[int]):
         self.recording_dir: str | None = None
         self._breaks: list[ToolBreak] = []
         self._break_open = False
+        self._bindings_ptt_open = False
+        self._backlog: deque[Message] = deque()
+        self._continue_posted = False
+        # shown on the state panels at the end of each slice
+        self._agent_state = "initializing"
+        self._user_state = "listening"
+        self._tools_running = 0
+        self._last_e2e: float | None = None
+        self._states_dirty = False
+        self._recent_dirty = False
 
     # --- widgets (looked up once: queries walk the DOM) -----------------------------------------
     def cache_widgets(self) -> None:
@@ -59,10 +83,50 @@ class RuntimeHandlers(App[int]):
         self.bridge.on_wakeup()
 
     def on_runtime_batch(self, batch: m.RuntimeBatch) -> None:
-        for msg in batch.messages:
-            handler = getattr(self, msg.handler_name, None)
-            if handler is not None:
-                handler(msg)
+        """Handle the batch's messages after any left from earlier batches, for one slice; an
+        empty batch continues the backlog (posted to itself, so whatever wraps this handler
+        wraps every slice)."""
+        if not batch.messages:
+            self._continue_posted = False
+        self._backlog.extend(batch.messages)
+        self._handle_slice()
+
+    @property
+    def runtime_backlog(self) -> int:
+        """Runtime messages received but not handled yet."""
+        return len(self._backlog)
+
+    def _handle_slice(self) -> None:
+        backlog = self._backlog
+        started = time.perf_counter()
+        handled = 0
+        try:
+            while backlog:
+                msg = backlog.popleft()
+                handler = getattr(self, msg.handler_name, None)
+                if handler is not None:
+                    handler(msg)
+                handled += 1
+                if handled >= SLICE_MIN_MESSAGES and time.perf_counter() - started >= SLICE_SECONDS:
+                    break
+        finally:
+            self._end_slice()
+        if backlog and not self._continue_posted:
+            self._continue_posted = True
+            # after the loop has run once more: queued keys, timers and a frame come first
+            asyncio.get_running_loop().call_soon(self.post_message, m.RuntimeBatch([]))
+
+    def _end_slice(self) -> None:
+        if self._states_dirty:
+            self._states_dirty = False
+            for panel in self.state_panels():
+                panel.agent_state = self._agent_state
+                panel.user_state = self._user_state
+                panel.tools_running = self._tools_running
+                panel.last_e2e = self._last_e2e
+        if self._recent_dirty:
+            self._recent_dirty = False
+            self.recent_turns.rows_changed()
 
     def on_command_failed(self, msg: m.CommandFailed) -> None:
         text = f"{msg.label} failed: {msg.error}"
@@ -92,10 +156,10 @@ class RuntimeHandlers(App[int]):
             row = self.latency_panel.book.add_assistant_report(item.metrics)
             self.latency_panel.row_changed(row)
             if row is not None:
-                self.recent_turns.refresh(layout=True)
+                self._recent_dirty = True
             if row is not None and row.e2e is not None:
-                for panel in self.state_panels():
-                    panel.last_e2e = row.e2e
+                self._last_e2e = row.e2e
+                self._states_dirty = True
 
     def on_false_interruption(self, msg: m.FalseInterruption) -> None:
         what = "the agent resumed" if msg.resumed else "the agent did not resume"
@@ -113,9 +177,9 @@ class RuntimeHandlers(App[int]):
         self.conversation.notice(
             "error" if msg.event.error else "info", f"session closed ({reason}){suffix}"
         )
-        for panel in self.state_panels():
-            panel.agent_state = "idle"
-            panel.tools_running = 0
+        self._agent_state = "idle"
+        self._tools_running = 0
+        self._states_dirty = True
 
     def on_notice_posted(self, msg: m.NoticePosted) -> None:
         notice = msg.notice
@@ -125,22 +189,21 @@ class RuntimeHandlers(App[int]):
 
     # --- state ------------------------------------------------------------------------------
     def on_agent_state_update(self, msg: m.AgentStateUpdate) -> None:
-        for panel in self.state_panels():
-            panel.agent_state = msg.state
-            if msg.state in ("listening", "idle"):
-                panel.tools_running = 0
+        self._agent_state = msg.state
+        if msg.state in ("listening", "idle"):
+            self._tools_running = 0
+        self._states_dirty = True
 
     def on_user_state_update(self, msg: m.UserStateUpdate) -> None:
-        for panel in self.state_panels():
-            panel.user_state = msg.state
+        self._user_state = msg.state
+        self._states_dirty = True
 
     def on_levels_update(self, msg: m.LevelsUpdate) -> None:
         lv = msg.levels
         for panel in self.state_panels():
-            panel.input_dbfs = lv.input_dbfs
-            panel.input_peak = lv.input_peak_dbfs
-            panel.output_dbfs = lv.output_dbfs
-            panel.output_peak = lv.output_peak_dbfs
+            panel.show_levels(
+                lv.input_dbfs, lv.input_peak_dbfs, lv.output_dbfs, lv.output_peak_dbfs
+            )
 
     def on_mode_update(self, msg: m.ModeUpdate) -> None:
         first = self.mode_event is None
@@ -173,7 +236,11 @@ class RuntimeHandlers(App[int]):
             panel.push_to_talk = self.ptt_open
             panel.break_on_tool_call = self.break_on_tool_call
         self.tools_panel.set_break(self.break_on_tool_call)
-        self.refresh_bindings()
+        if self.ptt_open != self._bindings_ptt_open:
+            # the footer is rebuilt on every refresh (tens of ms): only when a key's state
+            # changes — "Cancel talk" (Esc) exists while push-to-talk is open
+            self._bindings_ptt_open = self.ptt_open
+            self.refresh_bindings()
 
     def on_loading_update(self, msg: m.LoadingUpdate) -> None:
         loading = self.loading_panel
@@ -190,15 +257,15 @@ class RuntimeHandlers(App[int]):
         for call in msg.event.function_calls:
             self.conversation.tool_started(call)
             self.tools_panel.started(call)
-        for panel in self.state_panels():
-            panel.tools_running += len(msg.event.function_calls)
+        self._tools_running += len(msg.event.function_calls)
+        self._states_dirty = True
 
     def on_tools_executed(self, msg: m.ToolsExecuted) -> None:
         for execution in msg.event.executions:
             self.conversation.tool_executed(execution)
             self.tools_panel.executed(execution)
-        for panel in self.state_panels():
-            panel.tools_running = max(0, panel.tools_running - len(msg.event.executions))
+        self._tools_running = max(0, self._tools_running - len(msg.event.executions))
+        self._states_dirty = True
 
     def on_tool_rerun_done(self, msg: m.ToolRerunDone) -> None:
         execution = msg.event.execution
@@ -242,7 +309,7 @@ class RuntimeHandlers(App[int]):
         row = self.latency_panel.book.add_metrics(msg.metrics)
         self.latency_panel.row_changed(row)
         if row is not None:
-            self.recent_turns.refresh(layout=True)
+            self._recent_dirty = True
 
     def on_log_batch(self, msg: m.LogBatch) -> None:
         self.logs_panel.add(msg.records, msg.dropped)

@@ -24,7 +24,7 @@ LABELS: dict[str, str] = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class TurnLatency:
     index: int
     eou: float | None = None
@@ -66,8 +66,11 @@ class LatencyBook:
     def __init__(self) -> None:
         self.rows: list[TurnLatency] = []
         self._open: TurnLatency | None = None
+        self._percentiles: dict[float, dict[str, float | None]] = {}
+        """Computed percentiles until the next change (the sidebar asks on every frame)."""
 
     def _new_row(self, speech_id: str | None = None) -> TurnLatency:
+        self._percentiles.clear()
         row = TurnLatency(index=len(self.rows) + 1, speech_id=speech_id)
         self.rows.append(row)
         self._open = row
@@ -86,6 +89,7 @@ class LatencyBook:
         self, metrics: LLMMetrics | STTMetrics | TTSMetrics | VADMetrics | EOUMetrics
     ) -> TurnLatency | None:
         """Returns the row that changed, if any."""
+        self._percentiles.clear()
         if isinstance(metrics, EOUMetrics):
             row = self._new_row(metrics.speech_id)
             row.eou = _ok(metrics.end_of_utterance_delay)
@@ -113,6 +117,7 @@ class LatencyBook:
 
     def add_assistant_report(self, report: MetricsReport) -> TurnLatency | None:
         """The assistant message of a turn: fill the row with its report and close it."""
+        self._percentiles.clear()
         values = {
             "eou": _ok(report.end_of_turn_delay),
             "llm": _ok(report.llm_node_ttft),
@@ -133,7 +138,10 @@ class LatencyBook:
         return row
 
     def percentiles(self, p: float) -> dict[str, float | None]:
-        return {c: percentile(self.values(c), p) for c in COLUMNS}
+        cached = self._percentiles.get(p)
+        if cached is None:
+            cached = self._percentiles[p] = {c: percentile(self.values(c), p) for c in COLUMNS}
+        return dict(cached)
 
     def values(self, column: str) -> list[float]:
         return [v for r in self.rows if (v := r.value(column)) is not None]
@@ -141,3 +149,4 @@ class LatencyBook:
     def clear(self) -> None:
         self.rows.clear()
         self._open = None
+        self._percentiles.clear()

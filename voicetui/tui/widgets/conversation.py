@@ -13,6 +13,7 @@ from textual.strip import Strip
 from ...agents.llm.chat_context import FunctionCall
 from ...agents.voice.events import ToolExecution
 from ..format import format_call, format_duration, shorten
+from .styling import component_style
 from .vlog import VirtualLog, estimate_lines, gutter_strips
 
 LineKind = Literal["user", "interim", "agent", "tool", "handoff", "error", "notice", "info"]
@@ -21,7 +22,7 @@ ToolStatus = Literal["running", "waiting", "ok", "mocked", "error"]
 GUTTER = 7
 
 
-@dataclass
+@dataclass(slots=True)
 class Line:
     kind: LineKind
     text: str
@@ -193,7 +194,7 @@ class ConversationView(VirtualLog[Line]):
     def _style(self, name: str) -> Style:
         style = self._styles.get(name)
         if style is None:
-            style = self.get_component_rich_style(f"conversation--{name}", partial=True)
+            style = component_style(self, f"conversation--{name}")
             self._styles[name] = style
         return style
 

@@ -3,6 +3,8 @@ and the session's p50/p95 above."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import ClassVar
 
 from rich.style import Style
@@ -15,8 +17,13 @@ from textual.widgets import DataTable, Static
 
 from ..format import format_seconds
 from ..latency import COLUMNS, LABELS, LatencyBook, TurnLatency
+from .styling import CachedComponentStyles
 
 BAR_WIDTH = 28
+APPLY_CHUNK = 200
+"""Rows written to the table at a time (when thousands arrive together)."""
+HIDDEN_INTERVAL = 0.5
+"""While the tab is hidden, the table is written at most this often."""
 SCALES = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 SEGMENT_STYLE = {"eou": "eou", "llm": "llm", "tts": "tts", "other": "other"}
 
@@ -36,7 +43,7 @@ def stacked_bar(row: TurnLatency, scale: float, width: int, styles: dict[str, St
     return bar
 
 
-class LatencyPanel(Vertical):
+class LatencyPanel(CachedComponentStyles, Vertical):
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "latency--eou",
         "latency--llm",
@@ -63,8 +70,12 @@ class LatencyPanel(Vertical):
         super().__init__(id=id)
         self.book = LatencyBook()
         self._scale = SCALES[1]
-        self._keys: set[str] = set()
-        self._summary_pending = False
+        self._shown: dict[str, list[str | Text]] = {}
+        """The cells on screen, by row key."""
+        self._pending: dict[int, TurnLatency] = {}
+        self._apply_scheduled = False
+        self._hidden_applied_at = float("-inf")
+        self._later: asyncio.TimerHandle | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="latency-summary")
@@ -87,41 +98,92 @@ class LatencyPanel(Vertical):
 
     def _styles(self) -> dict[str, Style]:
         return {
-            name: self.get_component_rich_style(f"latency--{name}", partial=True)
+            name: self.component_style(f"latency--{name}")
             for name in ("eou", "llm", "tts", "other", "stt", "head")
         }
 
-    # --- updates (UI thread) ----------------------------------------------------------------
+    # --- updates (UI thread) ---------------------------------------------------------------
     def row_changed(self, row: TurnLatency | None) -> None:
+        """``row`` changed: shown after the current batch of messages (a turn's row changes
+        with each of its metrics; the table is touched once), or when the tab shows."""
         if row is None:
             return
-        table = self._table()
-        styles = self._styles()
-        rescale = self._fit_scale(row.total())
-        key = f"turn-{row.index}"
+        self._pending[row.index] = row
+        self._schedule_apply()
+
+    def _schedule_apply(self, delay: float | None = None) -> None:
+        if not self._apply_scheduled:
+            self._apply_scheduled = True
+            if delay is None:
+                self.call_next(self._apply_rows)
+            else:  # later: the app reads keys and draws in between (not a Textual one-shot
+                # timer: one that starts late is skipped, and the rows would wait for good)
+                self._later = asyncio.get_running_loop().call_later(delay, self._apply_rows)
+
+    def on_unmount(self) -> None:
+        if self._later is not None:
+            self._later.cancel()
+
+    def on_show(self) -> None:
+        if self._pending:  # now, even if a (hidden-tab) timer is pending
+            self.call_next(self._apply_rows)
+
+    def _cells(self, row: TurnLatency, styles: dict[str, Style]) -> list[str | Text]:
         cells: list[str | Text] = [str(row.index)]
         cells += [format_seconds(row.value(c)) for c in COLUMNS]
         cells.append(stacked_bar(row, self._scale, BAR_WIDTH, styles))
-        if key in self._keys:
-            for column, value in zip(("index", *COLUMNS, "bar"), cells, strict=True):
-                table.update_cell(key, column, value)
+        return cells
+
+    def _apply_rows(self) -> None:
+        """Write the changed rows. Each write makes the table lay the screen out again: while
+        the tab is hidden, at most every :data:`HIDDEN_INTERVAL` (on_show catches up)."""
+        self._apply_scheduled = False
+        if not self._pending:
+            return
+        if not self.is_on_screen:
+            now = time.monotonic()
+            wait = self._hidden_applied_at + HIDDEN_INTERVAL - now
+            if wait > 0:
+                self._schedule_apply(delay=wait)
+                return
+            self._hidden_applied_at = now
+        if len(self._pending) <= APPLY_CHUNK:
+            pending, self._pending = self._pending, {}
         else:
-            follow = table.scroll_y >= table.max_scroll_y - 1
-            self._keys.add(key)
-            table.add_row(*cells, key=key)
-            if follow:
-                table.scroll_end(animate=False, immediate=False)
-        if rescale:
+            keys = sorted(self._pending)[:APPLY_CHUNK]
+            pending = {k: self._pending.pop(k) for k in keys}
+            self._schedule_apply(delay=0.001)
+        table = self._table()
+        styles = self._styles()
+        rescale = False
+        for row in pending.values():
+            rescale = self._fit_scale(row.total()) or rescale
+        follow = table.scroll_y >= table.max_scroll_y - 1
+        added = False
+        for row in pending.values():
+            key = f"turn-{row.index}"
+            cells = self._cells(row, styles)
+            shown = self._shown.get(key)
+            if shown is None:
+                table.add_row(*cells, key=key)
+                added = True
+            else:
+                for column, value, old in zip(
+                    ("index", *COLUMNS, "bar"), cells, shown, strict=True
+                ):
+                    if value != old:
+                        table.update_cell(key, column, value)
+            self._shown[key] = cells
+        if rescale:  # the other rows' bars, at the new scale
             for other in self.book.rows:
-                if f"turn-{other.index}" in self._keys:
-                    table.update_cell(
-                        f"turn-{other.index}",
-                        "bar",
-                        stacked_bar(other, self._scale, BAR_WIDTH, styles),
-                    )
-        if not self._summary_pending:  # once per batch of rows
-            self._summary_pending = True
-            self.call_next(self._refresh_summary)
+                key = f"turn-{other.index}"
+                shown = self._shown.get(key)
+                if shown is not None and other.index not in pending:
+                    shown[-1] = stacked_bar(other, self._scale, BAR_WIDTH, styles)
+                    table.update_cell(key, "bar", shown[-1])
+        if added and follow:
+            table.scroll_end(animate=False, immediate=False)
+        self._refresh_summary()
 
     def _fit_scale(self, total: float) -> bool:
         for scale in SCALES:
@@ -134,13 +196,13 @@ class LatencyPanel(Vertical):
 
     def clear(self) -> None:
         self.book.clear()
-        self._keys.clear()
+        self._shown.clear()
+        self._pending.clear()
         self._table().clear()
         self._scale = SCALES[1]
         self._refresh_summary()
 
     def _refresh_summary(self) -> None:
-        self._summary_pending = False
         styles = self._styles()
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style=styles["head"], no_wrap=True)
@@ -161,7 +223,7 @@ class LatencyPanel(Vertical):
         self.query_one("#latency-summary", Static).update(summary)
 
 
-class RecentTurns(Widget):
+class RecentTurns(CachedComponentStyles, Widget):
     """The sidebar's view of the last turns: e2e and a stacked bar each, and the session p50."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = LatencyPanel.COMPONENT_CLASSES
@@ -184,10 +246,18 @@ class RecentTurns(Widget):
     def __init__(self, book: LatencyBook, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.book = book
+        self._rows_shown = 0
+
+    def rows_changed(self) -> None:
+        """Redraw; lay the screen out again only when the panel's height changes (a layout
+        pass costs more than the redraw)."""
+        shown = min(len(self.book.rows), self.SHOWN)
+        self.refresh(layout=shown != self._rows_shown)
+        self._rows_shown = shown
 
     def render(self) -> Table:
         styles = {
-            name: self.get_component_rich_style(f"latency--{name}", partial=True)
+            name: self.component_style(f"latency--{name}")
             for name in ("eou", "llm", "tts", "other", "head")
         }
         grid = Table.grid(padding=(0, 1))

@@ -9,12 +9,13 @@ from rich.text import Text
 from textual.widget import Widget
 
 from ...runtime.api import ModelLoading
+from .styling import CachedComponentStyles
 
 DONE = ("ready", "failed")
 BAR = 20
 
 
-class LoadingPanel(Widget):
+class LoadingPanel(CachedComponentStyles, Widget):
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "loading--bar",
         "loading--ok",
@@ -56,15 +57,21 @@ class LoadingPanel(Widget):
         return f"loading models {done}/{len(self.models)}…"
 
     def update_progress(self, event: ModelLoading) -> None:
+        """Show ``event``. Once a model is ready (or failed) only a new ``start`` reopens it: a
+        loader's last progress report may arrive after its ``ready`` (llama.cpp reports from
+        its worker thread), and must not leave the model at "100%" for good."""
+        old = self.models.get(event.kind)
+        if old is not None and old.stage in DONE and event.stage not in (*DONE, "start"):
+            return
         self.models[event.kind] = event
         self.set_class(not self.ready, "-active")
         self.refresh(layout=True)
 
     def render(self) -> Table:
-        bar_style = self.get_component_rich_style("loading--bar", partial=True)
-        ok = self.get_component_rich_style("loading--ok", partial=True)
-        bad = self.get_component_rich_style("loading--bad", partial=True)
-        dim = self.get_component_rich_style("loading--dim", partial=True)
+        bar_style = self.component_style("loading--bar")
+        ok = self.component_style("loading--ok")
+        bad = self.component_style("loading--bad")
+        dim = self.component_style("loading--dim")
         grid = Table.grid(padding=(0, 1))
         grid.add_column(width=4, no_wrap=True)
         grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")

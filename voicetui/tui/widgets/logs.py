@@ -16,6 +16,7 @@ from textual.strip import Strip
 from textual.widgets import Label, Select
 
 from ...runtime.api import LogRecordEvent
+from .styling import CachedComponentStyles
 from .vlog import VirtualLog, estimate_lines, gutter_strips
 
 LEVELS: tuple[tuple[str, int], ...] = (
@@ -28,7 +29,7 @@ KEEP = 10_000
 GUTTER = 22
 
 
-class LogView(VirtualLog[LogRecordEvent]):
+class LogView(CachedComponentStyles, VirtualLog[LogRecordEvent]):
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "logs--debug",
         "logs--info",
@@ -49,7 +50,7 @@ class LogView(VirtualLog[LogRecordEvent]):
     """
 
     def _style(self, name: str) -> Style:
-        return self.get_component_rich_style(f"logs--{name}", partial=True)
+        return self.component_style(f"logs--{name}")
 
     def estimate_height(self, payload: LogRecordEvent, width: int) -> int:
         return estimate_lines(payload.logger + ": " + payload.message, max(8, width - GUTTER))

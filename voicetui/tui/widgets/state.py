@@ -3,13 +3,15 @@ break-on-tool-call, and the last turn's latency. Also a one-line form for narrow
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 from rich.style import Style
-from rich.table import Table
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
+
+from .styling import CachedComponentStyles
 
 FLOOR_DBFS = -60.0
 
@@ -51,7 +53,14 @@ def meter(dbfs: float, peak: float, width: int, styles: dict[str, Style]) -> Tex
     return bar
 
 
-class StatePanel(Widget):
+def shown_dbfs(dbfs: float) -> float:
+    """A level as the meters show it: whole dB from the floor to 0 (NaN: the floor)."""
+    if math.isnan(dbfs):
+        return FLOOR_DBFS
+    return float(round(max(FLOOR_DBFS, min(0.0, dbfs))))
+
+
+class StatePanel(CachedComponentStyles, Widget):
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "state--ok",
         "state--warn",
@@ -96,15 +105,23 @@ class StatePanel(Widget):
 
     def _styles(self) -> dict[str, Style]:
         return {
-            name: self.get_component_rich_style(f"state--{name}", partial=True)
+            name: self.component_style(f"state--{name}")
             for name in ("ok", "warn", "bad", "dim", "accent", "tool", "label")
         }
+
+    def show_levels(self, mic: float, mic_peak: float, speaker: float, speaker_peak: float) -> None:
+        """Set the meters (dBFS). Levels arrive at 20 Hz: they are kept as the meters show them,
+        so silence (anything under the floor) or a level within the same dB redraws nothing."""
+        self.input_dbfs = shown_dbfs(mic)
+        self.input_peak = shown_dbfs(mic_peak)
+        self.output_dbfs = shown_dbfs(speaker)
+        self.output_peak = shown_dbfs(speaker_peak)
 
     def agent_badge(self) -> tuple[str, str]:
         key = "tool" if self.tools_running > 0 else self.agent_state
         return AGENT_BADGES.get(key, (self.agent_state, "dim"))
 
-    def render(self) -> Table | Text:
+    def render(self) -> Text:
         styles = self._styles()
         agent_text, agent_style = self.agent_badge()
         user_text, user_style = USER_BADGES.get(self.user_state, (self.user_state, "dim"))
@@ -138,30 +155,29 @@ class StatePanel(Widget):
             return line
         width = max(10, self.size.width - 2)
         meter_width = max(4, width - 18)
-        grid = Table.grid(padding=(0, 1), expand=True)
-        grid.add_column(width=8, no_wrap=True, style=styles["label"])
-        grid.add_column(ratio=1, no_wrap=True)
-        grid.add_row("Agent", Text(agent_text, style=styles[agent_style]))
-        grid.add_row("User", Text(user_text, style=styles[user_style]))
-        grid.add_row("", "")
-        grid.add_row(
-            "Mic",
-            Text.assemble(
-                meter(self.input_dbfs, self.input_peak, meter_width, styles),
-                f" {max(FLOOR_DBFS, self.input_dbfs):4.0f} dB",
-            ),
-        )
-        grid.add_row(
-            "Speaker",
-            Text.assemble(
-                meter(self.output_dbfs, self.output_peak, meter_width, styles),
-                f" {max(FLOOR_DBFS, self.output_dbfs):4.0f} dB",
-            ),
-        )
-        grid.add_row("", "")
-        grid.add_row("Mute", mic)
-        grid.add_row("PTT", ptt)
-        grid.add_row("Break", brk)
         last = "—" if self.last_e2e is None else f"{self.last_e2e:.2f} s"
-        grid.add_row("Last e2e", Text(last, style=styles["accent"]))
-        return grid
+        rows: list[tuple[str, Text]] = [
+            ("Agent", Text(agent_text, style=styles[agent_style])),
+            ("User", Text(user_text, style=styles[user_style])),
+            ("", Text()),
+            ("Mic", self._level(self.input_dbfs, self.input_peak, meter_width, styles)),
+            ("Speaker", self._level(self.output_dbfs, self.output_peak, meter_width, styles)),
+            ("", Text()),
+            ("Mute", mic),
+            ("PTT", ptt),
+            ("Break", brk),
+            ("Last e2e", Text(last, style=styles["accent"])),
+        ]
+        # a label column of 8 cells and the value: plain lines (a rich Table costs several
+        # times more to draw, and the meters redraw the panel at up to 20 Hz)
+        panel = Text(no_wrap=True, overflow="crop", end="")
+        for i, (label, value) in enumerate(rows):
+            if i:
+                panel.append("\n")
+            panel.append(f"{label:<8.8} ", style=styles["label"])
+            panel.append_text(value)
+        return panel
+
+    @staticmethod
+    def _level(dbfs: float, peak: float, width: int, styles: dict[str, Style]) -> Text:
+        return Text.assemble(meter(dbfs, peak, width, styles), f" {max(FLOOR_DBFS, dbfs):4.0f} dB")

@@ -20,6 +20,7 @@ from textual.widgets.option_list import Option
 from ...agents.llm.chat_context import FunctionCall
 from ...agents.voice.events import ToolExecution
 from ..format import format_call, format_duration, parse_json, shorten
+from .styling import CachedComponentStyles
 
 ToolState = Literal["running", "waiting", "ok", "mocked", "error"]
 ICONS: dict[str, tuple[str, str]] = {
@@ -31,7 +32,7 @@ ICONS: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class ToolRecord:
     key: str
     call: FunctionCall
@@ -60,7 +61,7 @@ def json_block(text: str) -> RenderableType:
     return Text(text)
 
 
-class ToolsPanel(Vertical):
+class ToolsPanel(CachedComponentStyles, Vertical):
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "tools--ok",
         "tools--warn",
@@ -114,8 +115,7 @@ class ToolsPanel(Vertical):
 
     def _styles(self) -> dict[str, Style]:
         return {
-            n: self.get_component_rich_style(f"tools--{n}", partial=True)
-            for n in ("ok", "warn", "bad", "dim", "head")
+            n: self.component_style(f"tools--{n}") for n in ("ok", "warn", "bad", "dim", "head")
         }
 
     def _list(self) -> OptionList:

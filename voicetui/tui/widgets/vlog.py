@@ -1,6 +1,8 @@
 """A virtualized log: thousands of entries, only the visible lines drawn.
 
-Entries are rendered once per width and kept as strips. Entries can be updated or removed by key
+Entries are rendered once per width and kept as strips — the last :data:`KEEP_RENDERED` drawn;
+the others keep only their height and are rendered again if they show (thousands of kept strips
+cost memory and, worse, garbage-collector pauses of hundreds of ms). Entries can be updated or removed by key
 (interim transcripts, running tool calls): that entry alone is rendered again and the line
 offsets after it shift. When the width changes, entries are not all rendered again at once:
 each gets an estimated height (:meth:`VirtualLog.estimate_height`, cheap) and is rendered for
@@ -13,6 +15,7 @@ Subclasses render their payloads with :meth:`VirtualLog.render_payload`;
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Generic, TypeVar
 
@@ -28,6 +31,8 @@ P = TypeVar("P")
 
 RENDER_ON_RESIZE = 64
 """Entries at the end rendered at once on a resize (the rest when they show)."""
+KEEP_RENDERED = 256
+"""Entries whose rendering is kept (the most recently drawn)."""
 
 
 class _Entry(Generic[P]):
@@ -41,8 +46,18 @@ class _Entry(Generic[P]):
         """The height used for the offsets: exact once rendered, else an estimate."""
 
 
+def text_segments(console: Console, text: Text) -> list[Segment]:
+    """``text`` as segments, its base style included (``Text.render`` leaves the base style to
+    the caller: without this, a ``Text("You", style=...)`` comes out unstyled)."""
+    segments = list(text.render(console, end=""))
+    base = console.get_style(text.style) if isinstance(text.style, str) else text.style
+    if base:
+        segments = list(Segment.apply_style(segments, base))
+    return segments
+
+
 def text_to_strips(console: Console, lines: Iterable[Text]) -> list[Strip]:
-    return [Strip(list(line.render(console, end="")), line.cell_len) for line in lines]
+    return [Strip(text_segments(console, line), line.cell_len) for line in lines]
 
 
 def gutter_strips(
@@ -61,12 +76,12 @@ def gutter_strips(
         lines = body.wrap(console, inner, overflow="fold")
     head = label.copy()
     head.truncate(gutter, pad=True)
-    head_segments = list(head.render(console, end=""))
+    head_segments = text_segments(console, head)
     pad_segments = [Segment(" " * gutter)]
     out: list[Strip] = []
     for i, line in enumerate(lines):
         segments = head_segments if i == 0 else pad_segments
-        out.append(Strip([*segments, *line.render(console, end="")], gutter + line.cell_len))
+        out.append(Strip([*segments, *text_segments(console, line)], gutter + line.cell_len))
     return out
 
 
@@ -101,6 +116,8 @@ class VirtualLog(ScrollView, Generic[P], can_focus=True):
         self._total = 0
         self._width = 0
         self._max_entries = max_entries
+        self._rendered: OrderedDict[int, _Entry[P]] = OrderedDict()
+        """The entries holding strips, least recently drawn first (by ``id``)."""
         self._sync_scheduled = False
         self._follow_pending = False
         self._pinned = True
@@ -167,7 +184,7 @@ class VirtualLog(ScrollView, Generic[P], can_focus=True):
         if payload is not None:
             entry.payload = payload
         old_height = entry.height
-        entry.strips = None
+        self._forget(entry)
         self._render_entry(entry)
         if entry.height != old_height:
             self._reindex(self._index_of(entry))
@@ -185,6 +202,7 @@ class VirtualLog(ScrollView, Generic[P], can_focus=True):
     def clear(self) -> None:
         self._entries.clear()
         self._by_key.clear()
+        self._rendered.clear()
         self._starts.clear()
         self._total = 0
         self.scroll_to(0, 0, animate=False)
@@ -197,21 +215,36 @@ class VirtualLog(ScrollView, Generic[P], can_focus=True):
 
     # --- internals --------------------------------------------------------------------------
     def _render_entry(self, entry: _Entry[P]) -> list[Strip]:
-        if entry.strips is None:
+        rendered = self._rendered
+        strips = entry.strips
+        if strips is None:
             if self._width <= 0:
                 entry.height = 0
                 return []
-            entry.strips = self.render_payload(entry.payload, self._width) or [Strip([], 0)]
-            entry.height = len(entry.strips)
-        return entry.strips
+            strips = self.render_payload(entry.payload, self._width) or [Strip([], 0)]
+            entry.strips = strips
+            entry.height = len(strips)
+            rendered[id(entry)] = entry
+            if len(rendered) > KEEP_RENDERED:
+                _, oldest = rendered.popitem(last=False)
+                oldest.strips = None  # its height stays: it is exact
+        else:
+            rendered.move_to_end(id(entry))
+        return strips
+
+    def _forget(self, entry: _Entry[P]) -> None:
+        self._rendered.pop(id(entry), None)
+        entry.strips = None
 
     def _invalidate(self) -> None:
         """Forget every rendering: estimated heights, the last entries rendered at once."""
         width = self._width
         entries = self._entries
         tail = max(0, len(entries) - RENDER_ON_RESIZE)
-        for i, entry in enumerate(entries):
+        for entry in self._rendered.values():
             entry.strips = None
+        self._rendered.clear()
+        for i, entry in enumerate(entries):
             if i >= tail:
                 self._render_entry(entry)
             else:
@@ -228,6 +261,7 @@ class VirtualLog(ScrollView, Generic[P], can_focus=True):
         i = self._index_of(entry)
         del self._entries[i]
         del self._starts[i]
+        self._forget(entry)
         if entry.key is not None and self._by_key.get(entry.key) is entry:
             del self._by_key[entry.key]
         self._reindex(i)
@@ -236,6 +270,7 @@ class VirtualLog(ScrollView, Generic[P], can_focus=True):
         for entry in self._entries[:count]:
             if entry.key is not None and self._by_key.get(entry.key) is entry:
                 del self._by_key[entry.key]
+            self._forget(entry)
         del self._entries[:count]
         del self._starts[:count]
         self._reindex(0)
@@ -266,10 +301,30 @@ class VirtualLog(ScrollView, Generic[P], can_focus=True):
     def _sync(self) -> None:
         self._sync_scheduled = False
         follow, self._follow_pending = self._follow_pending, False
-        self.virtual_size = Size(self._width, self._total)
+        self._set_virtual_size(Size(self._width, self._total))
         self.refresh()
         if follow:
             self.scroll_end(animate=False, immediate=False, x_axis=False)
+
+    def _set_virtual_size(self, size: Size) -> None:
+        """Setting ``virtual_size`` lays the whole screen out again (Textual declares it with
+        ``layout=True``), which costs a full repaint: tens of ms, on every appended line. With
+        the vertical scrollbar always shown and the width unchanged, more lines change nothing
+        in the layout: only the scrollbar (and the scroll range) is updated."""
+        old = self.virtual_size
+        if size == old:
+            return
+        scroll_update = getattr(self, "_scroll_update", None)  # Textual's, private
+        if (
+            scroll_update is None
+            or size.width != old.width
+            or self.styles.overflow_y != "scroll"
+            or self.styles.overflow_x == "scroll"
+        ):
+            self.virtual_size = size
+            return
+        self.set_reactive(ScrollView.virtual_size, size)
+        scroll_update(size)
 
     def _settle_visible(self) -> None:
         """Render the entries in view that only have an estimated height, and fix the offsets."""
