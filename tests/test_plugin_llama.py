@@ -248,7 +248,7 @@ async def test_prewarm_reports_progress_and_primes(llm: LlamaLLM) -> None:
     await llm.prewarm(
         instructions=agent.instructions, tools=agent.tools, progress=lambda *a: seen.append(a)
     )
-    await asyncio.sleep(0)
+    # every report has arrived when prewarm returns (the caller reports "ready" next)
     print(f"prewarm (assemble/verify + load + prime): {time.perf_counter() - t0:.2f}s")
     assert ("load", 1, 1) in seen and seen[-1] == ("prime", 1, 1)
     assert llm.model_path is not None and llm.model_path.name.endswith(".gguf")
@@ -358,6 +358,7 @@ class _ScriptedWorker:
         from voicetui.plugins.local._llama_worker import GenerationStats
 
         _messages, _tools, _sampling, cancel, sink, on_start = args
+        self.tools_offered = _tools
         loop = asyncio.get_running_loop()
         fut: cf.Future[GenerationStats] = cf.Future()
 
@@ -430,6 +431,29 @@ async def test_a_stalled_local_llm_still_times_out(worker: _ScriptedWorker, afte
     assert info.value.recoverable
     assert loop.time() - started == pytest.approx(after, abs=0.05)
     worker._task.cancel()
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize(
+    ("after_tool_results", "tool_choice", "offered"),
+    [(False, None, True), (True, None, False), (True, "required", True), (False, "none", False)],
+)
+async def test_tools_offered_to_the_embedded_model(
+    after_tool_results: bool, tool_choice: Any, offered: bool
+) -> None:
+    """Right after tool results the 0.5B model is offered no tools (it would call the same one
+    again instead of answering), nor with tool_choice="none" (a call could not be used)."""
+    worker = _ScriptedWorker(queued=0.0, prompt_tokens=5, gaps=[0.1])
+    llm = _scripted_llm(worker)
+    ctx = _ctx()
+    if after_tool_results:
+        ctx.items.append(FunctionCall(call_id="c1", name="get_time", arguments="{}"))
+        ctx.items.append(
+            FunctionCallOutput(call_id="c1", name="get_time", output="14:35", is_error=False)
+        )
+    tools = Clock().tools
+    await llm.chat(chat_ctx=ctx, tools=tools, tool_choice=tool_choice).collect()
+    assert bool(worker.tools_offered) is offered
 
 
 def test_thread_counts_are_checked() -> None:

@@ -158,11 +158,16 @@ class LlamaLLM(LLM):
         ``instructions`` and ``tools`` so the first reply starts fast. Call it again when the
         agent's instructions or tools change. Raises :class:`LLMError`."""
         loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
 
         def report(stage: PrewarmStage, done: int, total: int) -> None:
-            if progress is not None:
-                with contextlib.suppress(RuntimeError):  # the loop is closed
-                    loop.call_soon_threadsafe(progress, stage, done, total)
+            if progress is None:
+                return
+            if threading.get_ident() == loop_thread:
+                progress(stage, done, total)  # in order with what the caller reports next
+                return
+            with contextlib.suppress(RuntimeError):  # the loop is closed
+                loop.call_soon_threadsafe(progress, stage, done, total)
 
         await self._ensure_ready(report)
         report("prime", 0, 1)
@@ -240,8 +245,9 @@ class LlamaLLMStream(LLMStream):
         # loading does not count against the first-token timeout, nor does waiting behind the
         # worker's current job (bounded all the same: that job has a deadline of its own)
         self._restart_deadline(_QUEUE_ALLOWANCE_FACTOR * self._conn_options.timeout)
-        messages = build_messages(self._chat_ctx, tool_choice=self._tool_choice, tools=self._tools)
-        emit_calls = bool(self._tools) and self._tool_choice != "none"
+        tools = self._offered_tools()
+        messages = build_messages(self._chat_ctx, tool_choice=self._tool_choice, tools=tools)
+        emit_calls = bool(tools)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str | None] = asyncio.Queue()
         cancel = threading.Event()
@@ -259,7 +265,7 @@ class LlamaLLMStream(LLMStream):
         llm._track(cancel)
         try:
             fut = llm.worker.submit_generate(
-                messages, tool_schemas(self._tools), llm.sampling, cancel, sink, on_start
+                messages, tool_schemas(tools), llm.sampling, cancel, sink, on_start
             )
             parser = ToolCallParser()
             while (piece := await queue.get()) is not None:
@@ -287,6 +293,20 @@ class LlamaLLMStream(LLMStream):
                 ),
             )
         )
+
+    def _offered_tools(self) -> Sequence[FunctionTool]:
+        """The tools the model sees. None with ``tool_choice="none"`` (a tool call it wrote
+        anyway could not be used, and the reply would be empty), and none right after tool
+        results unless a tool is required: the 0.5B model calls the same tool again instead of
+        answering with the result (seen in every end-to-end run of the default agent), so the
+        embedded model makes one tool step per reply. (The prompt then differs from the primed
+        prefix after the system prompt: that reply evaluates more of its prompt.)"""
+        if self._tool_choice == "none":
+            return ()
+        items = self._chat_ctx.items
+        if items and isinstance(items[-1], FunctionCallOutput) and self._tool_choice != "required":
+            return ()
+        return self._tools
 
     def _restart_deadline(self, extra: float = 0.0) -> None:
         deadline = self._deadline
