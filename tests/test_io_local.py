@@ -496,3 +496,36 @@ async def test_echo_canceller_attenuates_the_agent_voice(virtual_audio: VirtualA
     # typically 47-76 dB; under heavy CPU contention (PulseAudio's loopback starved) it has
     # dropped to 14 dB, so only assert that the canceller clearly works
     assert off_rest - on_rest > 10
+
+
+@pytest.mark.looptime
+async def test_echo_canceller_skips_idle_digital_silence_and_resumes_on_playback() -> None:
+    """Idle speaker (digital silence for longer than the tail): neither direction is processed;
+    audio played again is fed at once, and so is the silence right after it (the tail)."""
+    echo = EchoCanceller(warmup=0)
+    rate = 48000
+    silence = np.zeros(rate // 100, dtype=np.int16)
+    tone = (np.sin(np.arange(rate // 100) * 0.3) * 8000).astype(np.int16)
+    mic_silence = rtc.AudioFrame(silence.tobytes(), rate, 1, silence.size)
+
+    echo.process_reverse(silence, rate)  # never played anything: idle from the start
+    assert echo.process_capture(mic_silence) is mic_silence
+    assert echo.reverse_skipped == silence.size
+    assert echo.capture_skipped == silence.size
+
+    echo.process_reverse(tone, rate)  # the agent speaks: everything is processed again
+    echo.process_reverse(silence, rate)  # (the tail after it too)
+    echo.process_capture(rtc.AudioFrame(silence.tobytes(), rate, 1, silence.size))
+    assert echo.reverse_skipped == silence.size
+    assert echo.capture_skipped == silence.size
+
+    await asyncio.sleep(0.6)  # longer than the tail: idle again
+    echo.process_reverse(silence, rate)
+    echo.process_capture(rtc.AudioFrame(silence.tobytes(), rate, 1, silence.size))
+    assert echo.reverse_skipped == 2 * silence.size
+    assert echo.capture_skipped == 2 * silence.size
+
+    # a mic that is not digitally silent is always processed
+    noise = (np.random.default_rng(0).standard_normal(rate // 100) * 300).astype(np.int16)
+    echo.process_capture(rtc.AudioFrame(noise.tobytes(), rate, 1, noise.size))
+    assert echo.capture_skipped == 2 * silence.size

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -313,3 +314,37 @@ def test_missing_silero_runtime_or_model_is_a_clear_error(
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(VADError, match="onnxruntime"):
         silero.VAD.load(model_path=tmp_path / "other.onnx")
+
+
+async def test_silero_gate_skips_inference_on_digital_silence(
+    silero_factory: Callable[..., VAD],
+) -> None:
+    """Windows below -70 dBFS get probability 0 without running the model (nor touching its
+    state); anything louder is inferred exactly as before."""
+    from voicetui.plugins.silero import _SileroStream
+    from voicetui.plugins.silero._model import WINDOW
+
+    vad = silero_factory()
+    stream = vad.stream()
+    assert isinstance(stream, _SileroStream)
+    try:
+        calls: list[int] = []
+        infer_sync = stream._infer_sync
+
+        def counting(windows: np.ndarray, state: Any) -> Any:
+            calls.append(windows.shape[0])
+            return infer_sync(windows, state)
+
+        stream._infer_sync = counting  # type: ignore[method-assign]
+        state = stream._state
+        probs = await stream._infer(np.zeros((3, WINDOW), dtype=np.float32))
+        assert probs.tolist() == [0.0, 0.0, 0.0]
+        assert calls == [] and stream._state is state
+        quiet = np.full((2, WINDOW), 1e-4, dtype=np.float32)  # -80 dBFS
+        assert (await stream._infer(quiet)).tolist() == [0.0, 0.0]
+        assert calls == []
+        loud = (np.random.default_rng(1).standard_normal((2, WINDOW)) * 0.1).astype(np.float32)
+        await stream._infer(loud)
+        assert calls == [2]
+    finally:
+        await stream.aclose()

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
+import types
+import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any, Generic, TypeVar
 
+from livekit import rtc
+
 T = TypeVar("T")
+E = TypeVar("E")
 
 logger = logging.getLogger("voicetui.agents")
 
@@ -19,14 +25,19 @@ class ChanClosed(Exception):
 
 
 class Chan(Generic[T]):
-    """An unbounded single-loop channel that can be closed; iterating ends at close."""
+    """An unbounded single-loop channel that can be closed; iterating ends at close.
 
-    __slots__ = ("_closed", "_items", "_waiter")
+    A consumer that only forwards items somewhere synchronously can :meth:`bind` a callback
+    instead of receiving: items then go straight to it, without a task wake-up per item."""
+
+    __slots__ = ("_closed", "_deliver", "_items", "_on_close", "_waiter")
 
     def __init__(self) -> None:
         self._items: deque[T] = deque()
         self._closed = False
         self._waiter: asyncio.Future[None] | None = None
+        self._deliver: Callable[[T], None] | None = None
+        self._on_close: Callable[[], None] | None = None
 
     @property
     def closed(self) -> bool:
@@ -35,8 +46,31 @@ class Chan(Generic[T]):
     def send_nowait(self, item: T) -> None:
         if self._closed:
             raise ChanClosed
+        deliver = self._deliver
+        if deliver is not None:
+            try:
+                deliver(item)
+            except Exception:
+                # like a forwarding task dying: log once, then queue the items (nobody reads)
+                logger.exception("the consumer bound to a channel failed; unbinding it")
+                self.unbind()
+            return
         self._items.append(item)
         self._wake()
+
+    def bind(self, deliver: Callable[[T], None], on_close: Callable[[], None]) -> None:
+        """Hand every item to ``deliver`` as it is sent (the queued ones first), and call
+        ``on_close`` once at close, until :meth:`unbind`. Receiving meanwhile gets nothing."""
+        while self._items:
+            deliver(self._items.popleft())
+        if self._closed:
+            on_close()
+            return
+        self._deliver, self._on_close = deliver, on_close
+
+    def unbind(self) -> None:
+        """Back to queueing items for :meth:`recv`."""
+        self._deliver = self._on_close = None
 
     def clear(self) -> None:
         """Drop the items not received yet."""
@@ -44,6 +78,10 @@ class Chan(Generic[T]):
 
     def close(self) -> None:
         self._closed = True
+        on_close = self._on_close
+        if on_close is not None:
+            self._deliver = self._on_close = None
+            on_close()
         self._wake()
 
     def _wake(self) -> None:
@@ -71,6 +109,45 @@ class Chan(Generic[T]):
                 yield await self.recv()
             except ChanClosed:
                 return
+
+
+class Feed(Generic[T]):
+    """An async iterable of ``prefix`` then a :class:`Chan`'s items, consumed once: either by
+    iterating, or by :meth:`bind` (for a consumer that only forwards items synchronously, which
+    saves a task wake-up per item)."""
+
+    __slots__ = ("_chan", "_prefix", "_used")
+
+    def __init__(self, chan: Chan[T], prefix: Iterable[T] = ()) -> None:
+        self._chan = chan
+        self._prefix = list(prefix)
+        self._used = False
+
+    def _take(self) -> list[T]:
+        if self._used:
+            raise RuntimeError("a Feed can be consumed only once")
+        self._used = True
+        prefix, self._prefix = self._prefix, []
+        return prefix
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._iter(self._take())
+
+    async def _iter(self, prefix: list[T]) -> AsyncIterator[T]:
+        for item in prefix:
+            yield item
+        async for item in self._chan:
+            yield item
+
+    def bind(self, deliver: Callable[[T], None], on_close: Callable[[], None]) -> None:
+        """Deliver the prefix and then every item sent to the channel straight to ``deliver``;
+        ``on_close`` when the channel closes. Call :meth:`unbind` when done."""
+        for item in self._take():
+            deliver(item)
+        self._chan.bind(deliver, on_close)
+
+    def unbind(self) -> None:
+        self._chan.unbind()
 
 
 async def cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
@@ -127,6 +204,47 @@ class TaskSet:
                 if not t.cancelled():
                     t.exception()
             await cancel_and_wait(*self._tasks)
+
+
+_ARITY: weakref.WeakKeyDictionary[Any, int | None] = weakref.WeakKeyDictionary()
+
+
+def _arity(callback: Callable[..., Any]) -> int | None:
+    """How many positional arguments ``callback`` takes (None: any number), cached per
+    function: ``rtc.EventEmitter.emit`` works this out with ``inspect.signature`` on every
+    call, which costs more than most handlers."""
+    key: Any = callback.__func__ if isinstance(callback, types.MethodType) else callback
+    cacheable = isinstance(key, types.FunctionType)
+    if cacheable and key in _ARITY:
+        return _ARITY[key]
+    params = inspect.signature(callback).parameters.values()
+    n: int | None
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        n = None
+    else:
+        n = sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+    if cacheable:
+        _ARITY[key] = n
+    return n
+
+
+class EventEmitter(rtc.EventEmitter[E]):
+    """``rtc.EventEmitter`` with the same semantics (handlers get as many of the arguments as
+    they take, in registration order; a handler's exception is logged, a TypeError raised) but
+    without inspecting every handler's signature on every emit."""
+
+    def emit(self, event: E, *args: Any) -> None:
+        handlers = self._events.get(event)
+        if not handlers:
+            return
+        for callback in list(handlers):
+            try:
+                n = _arity(callback)
+                callback(*args) if n is None else callback(*args[:n])
+            except TypeError:
+                raise
+            except Exception:
+                logger.exception("failed to emit event %s", event)
 
 
 def now() -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Generic, Self, TypeVar
 
@@ -73,6 +73,40 @@ class DuplexStream(ABC, Generic[In, Out]):
 
     def __aiter__(self) -> AsyncIterator[Out]:
         return self
+
+    async def pipe_to(self, deliver: Callable[[Out], None]) -> None:
+        """Consume the stream by calling ``deliver`` on each item as it is emitted (instead of
+        iterating, which costs a task wake-up per item). Returns when the stream ends; raises
+        its error like iteration would, or the error ``deliver`` raised (the stream is then
+        left to the caller to close)."""
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[None] = loop.create_future()
+        failure: list[BaseException] = []
+
+        def safe(item: Out) -> None:
+            if failure:
+                return
+            try:
+                deliver(item)
+            except Exception as e:
+                failure.append(e)
+                if not ended.done():
+                    ended.set_result(None)
+
+        def on_close() -> None:
+            if not ended.done():
+                ended.set_result(None)
+
+        self._output.bind(safe, on_close)
+        try:
+            await ended
+        finally:
+            self._output.unbind()
+        if failure:
+            raise failure[0]
+        await asyncio.wait({self._task})
+        if not self._task.cancelled() and (exc := self._task.exception()) is not None:
+            raise exc
 
     async def aclose(self) -> None:
         self._input.close()

@@ -9,6 +9,7 @@ from typing import Literal
 
 from livekit import rtc
 
+from ._aio import EventEmitter
 from ._stream import DuplexStream
 
 
@@ -40,7 +41,7 @@ class VADCapabilities:
     """Seconds of audio between two INFERENCE_DONE events."""
 
 
-class VAD(ABC, rtc.EventEmitter[Literal["metrics_collected"]]):
+class VAD(ABC, EventEmitter[Literal["metrics_collected"]]):
     def __init__(self, *, capabilities: VADCapabilities) -> None:
         super().__init__()
         self._capabilities = capabilities

@@ -15,10 +15,9 @@ from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
-from livekit import rtc
 from pydantic import BaseModel, Field
 
-from .._aio import Chan, ChanClosed, cancel_and_wait, now
+from .._aio import Chan, ChanClosed, EventEmitter, cancel_and_wait, now
 from ..exceptions import LLMError
 from ..metrics import LLMMetrics
 from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
@@ -56,7 +55,7 @@ class ChatChunk(BaseModel):
     usage: CompletionUsage | None = None
 
 
-class LLM(ABC, rtc.EventEmitter[Literal["metrics_collected", "error", "llm_availability_changed"]]):
+class LLM(ABC, EventEmitter[Literal["metrics_collected", "error", "llm_availability_changed"]]):
     """A chat model. Emits ``metrics_collected`` (LLMMetrics) after each stream
     (``llm_availability_changed`` is only emitted by :class:`FallbackAdapter`)."""
 

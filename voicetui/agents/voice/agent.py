@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from livekit import rtc
 
-from .._aio import cancel_and_wait
+from .._aio import Feed, cancel_and_wait
 from ..llm import LLM, ChatChunk, ChatContext, ChatMessage, FunctionTool, ToolChoice
 from ..llm.tool_context import find_function_tools
 from ..stt import STT, SpeechEvent
@@ -211,6 +211,15 @@ class Agent:
             if stt is None:
                 raise RuntimeError("stt_node called but no (streaming) STT is configured")
             async with stt.stream(conn_options=activity.session.conn_options.stt) as stream:
+                if isinstance(audio, Feed):
+                    # the session's own audio feed: frames go straight into the stream
+                    audio.bind(stream.push_frame, stream.end_input)
+                    try:
+                        async for ev in stream:
+                            yield ev
+                    finally:
+                        audio.unbind()
+                    return
 
                 async def forward() -> None:
                     async for frame in audio:

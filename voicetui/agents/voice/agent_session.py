@@ -12,7 +12,7 @@ from typing import Any, Generic
 
 from livekit import rtc
 
-from .._aio import TaskSet, cancel_and_wait
+from .._aio import EventEmitter, TaskSet, cancel_and_wait
 from ..llm import (
     LLM,
     AgentHandoff,
@@ -86,7 +86,7 @@ class AgentSessionOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class AgentSession(rtc.EventEmitter[EventTypes], Generic[Userdata_T]):
+class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
     def __init__(
         self,
         *,

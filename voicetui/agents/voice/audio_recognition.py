@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from livekit import rtc
 
-from .._aio import Chan, ChanClosed, TaskSet, cancel_and_wait, now
+from .._aio import Chan, Feed, TaskSet, cancel_and_wait, now
 from ..audio import frame_duration
 from ..metrics import STTMetrics, VADMetrics
 from ..stt import SpeechEvent, SpeechEventType
@@ -253,19 +253,17 @@ class AudioRecognition:
         failures = 0
         while not ch.closed or ch._items:
             stream = vad.stream()
+            # frames go straight from push_audio into the stream (no forwarding task)
+            ch.bind(stream.push_frame, stream.end_input)
 
-            async def forward(stream: Any = stream) -> None:
-                try:
-                    while True:
-                        stream.push_frame(await ch.recv())
-                except ChanClosed:
-                    stream.end_input()
+            def on_event(ev: VADEvent) -> None:
+                nonlocal failures
+                failures = 0
+                self._on_vad_event(ev)
 
-            fwd = asyncio.create_task(forward(), name="AudioRecognition.vad_forward")
             try:
-                async for ev in stream:
-                    failures = 0
-                    self._on_vad_event(ev)
+                # events are handled as the VAD emits them (no task wake-up per event)
+                await stream.pipe_to(on_event)
                 return
             except Exception as e:
                 failures += 1
@@ -280,7 +278,7 @@ class AudioRecognition:
                     return
                 await asyncio.sleep(self._stt_conn.interval_for_retry(failures - 1))
             finally:
-                await cancel_and_wait(fwd)
+                ch.unbind()
                 await stream.aclose()
 
     def _on_vad_event(self, ev: VADEvent) -> None:
@@ -338,19 +336,10 @@ class AudioRecognition:
                 replay = list(self._replay)
                 ch.clear()  # those frames are in the replay already
 
-            async def frames(
-                replay: list[rtc.AudioFrame] = replay,
-            ) -> AsyncIterator[rtc.AudioFrame]:
-                for f in replay:
-                    yield f
-                try:
-                    while True:
-                        yield await ch.recv()
-                except ChanClosed:
-                    return
-
+            # the default stt_node binds this feed to its stream: no forwarding task per frame
+            feed = Feed(ch, replay)
             try:
-                async for ev in iterate_node(self._stt_node(frames(), ModelSettings())):
+                async for ev in iterate_node(self._stt_node(feed, ModelSettings())):
                     if ev.type in (
                         SpeechEventType.FINAL_TRANSCRIPT,
                         SpeechEventType.INTERIM_TRANSCRIPT,
@@ -361,6 +350,7 @@ class AudioRecognition:
             except asyncio.CancelledError:
                 raise
             except Exception as e:
+                feed.unbind()  # the frames from now on wait in the channel for the next stream
                 failures += 1
                 retry = failures <= self._stt_conn.max_retry
                 delay = self._stt_conn.interval_for_retry(failures - 1)

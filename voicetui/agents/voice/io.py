@@ -14,7 +14,7 @@ from typing import Literal
 
 from livekit import rtc
 
-from .._aio import now
+from .._aio import EventEmitter, now
 
 
 class AudioInput(ABC):
@@ -52,7 +52,7 @@ class PlaybackFinishedEvent:
     synchronized_transcript: str | None = None
 
 
-class AudioOutput(ABC, rtc.EventEmitter[Literal["playback_started", "playback_finished"]]):
+class AudioOutput(ABC, EventEmitter[Literal["playback_started", "playback_finished"]]):
     """Plays agent audio. Audio is captured in segments: frames, then ``flush()``; each segment
     ends with exactly one ``playback_finished`` (via :meth:`on_playback_finished`) telling how
     much of it was heard. ``clear_buffer()`` stops playback at once (interruption)."""

@@ -33,6 +33,7 @@ from ...agents._aio import now
 logger = logging.getLogger("voicetui.io.local")
 
 _FAR_ACTIVE_LEVEL = 100  # |sample| above this (-50 dBFS): the speaker is playing something
+_REVERSE_TAIL = 0.5  # s of played digital silence still fed to the canceller after audio
 
 
 class _Chunker:
@@ -85,6 +86,11 @@ class EchoCanceller:
         self._output_latency = 0.0
         self._warm_until = float("-inf")
         self._far_active_until = float("-inf")
+        self._far_nonzero_at = float("-inf")
+        self.reverse_skipped = 0
+        """Far-end samples not processed because the speaker played idle digital silence."""
+        self.capture_skipped = 0
+        """Mic samples not processed: digital silence while the speaker was idle."""
         self._reverse = _Chunker()
         self._failed = False
 
@@ -120,15 +126,34 @@ class EchoCanceller:
 
     # --- processing -----------------------------------------------------------------------
     def process_reverse(self, samples: np.ndarray, sample_rate: int) -> None:
-        """What the speaker just played (int16 mono, any length)."""
-        if samples.size and int(np.abs(samples).max()) > _FAR_ACTIVE_LEVEL:
-            self._far_active_until = now() + 1.0
+        """What the speaker just played (int16 mono, any length). Digital silence played more
+        than ``_REVERSE_TAIL`` s after the last non-silent sample is not fed to the module (the
+        canceller's tail has long decayed; it saves the work while the agent is silent)."""
+        if not samples.size:
+            return
+        peak = int(np.abs(samples).max())
+        t = now()
+        if peak > _FAR_ACTIVE_LEVEL:
+            self._far_active_until = t + 1.0
+        if peak:
+            self._far_nonzero_at = t
+        elif t - self._far_nonzero_at > _REVERSE_TAIL:
+            self.reverse_skipped += samples.size
+            return
         for frame in self._reverse.push(samples, sample_rate):
             self._call(self._apm.process_reverse_stream, frame)
 
     def process_capture(self, frame: rtc.AudioFrame) -> rtc.AudioFrame:
         """Process one 10 ms mic frame (in place) and return it; during the warm-up the frame
-        comes back silent."""
+        comes back silent. A digitally silent frame while the speaker has been idle for
+        more than ``_REVERSE_TAIL`` s comes back as it is, unprocessed (there is no echo to
+        remove, and the filters would output silence)."""
+        if (
+            now() - self._far_nonzero_at > _REVERSE_TAIL
+            and not np.frombuffer(frame.data, dtype=np.int16).any()
+        ):
+            self.capture_skipped += frame.samples_per_channel
+            return frame
         if self._aec:
             self._call(self._apm.set_stream_delay_ms, self.stream_delay_ms)
         self._call(self._apm.process_stream, frame)

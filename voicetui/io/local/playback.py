@@ -3,7 +3,7 @@
 Frames are resampled to the device rate and written into a single-producer/single-consumer ring
 (the loop writes, the PortAudio callback reads): the callback never blocks, never touches an
 asyncio object, and reports every block it handed to the device back to the loop with
-``call_soon_threadsafe``. Segment accounting is done on the loop from those reports, in device
+``call_soon_threadsafe`` (idle silence in batches of 50 ms). Segment accounting is done on the loop from those reports, in device
 samples: a segment "played" what the device was actually given of it, so ``playback_finished``
 carries the exact played duration (the full captured duration when it played to the end).
 
@@ -33,6 +33,8 @@ from .events import AudioLevelsEvent, LocalAudioEvents
 from .levels import LevelMeter
 
 _CLEAR_ACK_TIMEOUT = 0.5  # a clear not seen by the callback by then is settled without it
+_IDLE_AFTER_BLOCKS = 50  # blocks of nothing to play before silent blocks are batched (0.5 s)
+_IDLE_BATCH = 5  # silent blocks per report once idle (50 ms)
 
 
 class _Ring:
@@ -257,8 +259,14 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
         loop = self._loop
         on_played = self._on_played
 
+        idle = [0]  # consecutive blocks with nothing to play
+        held: list[bytes] = []  # idle blocks not reported yet
+
         def callback(outdata: Any, frames: int, time: Any, status: Any) -> None:
-            """PortAudio thread: copy from the ring, report what went out. Never blocks."""
+            """PortAudio thread: copy from the ring, report what went out. Never blocks.
+            After ``_IDLE_AFTER_BLOCKS`` blocks of nothing to play, silent blocks are reported
+            ``_IDLE_BATCH`` at a time (the loop wakes at 20 Hz instead of 100 Hz); anything
+            else (audio, a clear, an xrun) is reported at once, with the held blocks."""
             out = np.frombuffer(outdata, dtype=np.int16)
             gen, clear_to = ring.clear
             cleared_at = -1
@@ -272,9 +280,16 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
                 ring.read_pos += n
             out[n:] = 0
             if loop is not None:
+                quiet = not n and cleared_at < 0 and not status
+                idle[0] = idle[0] + 1 if quiet else 0
+                held.append(out.tobytes())
+                if quiet and idle[0] > _IDLE_AFTER_BLOCKS and len(held) < _IDLE_BATCH:
+                    return
+                block = held[0] if len(held) == 1 else b"".join(held)
+                held.clear()
                 try:
                     loop.call_soon_threadsafe(
-                        on_played, out.tobytes(), ring.read_pos, gen, cleared_at, bool(status)
+                        on_played, block, ring.read_pos, gen, cleared_at, bool(status)
                     )
                 except RuntimeError:  # the loop is closed
                     pass

@@ -2,7 +2,8 @@
 run by onnxruntime on 32 ms windows at 16 kHz.
 
 Inference (~60-180 µs a window) runs on a worker thread, in batches of whatever windows arrived
-meanwhile, so the event loop never waits on it. Install with ``pip install 'voicetui[local]'``.
+meanwhile, so the event loop never waits on it. A batch whose peak is below -70 dBFS (a muted or
+idle mic, digital silence) is not inferred: its probabilities are 0. Install with ``pip install 'voicetui[local]'``.
 
     vad = silero.VAD.load()           # load the model now (once per process, shared)
     stream = vad.stream()
@@ -27,6 +28,7 @@ from ._model import SAMPLE_RATE, WINDOW, SileroState, default_model_path, infer,
 __all__ = ["VAD"]
 
 _HYSTERESIS = 0.15
+_SILENCE_PEAK = 10**-3.5  # -70 dBFS: windows quieter than this are silence without inference
 
 
 class VAD(_BaseVAD):
@@ -112,6 +114,10 @@ class _SileroStream(WindowedVADStream):
         super().__init__(vad, opts=vad.opts, model_rate=SAMPLE_RATE, window=WINDOW)
 
     async def _infer(self, windows: np.ndarray) -> np.ndarray:
+        if windows.size and float(np.abs(windows).max()) < _SILENCE_PEAK:
+            # (near-)digital silence: probability 0 without waking the worker thread; the
+            # model's recurrent state carries on from the last inferred window
+            return np.zeros(windows.shape[0], dtype=np.float32)
         loop = asyncio.get_running_loop()
         probs, self._state = await loop.run_in_executor(
             self._silero._get_executor(), self._infer_sync, windows, self._state

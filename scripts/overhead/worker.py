@@ -1,0 +1,157 @@
+"""One benchmark run in its own process: N sessions of one framework, pinned to one CPU.
+
+    python scripts/overhead/worker.py --framework voicetui --sessions 16 --turns 20 --out r.json
+
+Prints nothing on success but the result file; the orchestrator (scripts/bench_overhead.py)
+runs this with the project interpreter for voicetui and with the scratch venv's for LiveKit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import logging
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from overhead.core import SessionResult, Timings, drive
+
+
+def _rss_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+async def _run(framework: str, sessions: int, t: Timings) -> dict[str, Any]:
+    if framework == "voicetui":
+        from overhead import adapter_voicetui as adapter
+    else:
+        from overhead import adapter_livekit as adapter  # type: ignore[no-redef]
+
+    rss_before = _rss_kb("VmRSS")
+    benches = [adapter.BenchSession(t) for _ in range(sessions)]
+    for b in benches:
+        await b.start()
+    results = [SessionResult() for _ in range(sessions)]
+    # spread the sessions' turns over one turn period so load is steady, not bursty
+    period = t.speech + t.endpointing + t.llm_ttft + t.tts_ttfb + t.tts_audio + t.gap
+    loop = asyncio.get_running_loop()
+    lag: list[float] = []
+    stop = asyncio.Event()
+
+    async def monitor() -> None:  # event-loop lag: how late a 50 ms timer fires
+        while not stop.is_set():
+            t0 = loop.time()
+            await asyncio.sleep(0.05)
+            lag.append(loop.time() - t0 - 0.05)
+
+    mon = asyncio.create_task(monitor())
+    gc.collect()
+    cpu0, wall0 = _cpu(), time.perf_counter()
+    await asyncio.gather(
+        *(
+            drive(i, t, b.user, b.sink, r, start_delay=0.2 + period * i / sessions)
+            for i, (b, r) in enumerate(zip(benches, results, strict=True))
+        )
+    )
+    cpu1, wall1 = _cpu(), time.perf_counter()
+    rss_live = _rss_kb("VmRSS")
+    stop.set()
+    await mon
+    for b in benches:
+        await b.aclose()
+    turns = [tr for r in results for tr in r.turns]
+    lag.sort()
+    return {
+        "framework": framework,
+        "version": adapter.version(),
+        "python": platform.python_version(),
+        "sessions": sessions,
+        "timings": t.as_dict(),
+        "turns": [
+            {
+                "session": tr.session,
+                "turn": tr.turn,
+                "tool": tr.tool,
+                "added": tr.added,
+                "e2e": tr.e2e,
+            }
+            for tr in turns
+        ],
+        "errors": [e for r in results for e in r.errors],
+        "cpu_seconds": cpu1 - cpu0,
+        "wall_seconds": wall1 - wall0,
+        "turns_total": len(turns),
+        "rss_before_kb": rss_before,
+        "rss_live_kb": rss_live,
+        "rss_peak_kb": _rss_kb("VmHWM"),
+        "loop_lag_p50": lag[len(lag) // 2] if lag else None,
+        "loop_lag_p99": lag[min(len(lag) - 1, int(len(lag) * 0.99))] if lag else None,
+        "interrupted_segments": sum(b.sink.stats.interrupted for b in benches),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--framework", choices=["voicetui", "livekit"], required=True)
+    p.add_argument("--sessions", type=int, default=1)
+    p.add_argument("--cpu", type=int, default=None, help="pin the process to this CPU")
+    p.add_argument("--timings", default="{}", help="JSON overrides of Timings fields")
+    p.add_argument("--nice", type=int, default=0, help="os.nice increment (negative: root)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--profile", default=None, help="write a cProfile report (text) here")
+    p.add_argument(
+        "--lk-text-transforms",
+        action="store_true",
+        help="LiveKit: keep its default tts_text_transforms (markdown/emoji filters)",
+    )
+    a = p.parse_args()
+    if a.cpu is not None:
+        os.sched_setaffinity(0, {a.cpu})
+    if a.nice:
+        os.nice(a.nice)
+    logging.basicConfig(level=logging.CRITICAL)
+    if a.framework == "voicetui":
+        sys.path.insert(1, str(Path(__file__).resolve().parents[2]))  # the checkout
+    t = Timings(**json.loads(a.timings))
+    if a.lk_text_transforms:
+        os.environ["BENCH_LK_TEXT_TRANSFORMS"] = "1"
+    if a.profile:
+        import cProfile
+        import io
+        import pstats
+
+        prof = cProfile.Profile()
+        res = prof.runcall(asyncio.run, _run(a.framework, a.sessions, t))
+        buf = io.StringIO()
+        st = pstats.Stats(prof, stream=buf)
+        st.sort_stats("tottime").print_stats(45)
+        st.sort_stats("cumulative").print_stats(60)
+        Path(a.profile).write_text(buf.getvalue())
+    else:
+        res = asyncio.run(_run(a.framework, a.sessions, t))
+    res["cpu_pinned"] = a.cpu
+    res["nice"] = a.nice
+    res["lk_text_transforms"] = a.lk_text_transforms
+    Path(a.out).write_text(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""The per-frame shortcuts added for the overhead benchmark (issue 8): bound channels, feeds and
+piped streams must behave like the task-forwarding they replace."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from voicetui.agents._aio import Chan, ChanClosed, Feed
+from voicetui.agents._stream import DuplexStream, FlushSentinel
+
+
+async def test_bound_chan_delivers_queued_then_live_items_and_close() -> None:
+    ch: Chan[int] = Chan()
+    ch.send_nowait(1)
+    got: list[int] = []
+    closed: list[bool] = []
+    ch.bind(got.append, lambda: closed.append(True))
+    assert got == [1]
+    ch.send_nowait(2)
+    assert got == [1, 2]
+    ch.close()
+    assert closed == [True]
+    with pytest.raises(ChanClosed):
+        ch.send_nowait(3)
+
+
+async def test_unbound_chan_queues_again() -> None:
+    ch: Chan[int] = Chan()
+    got: list[int] = []
+    ch.bind(got.append, lambda: None)
+    ch.unbind()
+    ch.send_nowait(5)
+    assert got == [] and await ch.recv() == 5
+
+
+async def test_bind_to_a_closed_chan_calls_on_close_at_once() -> None:
+    ch: Chan[int] = Chan()
+    ch.send_nowait(1)
+    ch.close()
+    got: list[int] = []
+    closed: list[bool] = []
+    ch.bind(got.append, lambda: closed.append(True))
+    assert got == [1] and closed == [True]
+
+
+async def test_a_failing_consumer_is_unbound_once_and_items_queue(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ch: Chan[int] = Chan()
+
+    def boom(_: int) -> None:
+        raise ValueError("nope")
+
+    ch.bind(boom, lambda: None)
+    with caplog.at_level(logging.ERROR):
+        ch.send_nowait(1)  # does not raise into the producer
+        ch.send_nowait(2)
+    assert sum("unbinding" in r.message for r in caplog.records) == 1
+    assert await ch.recv() == 2
+
+
+async def test_feed_iterates_prefix_then_channel() -> None:
+    ch: Chan[int] = Chan()
+    feed = Feed(ch, [1, 2])
+    ch.send_nowait(3)
+    ch.close()
+    assert [x async for x in feed] == [1, 2, 3]
+    with pytest.raises(RuntimeError):
+        feed.__aiter__()  # consumed once
+
+
+async def test_feed_bind_delivers_prefix_first() -> None:
+    ch: Chan[int] = Chan()
+    ch.send_nowait(3)
+    feed = Feed(ch, [1, 2])
+    got: list[int] = []
+    ended: list[bool] = []
+    feed.bind(got.append, lambda: ended.append(True))
+    ch.send_nowait(4)
+    ch.close()
+    assert got == [1, 2, 3, 4] and ended == [True]
+
+
+class _Doubler(DuplexStream[int, int]):
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.fail_at = fail_at
+        super().__init__()
+
+    async def _run(self) -> None:
+        async for x in self._input:
+            if isinstance(x, FlushSentinel):
+                continue
+            if x == self.fail_at:
+                raise RuntimeError("model failed")
+            self._emit(x * 2)
+
+
+async def test_pipe_to_delivers_every_item_and_returns_at_the_end() -> None:
+    s = _Doubler()
+    for i in range(3):
+        s._push(i)
+    s.end_input()
+    got: list[int] = []
+    await s.pipe_to(got.append)
+    assert got == [0, 2, 4]
+    await s.aclose()
+
+
+async def test_pipe_to_raises_the_stream_error() -> None:
+    s = _Doubler(fail_at=2)
+    s._push(1)
+    s._push(2)
+    got: list[int] = []
+    with pytest.raises(RuntimeError, match="model failed"):
+        await s.pipe_to(got.append)
+    assert got == [2]
+    await s.aclose()
+
+
+async def test_pipe_to_raises_the_consumer_error() -> None:
+    s = _Doubler()
+    s._push(1)
+
+    def bad(_: int) -> None:
+        raise ValueError("consumer")
+
+    with pytest.raises(ValueError, match="consumer"):
+        await asyncio.wait_for(s.pipe_to(bad), 5)
+    await s.aclose()
+
+
+def test_event_emitter_passes_as_many_arguments_as_each_handler_takes() -> None:
+    from voicetui.agents._aio import EventEmitter
+
+    em: EventEmitter[str] = EventEmitter()
+    calls: list[tuple[object, ...]] = []
+
+    class Listener:
+        def one(self, a: object) -> None:
+            calls.append(("method", a))
+
+    em.on("ev", lambda: calls.append(("none",)))
+    em.on("ev", lambda a: calls.append(("one", a)))
+    em.on("ev", lambda *a: calls.append(("var", *a)))
+    em.on("ev", Listener().one)
+    for _ in range(2):  # the second emit uses the cached arities
+        em.emit("ev", 1, 2)
+    assert calls == [("none",), ("one", 1), ("var", 1, 2), ("method", 1)] * 2
+
+
+def test_event_emitter_logs_handler_errors_and_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    from voicetui.agents._aio import EventEmitter
+
+    em: EventEmitter[str] = EventEmitter()
+    seen: list[int] = []
+
+    def bad(_: int) -> None:
+        raise ValueError("handler")
+
+    em.on("ev", bad)
+    em.on("ev", seen.append)
+    with caplog.at_level(logging.ERROR):
+        em.emit("ev", 7)
+    assert seen == [7] and any("failed to emit" in r.message for r in caplog.records)
+    em.off("ev", bad)
+    em.emit("ev", 8)
+    assert seen == [7, 8]
+    em.emit("other", 1)  # no handlers: nothing happens
