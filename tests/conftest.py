@@ -46,3 +46,20 @@ async def no_leaks() -> AsyncIterator[None]:
         t for t in asyncio.all_tasks() - before if not t.done() and t is not asyncio.current_task()
     ]
     assert not leaked, f"tasks left running: {leaked}"
+
+
+@pytest.fixture(autouse=True)
+def no_portaudio_stream_left_open() -> typing.Iterator[None]:
+    """Fails a test that leaves a PortAudio stream open: its callbacks would run on into later
+    tests (and once crashed the suite when the stream object was collected)."""
+    import sys
+
+    yield
+    devices = sys.modules.get("voicetui.io.local.devices")
+    if devices is None:
+        return
+    left = devices.open_streams()
+    if left:
+        for stream in left:
+            devices.close_stream(stream)
+        pytest.fail(f"{len(left)} PortAudio stream(s) left open: {left}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -191,13 +192,16 @@ class StreamSupervisor:
         def make(sd: Any) -> Any:
             return self._make_stream(sd, info, finished)
 
-        opening = asyncio.ensure_future(asyncio.to_thread(open_stream, make))
+        # Submitted to the executor at once (not a task that a shutdown could cancel before it
+        # runs); if this task is cancelled meanwhile, whoever comes second closes the stream.
+        handoff = _Handoff()
+        opening = loop.run_in_executor(None, handoff.open, make)
         try:
             stream = await asyncio.shield(opening)
         except asyncio.CancelledError:
-            # the worker thread still opens it: close it before giving up
-            with contextlib.suppress(BaseException):
-                await asyncio.to_thread(close_stream, await opening)
+            orphan = handoff.abandon()
+            if orphan is not None:
+                _close_in_background(loop, orphan)
             raise
         self._stream, self._device, self._ended = stream, info, ended
         self._last_beat = now()
@@ -237,7 +241,46 @@ class StreamSupervisor:
         self._generation += 1  # its finished callback is ours, not a fault
         self._open.clear()
         self._on_closed(lost)
-        await asyncio.shield(asyncio.to_thread(close_stream, stream))
+        await asyncio.shield(_close_in_background(asyncio.get_running_loop(), stream))
+
+
+class _Handoff:
+    """A stream opened in a worker thread for a task that may be cancelled meanwhile: the
+    stream goes to the task, or is closed by the worker if the task gave up first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stream: Any = None
+        self._abandoned = False
+
+    def open(self, make: Callable[[Any], Any]) -> Any:  # worker thread
+        stream = open_stream(make)
+        with self._lock:
+            if not self._abandoned:
+                self._stream = stream
+                return stream
+        close_stream(stream)
+        return None
+
+    def abandon(self) -> Any:
+        """The task gave up: returns the stream if it was opened already (the caller closes
+        it), else the worker will close it."""
+        with self._lock:
+            self._abandoned = True
+            stream, self._stream = self._stream, None
+            return stream
+
+
+def _close_in_background(loop: asyncio.AbstractEventLoop, stream: Any) -> asyncio.Future[None]:
+    """Close ``stream`` in the loop's executor, submitted now, so it happens even if the caller
+    is cancelled (the loop's shutdown waits for the executor)."""
+    try:
+        return loop.run_in_executor(None, close_stream, stream)
+    except RuntimeError:  # the executor is shut down already
+        close_stream(stream)
+        done: asyncio.Future[None] = loop.create_future()
+        done.set_result(None)
+        return done
 
 
 class SupervisedDevice:

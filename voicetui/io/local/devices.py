@@ -8,10 +8,14 @@ session shows up once every stream of ours is closed — e.g. while the backend 
 
 from __future__ import annotations
 
+import atexit
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
+
+logger = logging.getLogger("voicetui.io.local")
 
 Direction = Literal["input", "output"]
 DeviceSpec = int | str | None
@@ -19,7 +23,10 @@ DeviceSpec = int | str | None
 other string = a case-insensitive substring of the device name."""
 
 _lock = threading.Lock()  # PortAudio is not thread-safe for open/close/(re)initialize
-_open_streams = 0
+_live_streams: dict[int, Any] = {}
+"""Every stream opened and not closed yet, held strongly: a sounddevice stream has no
+finalizer, so one dropped while running would free the cffi callbacks PortAudio's thread still
+calls into (a native crash, SIGILL/SIGSEGV, at some later garbage collection)."""
 
 
 class AudioDeviceError(Exception):
@@ -141,7 +148,7 @@ def refresh_devices() -> bool:
     stream is open, since PortAudio cannot re-initialize then."""
     sd = portaudio()
     with _lock:
-        if _open_streams:
+        if _live_streams:
             return False
         sd._terminate()  # sounddevice has no public API to re-enumerate devices
         sd._initialize()
@@ -151,26 +158,46 @@ def refresh_devices() -> bool:
 def open_stream(factory: Callable[[Any], Any]) -> Any:
     """Create and start a stream (blocking: call it in a worker thread). ``factory`` gets the
     sounddevice module."""
-    global _open_streams
     sd = portaudio()
     with _lock:
         stream = factory(sd)
+        _live_streams[id(stream)] = stream
         try:
             stream.start()
         except BaseException:
-            stream.close(ignore_errors=True)
+            _close(stream)
             raise
-        _open_streams += 1
     return stream
 
 
 def close_stream(stream: Any) -> None:
     """Stop and close a stream opened by :func:`open_stream` (blocking; never raises)."""
-    global _open_streams
     with _lock:
-        try:
-            stream.abort(ignore_errors=True)
-            stream.close(ignore_errors=True)
-        except Exception:  # a vanished device may fail on close too: nothing left to do
-            pass
-        _open_streams = max(0, _open_streams - 1)
+        _close(stream)
+
+
+def _close(stream: Any) -> None:
+    try:
+        stream.abort(ignore_errors=True)
+        stream.close(ignore_errors=True)
+    except Exception:  # a vanished device may fail on close too: nothing left to do
+        pass
+    if stream.closed:
+        _live_streams.pop(id(stream), None)
+    else:  # still held, so PortAudio never calls into freed callbacks
+        logger.warning("a PortAudio stream could not be closed; keeping it until exit")
+
+
+def open_streams() -> list[Any]:
+    """The streams opened by :func:`open_stream` and not closed yet."""
+    with _lock:
+        return list(_live_streams.values())
+
+
+@atexit.register
+def _close_leftover_streams() -> None:
+    """Streams whose owner never closed them (a loop stopped mid-session) are closed before
+    the interpreter tears down the objects their callbacks use."""
+    with _lock:
+        for stream in list(_live_streams.values()):
+            _close(stream)
