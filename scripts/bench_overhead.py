@@ -133,6 +133,12 @@ def main() -> None:
         action="store_true",
         help="keep LiveKit's default TTS text transforms (off: voicetui has none)",
     )
+    p.add_argument(
+        "--vt-task-fakes",
+        action="store_true",
+        help="voicetui's fake VAD/STT read their input in a task per frame, like LiveKit's "
+        "(default: the framework's synchronous _consume_input, as its own streams do)",
+    )
     p.add_argument("--timings", default="{}", help="JSON overrides of the script's Timings")
     p.add_argument("--json", type=Path, default=None, help="write raw runs and summary here")
     p.add_argument("--markdown", type=Path, default=None, help="write the summary table here")
@@ -156,6 +162,8 @@ def main() -> None:
     }
     overrides = json.loads(a.timings)
     extra = ["--lk-text-transforms"] if a.lk_text_transforms else []
+    if a.vt_task_fakes:
+        extra.append("--vt-task-fakes")
 
     def work(fw: str, n: int, timings: dict[str, Any], profile: Path | None = None) -> Any:
         return run_worker(

@@ -169,3 +169,85 @@ def test_event_emitter_logs_handler_errors_and_goes_on(caplog: pytest.LogCapture
     em.emit("ev", 8)
     assert seen == [7, 8]
     em.emit("other", 1)  # no handlers: nothing happens
+
+
+class _SyncDoubler(DuplexStream[int, int]):
+    """Consumes its input synchronously: every pushed item is handled inside ``_push``."""
+
+    def __init__(self, fail_on: int | None = None) -> None:
+        self.handled: list[int | str] = []
+        self._fail_on = fail_on
+        super().__init__()
+
+    async def _run(self) -> None:
+        def take(item: int | FlushSentinel) -> None:
+            if isinstance(item, FlushSentinel):
+                self.handled.append("flush")
+                return
+            if item == self._fail_on:
+                raise ValueError(f"cannot take {item}")
+            self.handled.append(item)
+            self._emit(item * 2)
+
+        await self._consume_input(take)
+        self._emit(-1)  # the end of input is seen after the last item
+
+    def push(self, item: int) -> None:
+        self._push(item)
+
+
+async def test_consume_input_handles_items_inside_the_push() -> None:
+    s = _SyncDoubler()
+    await asyncio.sleep(0)  # the stream's task has bound its input
+    s.push(1)
+    s.push(2)
+    assert s.handled == [1, 2]  # no task step needed between push and handling
+    s.flush()
+    s.end_input()
+    assert [x async for x in s] == [2, 4, -1]
+    assert s.handled == [1, 2, "flush", "flush"]  # flush(), then end_input()'s flush
+    await s.aclose()
+
+
+async def test_consume_input_takes_items_pushed_before_the_task_ran() -> None:
+    s = _SyncDoubler()
+    s.push(3)  # before _run has started: queued, then delivered at bind
+    s.end_input()
+    assert [x async for x in s] == [6, -1]
+    await s.aclose()
+
+
+async def test_consume_input_ends_the_stream_with_the_handler_error() -> None:
+    s = _SyncDoubler(fail_on=2)
+    await asyncio.sleep(0)
+    s.push(1)
+    s.push(2)  # the producer does not see the error...
+    s.push(3)  # ...and later items are ignored
+    with pytest.raises(ValueError, match="cannot take 2"):
+        async for _ in s:
+            pass
+    assert s.handled == [1]
+    await s.aclose()
+
+
+async def test_windowed_vad_rebuffers_frames_as_they_are_pushed() -> None:
+    """The webrtcvad/Silero streams wake their task once per model window, not per frame."""
+    import numpy as np
+
+    from voicetui.agents.audio import make_frame
+    from voicetui.plugins.webrtcvad import VAD
+
+    vad = VAD()
+    stream = vad.stream()
+    await asyncio.sleep(0)
+    silence = make_frame(np.zeros(160, dtype=np.int16), 16000)  # 10 ms
+    stream.push_frame(silence)
+    rebuffer = stream._rebuffer  # type: ignore[attr-defined]
+    assert rebuffer.input_rate == 16000  # taken in the push itself
+    for _ in range(9):
+        stream.push_frame(silence)
+    stream.end_input()
+    events = [ev async for ev in stream]
+    assert events and all(ev.speech_duration == 0 for ev in events)
+    assert sum(1 for ev in events if ev.type.value == "inference_done") >= 3
+    await stream.aclose()

@@ -217,7 +217,13 @@ async def test_a_voice_recording_opens_read_only(voice_recording: Path) -> None:
         # the state at the end
         panel = app.query_one("#state", StatePanel)
         assert panel.agent_state == "listening" and panel.tools_running == 0
-        assert "Next tab" in fr.screen_text(app) and "Mute" not in fr.screen_text(app)[-130:]
+        screen = fr.screen_text(app)
+        assert "Next tab" in screen and "Mute" not in screen[-130:]
+        # no live-only rows in the sidebar: meters, mute, push-to-talk, break
+        labels = {line[:8].strip() for line in panel.render().plain.splitlines()}
+        assert labels == {"Agent", "User", "", "Last e2e"}
+        compact = app.query_one("#compact-state", StatePanel).render().plain
+        assert "agent " in compact and "mic" not in compact
 
         # every command key: one clear message, nothing reaches the runtime
         for key in ("f2", "f3", "f4", "f5", "f6", "f7", "f8", "ctrl+s", "x"):

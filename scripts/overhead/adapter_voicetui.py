@@ -60,6 +60,10 @@ from .core import (
 
 NAME = "voicetui"
 
+TASK_PER_FRAME = False
+"""True: the fake VAD and STT streams read their input in a task (one wake-up per frame, like
+LiveKit's fakes must) instead of the framework's synchronous ``_consume_input``."""
+
 _VAD_TYPES = {
     VAD_START: VADEventType.START_OF_SPEECH,
     VAD_END: VADEventType.END_OF_SPEECH,
@@ -107,11 +111,18 @@ class _VADStream(VADStream):
             )
 
         logic = VadLogic(self._vad._t, emit)
-        async for item in self._input:
-            if isinstance(item, FlushSentinel):
-                continue
-            samples += item.samples_per_channel
-            logic.push(item)
+
+        def take(item: rtc.AudioFrame | FlushSentinel) -> None:
+            nonlocal samples
+            if not isinstance(item, FlushSentinel):
+                samples += item.samples_per_channel
+                logic.push(item)
+
+        if TASK_PER_FRAME:
+            async for item in self._input:
+                take(item)
+        else:  # the framework's way for cheap synchronous work (as its own VAD streams do)
+            await self._consume_input(take)
 
 
 class _STT(STT):
@@ -143,10 +154,17 @@ class _STTStream(SpeechStream):
             self._emit(SpeechEvent(_STT_TYPES[kind], alts))
 
         logic = SttLogic(stt._t, stt._user, emit)
+
+        def take(item: rtc.AudioFrame | FlushSentinel) -> None:
+            if not isinstance(item, FlushSentinel):
+                logic.push(item)
+
         try:
-            async for item in self._input:
-                if not isinstance(item, FlushSentinel):
-                    logic.push(item)
+            if TASK_PER_FRAME:
+                async for item in self._input:
+                    take(item)
+            else:
+                await self._consume_input(take)
         finally:
             logic.close()
 

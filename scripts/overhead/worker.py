@@ -122,6 +122,11 @@ def main() -> None:
         action="store_true",
         help="LiveKit: keep its default tts_text_transforms (markdown/emoji filters)",
     )
+    p.add_argument(
+        "--vt-task-fakes",
+        action="store_true",
+        help="voicetui: fake VAD/STT streams read input in a task (one wake-up per frame)",
+    )
     a = p.parse_args()
     if a.cpu is not None:
         os.sched_setaffinity(0, {a.cpu})
@@ -133,6 +138,10 @@ def main() -> None:
     t = Timings(**json.loads(a.timings))
     if a.lk_text_transforms:
         os.environ["BENCH_LK_TEXT_TRANSFORMS"] = "1"
+    if a.vt_task_fakes and a.framework == "voicetui":
+        from overhead import adapter_voicetui
+
+        adapter_voicetui.TASK_PER_FRAME = True
     if a.profile:
         import cProfile
         import io
@@ -150,6 +159,7 @@ def main() -> None:
     res["cpu_pinned"] = a.cpu
     res["nice"] = a.nice
     res["lk_text_transforms"] = a.lk_text_transforms
+    res["vt_task_fakes"] = a.vt_task_fakes
     Path(a.out).write_text(json.dumps(res))
 
 

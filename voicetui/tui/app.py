@@ -173,10 +173,10 @@ class VoiceTUIApp(RuntimeHandlers):
                 with TabPane("Logs", id="logs-tab"):
                     yield LogsPanel(id="logs")
             with Vertical(id="sidebar"):
-                yield StatePanel(id="state")
+                yield StatePanel(read_only=self.read_only, id="state")
                 yield Static("Recent turns", id="sidebar-title")
                 yield RecentTurns(latency.book, id="recent-turns")
-        yield StatePanel(compact=True, id="compact-state")
+        yield StatePanel(compact=True, read_only=self.read_only, id="compact-state")
         yield Input(
             placeholder=f"{READ_ONLY_MESSAGE} · ctrl+n next tab · ctrl+q quit"
             if self.read_only

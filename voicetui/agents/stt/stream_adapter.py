@@ -224,18 +224,20 @@ class _AdapterStream(SpeechStream):
                 utterance_start = None
                 log.forget_before(position - _IDLE_AUDIO_KEPT)
 
+        def take(item: rtc.AudioFrame | FlushSentinel) -> None:
+            if isinstance(item, FlushSentinel):
+                vad_stream.flush()
+            else:
+                log.push(item)
+                vad_stream.push_frame(item)
+
         async def forward_input() -> None:
-            async for item in self._input:
-                if isinstance(item, FlushSentinel):
-                    vad_stream.flush()
-                else:
-                    log.push(item)
-                    vad_stream.push_frame(item)
+            # frames go through to the VAD as they are pushed (no task wake-up per frame)
+            await self._consume_input(take)
             vad_stream.end_input()
 
         async def read_vad() -> None:
-            async for ev in vad_stream:
-                on_vad_event(ev)
+            await vad_stream.pipe_to(on_vad_event)  # events handled as the VAD emits them
             drop_speculation()
             order.put_nowait(None)
 

@@ -59,6 +59,12 @@ class _Rebuffer:
         self._in_parts: list[np.ndarray] = []  # int16 at the input rate, not handed out yet
         self._in_base = 0  # absolute input-sample index of the first sample in _in_parts
         self._windows = 0  # windows handed out so far
+        self._model_len = 0  # samples in _model_parts
+
+    @property
+    def has_window(self) -> bool:
+        """At least one complete window is buffered."""
+        return self._model_len >= self._window
 
     def push(self, frame: rtc.AudioFrame) -> None:
         if self.input_rate == 0:
@@ -80,6 +86,7 @@ class _Rebuffer:
         if self._resampler is not None:
             audio = self._resampler.resample_chunk(audio)
         self._model_parts.append(audio)
+        self._model_len += len(audio)
 
     def take_windows(self) -> tuple[np.ndarray, list[np.ndarray]]:
         """All complete windows, shape (n, window) float32 in [-1, 1], with their input-rate
@@ -89,6 +96,7 @@ class _Rebuffer:
         n = len(model_buf) // self._window
         windows = model_buf[: n * self._window].reshape(n, self._window)
         self._model_parts = [model_buf[n * self._window :]]
+        self._model_len = len(self._model_parts[0])
         chunks: list[np.ndarray] = []
         ratio = self.input_rate / self._model_rate if self.input_rate else 1.0
         start = 0
@@ -244,41 +252,47 @@ class WindowedVADStream(VADStream):
         """Speech probabilities (shape (n,)) of ``windows`` (shape (n, window), float32)."""
 
     async def _run(self) -> None:
-        pending: list[rtc.AudioFrame] = []
+        # Frames are rebuffered as they are pushed (cheap, synchronous); this task wakes only
+        # when a whole window is ready, and windows that arrive during an inference are
+        # batched into the next one.
         wake = asyncio.Event()
         ended = False
+        failure: list[Exception] = []
 
-        async def read_input() -> None:
-            nonlocal ended
+        def take(item: rtc.AudioFrame | FlushSentinel) -> None:
+            if isinstance(item, FlushSentinel) or failure:
+                return
             try:
-                async for item in self._input:
-                    if not isinstance(item, FlushSentinel):
-                        pending.append(item)
-                        wake.set()
-            finally:
-                ended = True
+                self._rebuffer.push(item)
+            except Exception as e:
+                failure.append(e)
+                wake.set()
+                return
+            if self._rebuffer.has_window:
                 wake.set()
 
-        reader = asyncio.create_task(read_input(), name=f"{type(self).__name__}.read_input")
+        def on_close() -> None:
+            nonlocal ended
+            ended = True
+            wake.set()
+
+        self._input.bind(take, on_close)
         try:
             while True:
                 await wake.wait()
                 wake.clear()
+                if failure:
+                    raise failure[0]
                 finished = ended
-                frames = pending[:]
-                pending.clear()
-                for f in frames:
-                    self._rebuffer.push(f)
                 windows, chunks = self._rebuffer.take_windows()
                 if len(windows):
                     await self._process(windows, chunks)
-                if finished and not pending:
+                if finished:
                     for ev in self._segmenter.finish(self._rebuffer.input_rate):
                         self._emit(ev)
                     return
         finally:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+            self._input.unbind()
 
     async def _process(self, windows: np.ndarray, chunks: list[np.ndarray]) -> None:
         started = _perf()

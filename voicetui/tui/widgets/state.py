@@ -99,9 +99,14 @@ class StatePanel(CachedComponentStyles, Widget):
     last_e2e: reactive[float | None] = reactive(None)
     mode: reactive[str] = reactive("")
 
-    def __init__(self, *, compact: bool = False, id: str | None = None) -> None:
+    def __init__(
+        self, *, compact: bool = False, read_only: bool = False, id: str | None = None
+    ) -> None:
+        """``read_only``: a recording is shown (no meters, no mute/push-to-talk/break rows:
+        nothing of that can be used or was recorded)."""
         super().__init__(id=id, classes="-compact" if compact else None)
         self.compact = compact
+        self.read_only = read_only
 
     def _styles(self) -> dict[str, Style]:
         return {
@@ -144,6 +149,8 @@ class StatePanel(CachedComponentStyles, Widget):
             line.append(agent_text, style=styles[agent_style])
             line.append("  user ", style=styles["label"])
             line.append(user_text, style=styles[user_style])
+            if self.read_only:
+                return line
             line.append("  mic ", style=styles["label"])
             line.append(meter(self.input_dbfs, self.input_peak, 8, styles))
             if self.mic_muted:
@@ -160,14 +167,10 @@ class StatePanel(CachedComponentStyles, Widget):
             ("Agent", Text(agent_text, style=styles[agent_style])),
             ("User", Text(user_text, style=styles[user_style])),
             ("", Text()),
-            ("Mic", self._level(self.input_dbfs, self.input_peak, meter_width, styles)),
-            ("Speaker", self._level(self.output_dbfs, self.output_peak, meter_width, styles)),
-            ("", Text()),
-            ("Mute", mic),
-            ("PTT", ptt),
-            ("Break", brk),
-            ("Last e2e", Text(last, style=styles["accent"])),
         ]
+        if not self.read_only:  # a recording has no live meters or controls
+            rows += self._live_rows(mic, ptt, brk, meter_width, styles)
+        rows.append(("Last e2e", Text(last, style=styles["accent"])))
         # a label column of 8 cells and the value: plain lines (a rich Table costs several
         # times more to draw, and the meters redraw the panel at up to 20 Hz)
         panel = Text(no_wrap=True, overflow="crop", end="")
@@ -177,6 +180,18 @@ class StatePanel(CachedComponentStyles, Widget):
             panel.append(f"{label:<8.8} ", style=styles["label"])
             panel.append_text(value)
         return panel
+
+    def _live_rows(
+        self, mic: Text, ptt: Text, brk: Text, meter_width: int, styles: dict[str, Style]
+    ) -> list[tuple[str, Text]]:
+        return [
+            ("Mic", self._level(self.input_dbfs, self.input_peak, meter_width, styles)),
+            ("Speaker", self._level(self.output_dbfs, self.output_peak, meter_width, styles)),
+            ("", Text()),
+            ("Mute", mic),
+            ("PTT", ptt),
+            ("Break", brk),
+        ]
 
     @staticmethod
     def _level(dbfs: float, peak: float, width: int, styles: dict[str, Style]) -> Text:
