@@ -120,6 +120,11 @@ def main() -> None:
     p.add_argument("--cpu", type=int, default=None, help="CPU to pin workers to (default: last)")
     p.add_argument("--quick", action="store_true", help="8 turns, 1 repeat, sessions 1,16")
     p.add_argument("--frameworks", default="voicetui,livekit")
+    p.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="skip the hand-wired pipeline (no framework) measured alongside as the CPU floor",
+    )
     p.add_argument("--scratch", type=Path, default=Path.home() / ".cache" / "voicetui-bench")
     p.add_argument("--livekit-version", default=LIVEKIT_VERSION)
     p.add_argument(
@@ -156,14 +161,16 @@ def main() -> None:
     frameworks = [f.strip() for f in a.frameworks.split(",") if f.strip()]
     pythons = {
         "voicetui": Path(sys.executable),
+        "null": Path(sys.executable),
         "livekit": livekit_python(a.scratch, a.livekit_version)
         if "livekit" in frameworks
         else None,
     }
     overrides = json.loads(a.timings)
-    extra = ["--lk-text-transforms"] if a.lk_text_transforms else []
-    if a.vt_task_fakes:
-        extra.append("--vt-task-fakes")
+    extra: dict[str, list[str]] = {
+        "livekit": ["--lk-text-transforms"] if a.lk_text_transforms else [],
+        "voicetui": ["--vt-task-fakes"] if a.vt_task_fakes else [],
+    }
 
     def work(fw: str, n: int, timings: dict[str, Any], profile: Path | None = None) -> Any:
         return run_worker(
@@ -174,7 +181,7 @@ def main() -> None:
             cpu,
             profile,
             a.nice,  # type: ignore[arg-type]
-            extra if fw == "livekit" else [],
+            extra.get(fw, []),
         )
 
     counts = [int(x) for x in a.sessions.split(",") if x]
@@ -186,9 +193,10 @@ def main() -> None:
     )
 
     raw: list[dict[str, Any]] = []
-    stats: dict[str, dict[int, list[dict[str, Any]]]] = {f: {} for f in frameworks}
+    measured = frameworks + ([] if a.no_floor else ["null"])
+    stats: dict[str, dict[int, list[dict[str, Any]]]] = {f: {} for f in measured}
     for r in range(a.repeats):
-        order = frameworks if r % 2 == 0 else frameworks[::-1]
+        order = measured if r % 2 == 0 else measured[::-1]
         for n in counts:
             for fw in order:
                 timings = {**overrides, "turns": a.turns}
@@ -240,7 +248,7 @@ def main() -> None:
             print(f"profile: {path}")
 
     per_sessions = {
-        fw: {str(n): median_stats(lst) for n, lst in sorted(stats[fw].items())} for fw in frameworks
+        fw: {str(n): median_stats(lst) for n, lst in sorted(stats[fw].items())} for fw in measured
     }
     rss_per_session: dict[str, tuple[float, float]] = {}
     if len(frameworks) == 2 and 1 in counts:

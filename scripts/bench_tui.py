@@ -254,7 +254,7 @@ def _quit(tmux: TmuxSession) -> int | None:
         return None
 
 
-def idle_real(seconds: float) -> dict[str, Any]:
+def idle_real(seconds: float, py_spy: Path | None = None) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         audio = stack.enter_context(_virtual_audio())
         home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="voicetui-bench-")))
@@ -268,9 +268,24 @@ def idle_real(seconds: float) -> dict[str, Any]:
         loaded = time.monotonic() - started
         time.sleep(3.0)  # past the first seconds after loading
         result = _measure_cpu(tmux.program_pid(), seconds)
+        if py_spy is not None:  # after the measurement: sampling costs the target a little
+            _py_spy(tmux.program_pid(), seconds, py_spy)
+            result["py_spy"] = str(py_spy)
         result["models_loaded_s"] = round(loaded, 1)
         result["exit_status"] = _quit(tmux)
         return result
+
+
+def _py_spy(pid: int, seconds: float, out: Path) -> None:
+    """Sample every thread (without pausing it) into a collapsed-stacks file."""
+    exe = shutil.which("py-spy")
+    if exe is None:
+        raise SystemExit("--py-spy needs py-spy on PATH (pip install py-spy)")
+    cmd = [exe, "record", "--nonblocking", "--threads", "-r", "100"]
+    cmd += ["-d", str(int(seconds)), "-p", str(pid), "--format", "raw", "-o", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"py-spy failed: {(proc.stderr or proc.stdout).strip()[-500:]}")
 
 
 def _ready(screen: str) -> bool:
@@ -428,6 +443,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
     parser.add_argument("--seconds", type=float, default=30.0, help="idle CPU window (30)")
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        default=None,
+        help="idle-real: after measuring, sample the app with py-spy into this file",
+    )
     parser.add_argument("--turns", type=int, default=5000)
     parser.add_argument("--rate", type=float, default=250.0, help="steady: turns/s (250)")
     parser.add_argument("--timeout", type=float, default=300.0, help="per scenario (300)")
@@ -453,7 +474,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in wanted:
         if name in ("idle-real", "idle-fake"):
             print(f"… {name}", file=sys.stderr, flush=True)
-            results[name] = idle_real(args.seconds) if name == "idle-real" else idle_fake(args)
+            results[name] = (
+                idle_real(args.seconds, args.py_spy) if name == "idle-real" else idle_fake(args)
+            )
         else:
             for tuned in {"default": [False], "tuned": [True], "both": [False, True]}[args.gc]:
                 label = f"{name} gc-tuned" if tuned else name

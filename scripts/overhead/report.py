@@ -108,6 +108,15 @@ def table(summary: dict[str, Any], frameworks: list[str]) -> str:
             a["cpu_ms_per_turn"],
             b["cpu_ms_per_turn"],
         )
+        floor = per_n.get("null", {}).get(str(n))
+        if floor is not None:
+            f = floor["cpu_ms_per_turn"]
+            row(
+                f"CPU per turn added to the no-framework floor of {fmt(f)} ms, "
+                f"{n} session{'s' if n > 1 else ''} (ms)",
+                a["cpu_ms_per_turn"] - f,
+                b["cpu_ms_per_turn"] - f,
+            )
         row(f"peak RSS, {n} session{'s' if n > 1 else ''} (MB)", a["rss_peak_mb"], b["rss_peak_mb"])
     for n, (a, b) in sorted(s.get("rss_per_session_mb", {}).items(), key=lambda kv: int(kv[0])):
         row(f"RSS per extra session, at {n} sessions (MB)", a, b, 2)

@@ -42,6 +42,8 @@ def _cpu() -> float:
 async def _run(framework: str, sessions: int, t: Timings) -> dict[str, Any]:
     if framework == "voicetui":
         from overhead import adapter_voicetui as adapter
+    elif framework == "null":
+        from overhead import adapter_null as adapter  # type: ignore[no-redef]
     else:
         from overhead import adapter_livekit as adapter  # type: ignore[no-redef]
 
@@ -110,7 +112,7 @@ async def _run(framework: str, sessions: int, t: Timings) -> dict[str, Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--framework", choices=["voicetui", "livekit"], required=True)
+    p.add_argument("--framework", choices=["voicetui", "livekit", "null"], required=True)
     p.add_argument("--sessions", type=int, default=1)
     p.add_argument("--cpu", type=int, default=None, help="pin the process to this CPU")
     p.add_argument("--timings", default="{}", help="JSON overrides of Timings fields")

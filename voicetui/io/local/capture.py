@@ -1,8 +1,8 @@
 """``LocalAudioInput``: the microphone as the session's audio input (PortAudio via sounddevice).
 
-The PortAudio callback only copies the block and hands it to the loop (three 10 ms blocks per
-wake-up, so at most 20 ms more latency); on the loop each 10 ms
-block goes through echo cancellation (when paired with a speaker, see :class:`LocalAudio`), mute,
+The device is read in 30 ms blocks and the PortAudio callback only copies each and hands it to
+the loop (a callback, a PulseAudio round and a loop wake-up per 30 ms instead of per 10 ms: at
+most 20 ms more latency); on the loop each 10 ms piece goes through echo cancellation (when paired with a speaker, see :class:`LocalAudio`), mute,
 the level meter and the resampler, and comes out as frames of ``frame_duration`` at
 ``sample_rate``. Device faults never reach the session: the iterator keeps waiting while the
 stream is reopened, and the faults are ``error`` events on :attr:`events`.
@@ -27,7 +27,7 @@ from .echo import EchoCanceller
 from .events import AudioLevelsEvent, LocalAudioEvents
 from .levels import LevelMeter
 
-_DELIVER_BLOCKS = 3  # 10 ms blocks handed to the loop per wake-up (30 ms)
+_BLOCK_MS = 30  # audio per PortAudio callback and per loop wake-up (a multiple of 10 ms)
 
 
 class LocalAudioInput(SupervisedDevice, AudioInput):
@@ -70,7 +70,6 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
         self.xruns = 0
         """Overflows reported by PortAudio (audio lost because the loop was too slow)."""
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._held: list[tuple[bytes, bool]] = []  # PortAudio thread only
         self._rate = 0
         self._resampler: soxr.ResampleStream | None = None
         self._chunker = AudioByteStream(sample_rate, 1, self._frame_samples)
@@ -123,31 +122,24 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
 
     def _make_stream(self, sd: Any, info: DeviceInfo, finished: Callable[[], None]) -> Any:
         rate = self._device_sample_rate or int(info.default_samplerate)
-        self._held = []  # (no callback runs now) blocks of the previous stream are dropped
         return sd.RawInputStream(
             device=info.index,
             samplerate=rate,
             channels=1,
             dtype="int16",
-            blocksize=rate // 100,
+            blocksize=rate * _BLOCK_MS // 1000,
             latency=self._latency,
             callback=self._callback,
             finished_callback=finished,
         )
 
     def _callback(self, indata: Any, frames: int, time: Any, status: Any) -> None:
-        """PortAudio thread: hand the blocks to the loop, ``_DELIVER_BLOCKS`` at a time (an
-        xrun at once), nothing else."""
+        """PortAudio thread: hand the block to the loop, nothing else."""
         loop = self._loop
         if loop is None:
             return
-        held = self._held
-        held.append((bytes(indata), bool(status)))
-        if len(held) < _DELIVER_BLOCKS and not status:
-            return
-        self._held = []
         try:
-            loop.call_soon_threadsafe(self._on_blocks, held)
+            loop.call_soon_threadsafe(self._on_blocks, [(bytes(indata), bool(status))])
         except RuntimeError:  # the loop is closed
             pass
 
@@ -163,8 +155,8 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
             self._echo.set_input_latency(float(stream.latency))
 
     def _on_blocks(self, blocks: list[tuple[bytes, bool]]) -> None:
-        """The loop: echo-cancel each 10 ms block, then meter, resample and cut frames from
-        the batch at once."""
+        """The loop: echo-cancel each 10 ms piece, then meter, resample and cut frames from
+        the blocks at once."""
         self._supervisor.heartbeat()
         rate = self._rate
         parts: list[np.ndarray] = []
@@ -175,12 +167,16 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
                     self._echo.on_glitch()
             if not rate or self._closed:
                 continue
-            n = len(data) // 2
-            if self._echo is not None and n == rate // 100:
-                frame = self._echo.process_capture(rtc.AudioFrame(data, rate, 1, n))
-                parts.append(np.frombuffer(frame.data, dtype=np.int16))
-            else:
+            if self._echo is None:
                 parts.append(np.frombuffer(data, dtype=np.int16))
+                continue
+            step = rate // 100 * 2  # bytes in 10 ms: the canceller's unit
+            whole = len(data) - len(data) % step
+            for i in range(0, whole, step):
+                piece = rtc.AudioFrame(data[i : i + step], rate, 1, step // 2)
+                parts.append(np.frombuffer(self._echo.process_capture(piece).data, np.int16))
+            if whole < len(data):  # (a device that ignored the block size) passed as it is
+                parts.append(np.frombuffer(data[whole:], dtype=np.int16))
         if not parts:
             return
         samples = parts[0] if len(parts) == 1 else np.concatenate(parts)

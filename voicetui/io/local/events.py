@@ -16,12 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from livekit import rtc
-
+from ...agents._aio import EventEmitter
 from .devices import Direction
 
 LocalAudioEventTypes = Literal["levels", "error", "stream_opened"]
-LocalAudioEvents = rtc.EventEmitter[LocalAudioEventTypes]
+LocalAudioEvents = EventEmitter[LocalAudioEventTypes]
+"""(the framework's emitter: levels are emitted ~33 times a second per direction, and
+``rtc.EventEmitter`` inspects every handler's signature on every emit)"""
 
 
 @dataclass(frozen=True)

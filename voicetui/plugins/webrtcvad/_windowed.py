@@ -231,11 +231,19 @@ class _Segmenter:
         """Drop buffered audio older than the prefix padding."""
         self._truncated = False
         keep = round(self._opts.prefix_padding_duration * input_rate)
-        if self._buf_len <= keep:
-            return
-        tail = np.concatenate(self._buf)[self._buf_len - keep :] if keep else None
-        self._buf = [tail] if tail is not None and tail.size else []
-        self._buf_len = keep
+        excess = self._buf_len - keep
+        # drop whole chunks from the front, then cut the first one (a view, no copy): this
+        # runs on every window of silence
+        while excess > 0 and self._buf:
+            first = self._buf[0]
+            if first.size <= excess:
+                del self._buf[0]
+                excess -= first.size
+                self._buf_len -= first.size
+            else:
+                self._buf[0] = first[excess:]
+                self._buf_len -= excess
+                excess = 0
 
 
 class WindowedVADStream(VADStream):
