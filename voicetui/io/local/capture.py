@@ -2,10 +2,11 @@
 
 The device is read in 30 ms blocks and the PortAudio callback only copies each and hands it to
 the loop (a callback, a PulseAudio round and a loop wake-up per 30 ms instead of per 10 ms: at
-most 20 ms more latency); on the loop each 10 ms piece goes through echo cancellation (when paired with a speaker, see :class:`LocalAudio`), mute,
-the level meter and the resampler, and comes out as frames of ``frame_duration`` at
-``sample_rate``. Device faults never reach the session: the iterator keeps waiting while the
-stream is reopened, and the faults are ``error`` events on :attr:`events`.
+most 20 ms more latency); on the loop each 10 ms piece goes through echo cancellation (when
+paired with a speaker, see :class:`LocalAudio`), then mute, the level meter and the resampler,
+and comes out as frames of ``frame_duration`` at ``sample_rate``. Device faults never reach the
+session: the iterator keeps waiting while the stream is reopened, and the faults are ``error``
+events on :attr:`events`.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
         if loop is None:
             return
         try:
-            loop.call_soon_threadsafe(self._on_blocks, [(bytes(indata), bool(status))])
+            loop.call_soon_threadsafe(self._on_block, bytes(indata), bool(status))
         except RuntimeError:  # the loop is closed
             pass
 
@@ -154,32 +155,31 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
         if self._echo is not None:
             self._echo.set_input_latency(float(stream.latency))
 
-    def _on_blocks(self, blocks: list[tuple[bytes, bool]]) -> None:
-        """The loop: echo-cancel each 10 ms piece, then meter, resample and cut frames from
-        the blocks at once."""
+    def _on_block(self, data: bytes, xrun: bool) -> None:
+        """The loop: echo-cancel each 10 ms piece, then meter, resample and cut frames."""
         self._supervisor.heartbeat()
         rate = self._rate
-        parts: list[np.ndarray] = []
-        for data, xrun in blocks:
-            if xrun:
-                self.xruns += 1
-                if self._echo is not None:
-                    self._echo.on_glitch()
-            if not rate or self._closed:
-                continue
-            if self._echo is None:
-                parts.append(np.frombuffer(data, dtype=np.int16))
-                continue
-            step = rate // 100 * 2  # bytes in 10 ms: the canceller's unit
-            whole = len(data) - len(data) % step
-            for i in range(0, whole, step):
-                piece = rtc.AudioFrame(data[i : i + step], rate, 1, step // 2)
-                parts.append(np.frombuffer(self._echo.process_capture(piece).data, np.int16))
-            if whole < len(data):  # (a device that ignored the block size) passed as it is
-                parts.append(np.frombuffer(data[whole:], dtype=np.int16))
-        if not parts:
+        if xrun:
+            self.xruns += 1
+            if self._echo is not None:
+                self._echo.on_glitch()
+        if not rate or self._closed or not data:
             return
-        samples = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        samples = np.frombuffer(data, dtype=np.int16)
+        if self._echo is not None:
+            step = rate // 100  # samples in 10 ms: the canceller's unit
+            parts = [
+                np.frombuffer(
+                    self._echo.process_capture(
+                        rtc.AudioFrame(samples[i : i + step].tobytes(), rate, 1, step)
+                    ).data,
+                    np.int16,
+                )
+                for i in range(0, samples.size - samples.size % step, step)
+            ]
+            if samples.size % step:  # (a device that ignored the block size) passed as it is
+                parts.append(samples[samples.size - samples.size % step :])
+            samples = np.concatenate(parts)
         if self._muted:
             samples = np.zeros_like(samples)
         if self._meter is not None:
