@@ -251,3 +251,57 @@ async def test_windowed_vad_rebuffers_frames_as_they_are_pushed() -> None:
     assert events and all(ev.speech_duration == 0 for ev in events)
     assert sum(1 for ev in events if ev.type.value == "inference_done") >= 3
     await stream.aclose()
+
+
+# --- PortAudio streams opened for a task that gives up (the native crash of the suite) --------
+class _FakePaStream:
+    def __init__(self) -> None:
+        self.closed = False
+        self.started = False
+
+    def start(self) -> None:
+        self.started = True
+
+    def abort(self, ignore_errors: bool = True) -> None:
+        pass
+
+    def close(self, ignore_errors: bool = True) -> None:
+        self.closed = True
+
+
+async def test_a_stream_opened_after_its_opener_gave_up_is_closed_by_the_worker() -> None:
+    import threading
+
+    from voicetui.io.local import devices
+    from voicetui.io.local._stream import _Handoff
+
+    release = threading.Event()
+    stream = _FakePaStream()
+
+    def make(_sd: object) -> _FakePaStream:
+        release.wait(5)
+        return stream
+
+    handoff = _Handoff()
+    loop = asyncio.get_running_loop()
+    opening = loop.run_in_executor(None, handoff.open, make)
+    await asyncio.sleep(0.05)
+    assert handoff.abandon() is None  # not opened yet: the worker will close it
+    release.set()
+    assert await opening is None
+    assert stream.started and stream.closed and stream not in devices.open_streams()
+
+
+async def test_a_stream_opened_before_its_opener_gave_up_goes_to_the_opener() -> None:
+    from voicetui.io.local import devices
+    from voicetui.io.local._stream import _close_in_background, _Handoff
+
+    stream = _FakePaStream()
+    handoff = _Handoff()
+    loop = asyncio.get_running_loop()
+    assert await loop.run_in_executor(None, handoff.open, lambda _sd: stream) is stream
+    assert stream in devices.open_streams()  # held strongly while open
+    orphan = handoff.abandon()  # the opener was cancelled after the open finished
+    assert orphan is stream
+    await _close_in_background(loop, orphan)
+    assert stream.closed and stream not in devices.open_streams()

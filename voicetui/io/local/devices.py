@@ -9,6 +9,7 @@ session shows up once every stream of ours is closed — e.g. while the backend 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -177,11 +178,9 @@ def close_stream(stream: Any) -> None:
 
 
 def _close(stream: Any) -> None:
-    try:
+    with contextlib.suppress(Exception):  # a vanished device may fail on close too
         stream.abort(ignore_errors=True)
         stream.close(ignore_errors=True)
-    except Exception:  # a vanished device may fail on close too: nothing left to do
-        pass
     if stream.closed:
         _live_streams.pop(id(stream), None)
     else:  # still held, so PortAudio never calls into freed callbacks
