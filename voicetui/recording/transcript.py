@@ -92,7 +92,7 @@ class TranscriptRenderer:
         if type_ == "conversation_item_added":
             item = ev.get("item") or {}
             if item.get("type") == "agent_handoff":
-                old = item.get("old_agent_id") or "-"
+                old = item.get("old_agent_id") or "(start)"
                 return f"{ts} **Handoff:** {old} → {item.get('new_agent_id')}\n"
             if item.get("type") != "message":
                 return ""
