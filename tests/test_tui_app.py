@@ -124,6 +124,25 @@ async def test_failed_tool_call_shows_the_error() -> None:
         assert record.state == "error"
 
 
+async def test_a_tool_cut_short_by_an_interruption_ends_its_row() -> None:
+    async with running() as (app, pilot, rt):
+        call = fr.call("slow_lookup", "call_3", city="Oslo")
+        rt.emit(fr.tools_started(call))
+        await settle(pilot)
+        assert lines(app) == ['➜ slow_lookup(city="Oslo")  … running']
+        rt.emit(
+            fr.tools_executed(
+                fr.execution(
+                    call, "The call was cancelled before it finished.", 5.0, cancelled=True
+                )
+            )
+        )
+        await settle(pilot)
+        assert lines(app) == ['➜ slow_lookup(city="Oslo")  ⏹ cancelled 5.00 s']
+        assert app.query_one(ToolsPanel).records["call_3"].state == "cancelled"
+        assert app.query_one("#state", StatePanel).tools_running == 0
+
+
 async def test_break_on_tool_call_edit_and_run() -> None:
     async with running() as (app, pilot, rt):
         await pilot.press("f8")

@@ -118,6 +118,8 @@ class TranscriptRenderer:
                     flags.append("error")
                 if ex.get("mocked"):
                     flags.append("mocked")
+                if ex.get("cancelled"):
+                    flags.append("cancelled")
                 dur = ex.get("duration")
                 if isinstance(dur, int | float):
                     flags.append(f"{dur:.2f} s")

@@ -22,13 +22,14 @@ from ...agents.voice.events import ToolExecution
 from ..format import format_call, format_duration, parse_json, shorten
 from .styling import CachedComponentStyles
 
-ToolState = Literal["running", "waiting", "ok", "mocked", "error"]
+ToolState = Literal["running", "waiting", "ok", "mocked", "error", "cancelled"]
 ICONS: dict[str, tuple[str, str]] = {
     "running": ("…", "dim"),
     "waiting": ("⏸", "warn"),
     "ok": ("✓", "ok"),
     "mocked": ("✓", "warn"),
     "error": ("✗", "bad"),
+    "cancelled": ("⏹", "warn"),
 }
 
 
@@ -46,7 +47,9 @@ class ToolRecord:
         self.duration = execution.duration
         self.output = execution.output.output
         self.exception = execution.exception
-        if execution.exception is not None or execution.output.is_error:
+        if execution.cancelled:  # cut short by an interruption (the output says so)
+            self.state = "cancelled"
+        elif execution.exception is not None or execution.output.is_error:
             self.state = "error"
         elif execution.mocked:
             self.state = "mocked"
