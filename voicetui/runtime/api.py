@@ -153,6 +153,16 @@ RuntimeEvent: TypeAlias = Any
 LogRecordEvent. All have a string ``type``."""
 
 
+class CommandError(RuntimeError):
+    """A runtime command failed; the message is a whole sentence for the user ("switching to
+    ROOM mode failed: ..."). ``announced``: the runtime has already told every front end (a
+    :class:`Notice`), so a front end shows it no second time."""
+
+    def __init__(self, message: str, *, announced: bool = False) -> None:
+        super().__init__(message)
+        self.announced = announced
+
+
 ToolBreakAction: TypeAlias = Literal["run", "mock", "error"]
 
 

@@ -47,7 +47,7 @@ from ._io_modes import (
     build_backend,
     mode_request,
 )
-from ._loop import CommandError, LoopRuntime, readable_error
+from ._loop import LoopRuntime, readable_error
 from ._session_ops import (
     LevelsCoalescer,
     ToolBreaks,
@@ -60,6 +60,7 @@ from ._session_ops import (
 from ._transcript import TranscriptSink, write_transcript
 from .api import (
     AgentTranscript,
+    CommandError,
     Mode,
     ModeChanged,
     ModelLoading,
@@ -276,15 +277,27 @@ class SessionController(LoopRuntime):
         return BackendHooks(notice=self._notice, levels=self._levels.report)
 
     async def _initial_backend(self) -> ModeBackend:
+        """The configured mode; if it cannot start, local audio (when there are devices),
+        else text. The user can switch from there (F6, ctrl+t, the palette)."""
         mode = self._settings.mode
         try:
             return await self._backend_factory(self._request(mode), self._hooks())
         except NoAudioDeviceError as e:
             self._notice("warning", f"{readable_error(e)}: running in TEXT mode (type to talk)")
+            return await self._backend_factory(self._request("text"), self._hooks())
         except Exception as e:
             if mode == "wav":
                 raise
-            self._notice("error", f"{mode.upper()} mode: {readable_error(e)}; running in TEXT mode")
+            why = f"{mode.upper()} mode: {readable_error(e)}"
+        if mode == "room":
+            try:
+                backend = await self._backend_factory(self._request("local"), self._hooks())
+            except Exception as e:
+                logger.info("no local audio either: %s", readable_error(e))
+            else:
+                self._notice("error", f"{why}; running in LOCAL mode (F6 tries the room again)")
+                return backend
+        self._notice("error", f"{why}; running in TEXT mode")
         return await self._backend_factory(self._request("text"), self._hooks())
 
     async def _attach(self, backend: ModeBackend) -> None:
@@ -508,12 +521,15 @@ class SessionController(LoopRuntime):
             if backend is not None and backend.mode == "local":
                 await backend.select_devices(input_device, output_device)
                 self._announce_mode()
-            elif input_device is not None or output_device is not None:
-                self._notice("info", "the audio devices will be used in LOCAL mode")
             if input_device is not None:
                 self._input_device = input_device
             if output_device is not None:
                 self._output_device = output_device
+            chosen = input_device is not None or output_device is not None
+            if chosen and self._mode in ("text", "wav"):
+                await self._switch("local", None)  # devices picked to talk: use them now
+            elif chosen and self._mode == "room":
+                self._notice("info", "the audio devices will be used in LOCAL mode")
 
         return self._submit("choosing audio devices", run)
 
