@@ -275,6 +275,35 @@ async def test_room_details_asked_when_not_configured() -> None:
         assert app.query_one(SessionHeader).mode_description == "ROOM demo@wss://lk.example"
 
 
+async def test_the_room_dialog_remembers_and_defaults_the_room_name() -> None:
+    rt = FakeRuntime()
+    rt.fail["switch_mode"] = ValueError("could not connect")
+    async with running(rt) as (app, pilot, rt):
+        rt.set_status(room_configured=False, room_url="wss://lk.example", room_name="voicetui")
+        await settle(pilot)
+        await pilot.press("f6")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RoomScreen)
+        # prefilled from the settings; the room name may stay empty: the configured default
+        assert screen.query_one("#room-url", Input).value == "wss://lk.example"
+        screen.query_one("#room-name", Input).value = ""
+        screen.query_one("#room-token", Input).value = "tok"
+        await pilot.click("#room-join")
+        await settle(pilot)
+        assert rt.called("switch_mode")[-1] == (
+            "room",
+            RoomDetails(url="wss://lk.example", room="voicetui", token="tok"),
+        )
+        # it failed: the dialog comes back with the reason and what was entered
+        screen = app.screen
+        assert isinstance(screen, RoomScreen)
+        assert "could not connect" in (screen.reason or "")
+        assert screen.query_one("#room-url", Input).value == "wss://lk.example"
+        assert screen.query_one("#room-name", Input).value == "voicetui"
+        assert screen.query_one("#room-token", Input).value == "tok"
+
+
 async def test_room_details_asked_first_when_the_settings_have_none() -> None:
     async with running() as (app, pilot, rt):
         rt.set_status(room_configured=False)

@@ -62,6 +62,10 @@ class RuntimeStatus:
     break_on_tool_call: bool
     room_configured: bool = False
     """The settings name a LiveKit server and credentials: switching to ROOM needs no prompt."""
+    room_url: str | None = None
+    """The configured LiveKit server (any credentials in it removed), to prefill a prompt."""
+    room_name: str = "voicetui"
+    """The configured room name (the default when a prompt leaves it empty)."""
     type: Literal["status"] = "status"
 
 

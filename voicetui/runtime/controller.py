@@ -29,6 +29,7 @@ from concurrent.futures import Future
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from platformdirs import user_data_dir
 
@@ -105,6 +106,19 @@ def _secret_values(settings: Any) -> list[str]:
 def _settings_for_recording(settings: Any) -> dict[str, Any]:
     dump = settings.model_dump(mode="json") if hasattr(settings, "model_dump") else {}
     return dict(dump)
+
+
+def without_credentials(url: str | None) -> str | None:
+    """``url`` without a user name or password (``wss://user:pw@host`` → ``wss://host``)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=host))
 
 
 class SessionController(LoopRuntime):
@@ -382,6 +396,8 @@ class SessionController(LoopRuntime):
             recording_since=self._recorder.started_at if self._recorder is not None else None,
             break_on_tool_call=self._breaks.enabled,
             room_configured=self._room_configured(),
+            room_url=without_credentials(self._settings.room.url),
+            room_name=self._settings.room.name,
         )
 
     _RECORDED_RUNTIME_EVENTS = frozenset(

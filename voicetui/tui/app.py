@@ -134,6 +134,7 @@ class VoiceTUIApp(RuntimeHandlers):
         )
         self._replaying = self._in_batch = self._bindings_stale = False
         self._refused_at: dict[str, float] = {}
+        self._room_details: RoomDetails | None = None
         self._theme_css: dict[str, str] = {}
         super().__init__()
         self.init_state()
@@ -379,19 +380,33 @@ class VoiceTUIApp(RuntimeHandlers):
     def switch_to_room(self, *, ask: bool = False) -> None:
         """Switch to the configured room; ask for the details if there are none."""
         if ask or (self.status is not None and not self.status.room_configured):
-            self.push_screen(RoomScreen(), self._join_room)
+            self._ask_room_details()
             return
-
-        def failed(reason: str) -> None:
-            self.push_screen(RoomScreen(reason), self._join_room)
-
         self.bridge.command(
-            "switch to the room", lambda: self.runtime.switch_mode("room"), on_error=failed
+            "switch to the room",
+            lambda: self.runtime.switch_mode("room"),
+            on_error=self._ask_room_details,
         )
 
+    def _ask_room_details(self, reason: str | None = None) -> None:
+        """The room dialog, filled with what was tried last (or the settings)."""
+        st = self.status
+        default_name = st.room_name if st is not None else "voicetui"
+        previous = self._room_details or RoomDetails(
+            url=(st.room_url or "") if st is not None else "", room=default_name
+        )
+        screen = RoomScreen(reason, previous=previous, default_room=default_name)
+        self.push_screen(screen, self._join_room)
+
     def _join_room(self, details: RoomDetails | None) -> None:
-        if details is not None:
-            self.bridge.command("join the room", lambda: self.runtime.switch_mode("room", details))
+        if details is None:
+            return
+        self._room_details = details  # (in memory only: the token never reaches a file)
+        self.bridge.command(
+            "join the room",
+            lambda: self.runtime.switch_mode("room", details),
+            on_error=self._ask_room_details,
+        )
 
     def action_devices(self) -> None:
         def show(devices: list[dict[str, Any]]) -> None:
