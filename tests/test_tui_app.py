@@ -162,7 +162,31 @@ async def test_break_on_tool_call_edit_and_run() -> None:
         assert rt.called("resolve_tool_break") == [
             ("brk_1", ToolBreakResolution("run", arguments='{"timezone": "Asia/Tokyo"}'))
         ]
-        assert lines(app)[-1].endswith("… running")
+        # while it runs, the row shows the arguments it runs with
+        assert lines(app)[-1] == '➜ get_time(timezone="Asia/Tokyo")  … running'
+        assert app.query_one(ToolsPanel).records["call_3"].call.arguments == (
+            '{"timezone": "Asia/Tokyo"}'
+        )
+
+
+async def test_a_mocked_error_is_tagged_and_ctrl_a_selects_all_in_the_editors() -> None:
+    async with running() as (app, pilot, rt):
+        call = fr.call("get_weather", "call_8", city="Paris")
+        rt.emit(fr.tool_break(call, "brk_8"))
+        await settle(pilot)
+        editor = app.screen.query_one("#break-args", TextArea)
+        editor.focus()
+        await pilot.press("ctrl+a")
+        assert editor.selected_text == editor.text  # select all, not "go to line start"
+        await pilot.click("#break-error-btn")
+        await settle(pilot)
+        mocked_error = fr.execution(call, "the weather service is down", 0.0, mocked=True)
+        mocked_error.output.is_error = True
+        rt.emit(fr.tools_executed(mocked_error))
+        await settle(pilot)
+        assert lines(app)[-1].endswith("(mocked)")
+        record = app.query_one(ToolsPanel).records["call_8"]
+        assert record.state == "error" and record.mocked
 
 
 async def test_break_on_tool_call_mock_and_invalid_json() -> None:

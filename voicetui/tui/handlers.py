@@ -298,8 +298,11 @@ class RuntimeHandlers(App[int]):
         def resolved(resolution: ToolBreakResolution | None) -> None:
             self._break_open = False
             res = resolution if resolution is not None else ToolBreakResolution("run")
-            self.conversation.tool_started(ev.call)
-            self.tools_panel.started(ev.call, state="running")
+            call = ev.call
+            if res.action == "run" and res.arguments is not None:
+                call = call.model_copy(update={"arguments": res.arguments})  # as it runs
+            self.conversation.tool_started(call)
+            self.tools_panel.started(call, state="running")
             self.bridge.command(
                 "resolve the tool break",
                 lambda: self.runtime.resolve_tool_break(ev.break_id, res),

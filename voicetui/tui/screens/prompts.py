@@ -13,7 +13,7 @@ from textual.widgets import Button, Input, Label, Static, TextArea
 
 from ...runtime.api import RoomDetails
 from ..format import pretty_json
-from .tool_break import MODAL_CSS, parse_arguments, steady_cursors
+from .tool_break import MODAL_CSS, JsonEditor, parse_arguments, steady_cursors
 
 CANCEL: list[BindingType] = [Binding("escape", "cancel", "Cancel")]
 
@@ -37,7 +37,7 @@ class RerunScreen(ModalScreen[str | None]):
         with Vertical():
             yield Static(f"↻ Re-run {self.tool_name}", classes="modal-title")
             yield Label("Arguments (JSON)")
-            yield TextArea(pretty_json(self.arguments or "{}"), id="rerun-args", soft_wrap=True)
+            yield JsonEditor(pretty_json(self.arguments or "{}"), id="rerun-args", soft_wrap=True)
             yield Static("", id="rerun-error", classes="modal-error")
             with Horizontal(classes="modal-buttons"):
                 yield Button("Cancel", id="rerun-cancel", compact=True)

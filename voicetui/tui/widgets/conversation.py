@@ -137,6 +137,7 @@ class ConversationView(VirtualLog[Line]):
             self.append(Line("tool", format_call(call.name, call.arguments)), key=key)
         elif line.tool_status == "waiting":
             line.tool_status = "running"
+            line.text = format_call(call.name, call.arguments)  # (edited at the break)
             self.update(key)
 
     def tool_waiting(self, call: FunctionCall) -> None:
@@ -156,6 +157,8 @@ class ConversationView(VirtualLog[Line]):
         elif execution.exception is not None or execution.output.is_error:
             status = "error"
             detail = execution.exception or execution.output.output
+            if execution.mocked:  # an error given in the tool's place (break on tool call)
+                detail += " (mocked)"
         elif execution.mocked:
             status, detail = "mocked", ""
         else:
