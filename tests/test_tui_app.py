@@ -143,6 +143,18 @@ async def test_a_tool_cut_short_by_an_interruption_ends_its_row() -> None:
         assert app.query_one("#state", StatePanel).tools_running == 0
 
 
+async def test_a_typed_turn_has_its_e2e_and_is_marked() -> None:
+    async with running() as (app, pilot, rt):
+        rt.emit(fr.user_message("hello"), fr.assistant_message("Hi!", e2e=0.42))
+        msg = fr.assistant_message("Hi!", e2e=0.42)
+        msg.item.metrics.typed_input = True
+        rt.emit(fr.user_message("typed hello"), msg)
+        await settle(pilot)
+        rows = app.latency_panel.book.rows
+        assert [(r.label, r.e2e) for r in rows] == [("1", 0.42), ("2⌨", 0.42)]
+        assert app.latency_panel.book.percentiles(50)["e2e"] == 0.42
+
+
 async def test_break_on_tool_call_edit_and_run() -> None:
     async with running() as (app, pilot, rt):
         await pilot.press("f8")

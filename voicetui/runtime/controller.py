@@ -430,7 +430,9 @@ class SessionController(LoopRuntime):
             if not text.strip():
                 raise ValueError("the message is empty")
             session = self._session_or_raise()
-            await interrupt_quietly(session)
+            # no need to wait for the interruption: the reply reads the conversation only
+            # once the interrupted speech has recorded what was heard of it
+            session.interrupt()
             session.generate_reply(user_input=text.strip())
 
         return self._submit("sending your message", run)
