@@ -625,6 +625,8 @@ class SessionController(LoopRuntime):
         )
         await rec.start()
         rec.attach()
+        if self._backend is not None:  # how `show` names the I/O: as the live header did
+            rec.record_event(ModeChanged(self._backend.mode, self._backend.description))
         self._recorder = rec
         self._emit_status()
         self._notice("info", f"recording to {rec.directory}")
