@@ -37,6 +37,9 @@ _NOT_SECRET_KEYS = frozenset(
         "tokens_per_second",
         "max_tokens",
         "max_completion_tokens",
+        # the shell's working directories ("pwd" is also short for password, not here)
+        "pwd",
+        "oldpwd",
     }
 )
 _PATTERNS = [
@@ -70,7 +73,11 @@ class SecretMasker:
         self._regex: re.Pattern[str] | None = None
         if from_environment:
             for name, value in os.environ.items():
-                if is_secret_key(name) and len(value) >= _AUTO_MIN_LENGTH:
+                if (
+                    is_secret_key(name)
+                    and len(value) >= _AUTO_MIN_LENGTH
+                    and not os.path.isabs(value)  # a path (to a key file, say) is no secret
+                ):
                     self.add(value)
         for s in secrets:
             self.add(s)
