@@ -4,9 +4,9 @@ the full AgentSession in text mode. The model is loaded once for the module."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import importlib.util
 import json
+import logging
 import subprocess
 import sys
 import time
