@@ -224,6 +224,18 @@ async def test_an_error_banner_stays_until_dismissed() -> None:
         assert not banner.shown
 
 
+async def test_the_state_panel_shows_echo_cancellation_and_its_erle() -> None:
+    from voicetui.runtime.api import AudioLevels
+
+    async with running() as (app, pilot, rt):
+        rt.emit(AudioLevels(-30, -20, -12, -6, echo_cancelling=True, erle_db=23.4))
+        await settle(pilot)
+        assert "Echo     cancelling · ERLE 23 dB" in fr.screen_text(app)
+        rt.emit(AudioLevels(-30, -20, -120, -120, echo_cancelling=True, erle_db=None))
+        await settle(pilot)
+        assert "ERLE" not in fr.screen_text(app) and "cancelling" in fr.screen_text(app)
+
+
 async def test_break_on_tool_call_edit_and_run() -> None:
     async with running() as (app, pilot, rt):
         await pilot.press("f8")

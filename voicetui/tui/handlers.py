@@ -222,7 +222,12 @@ class RuntimeHandlers(App[int]):
         lv = msg.levels
         for panel in self.state_panels():
             panel.show_levels(
-                lv.input_dbfs, lv.input_peak_dbfs, lv.output_dbfs, lv.output_peak_dbfs
+                lv.input_dbfs,
+                lv.input_peak_dbfs,
+                lv.output_dbfs,
+                lv.output_peak_dbfs,
+                echo_cancelling=lv.echo_cancelling,
+                erle_db=lv.erle_db,
             )
 
     def on_mode_update(self, msg: m.ModeUpdate) -> None:
