@@ -319,15 +319,21 @@ class Probe:
 
     def _on_agent_state(self, ev: Any) -> None:
         # "thinking" is entered by a reply once the scheduler authorized it (it is the current
-        # speech); "speaking" when the current speech's audio starts playing (the fake output
-        # only starts a segment while unpaused) or when a paused speech resumes. So at either
-        # moment there is a current speech, it is not finished and the output is not paused.
+        # speech), or between speeches while one whose audio is out still runs its tools (or
+        # one is queued); "speaking" when the current speech's audio starts playing (the fake
+        # output only starts a segment while unpaused) or when a paused speech resumes. So at
+        # "speaking" there is a current speech, it is not finished and the output is not
+        # paused; at "thinking", a current speech or an uninterrupted one not done yet.
         speech = self.session.current_speech
         if ev.new_state == "listening" and speech is not None and not speech.done():
             self.pauses += 1
         if ev.new_state not in ("thinking", "speaking"):
             return
         where = f"at t={self.t():.3f} ({ev.old_state}->{ev.new_state})"
+        handles = [e.speech_handle for e in self.log.of("speech_created")]
+        waiting = any(not h.done() and not h.interrupted for h in handles)
+        if ev.new_state == "thinking" and speech is None and waiting:
+            return
         if speech is None:
             self.violations.append(f"{where}: no current speech")
         elif speech.done():
