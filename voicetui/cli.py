@@ -301,20 +301,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_headless(settings: Any, agent_factory: Any, *, json_output: bool) -> int:
     from .headless import run_headless
     from .runtime.controller import SessionController
-    from .runtime.log_capture import LogCapture, level_number
+    from .runtime.log_capture import LogCapture, SanitizingFormatter, level_number
 
     capture: LogCapture | None = None
     if json_output:  # stdout is for JSON only: log records become events
         capture = LogCapture(settings.log_level)
         capture.install()
-    else:
-        logging.basicConfig(
-            level=max(level_number(settings.log_level), logging.WARNING),
-            format="voicetui: %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
     try:
         controller = SessionController(settings, agent=agent_factory, log_capture=capture)
+        if capture is None:  # log lines on stderr, sanitised like the events
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(
+                SanitizingFormatter(
+                    controller.sanitizer.text, "voicetui: %(levelname)s %(name)s: %(message)s"
+                )
+            )
+            logging.basicConfig(
+                level=max(level_number(settings.log_level), logging.WARNING), handlers=[handler]
+            )
         typed = sys.stdin if settings.mode != "wav" else None
         return run_headless(controller, json_output=json_output, stdin=typed)
     finally:

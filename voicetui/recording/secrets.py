@@ -37,6 +37,8 @@ _NOT_SECRET_KEYS = frozenset(
         "tokens_per_second",
         "max_tokens",
         "max_completion_tokens",
+        "pwd",  # the shell's current folder, not a password
+        "oldpwd",
     }
 )
 _PATTERNS = [
@@ -46,6 +48,8 @@ _PATTERNS = [
     re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
     # Authorization headers
     re.compile(r"(?i)(?<=\bbearer )[A-Za-z0-9_\-.=+/]{8,}"),
+    # the password of a URL's credentials: scheme://user:PASSWORD@host
+    re.compile(r"(?<=://)[^/\s:@]*:(?P<val>[^/\s@]+)(?=@)"),
     # key=value, key: value, "key": "value" in free text (URLs, logs, error messages)
     re.compile(
         r"(?i)(?<![A-Za-z0-9])(?:api[_-]?key|api[_-]?secret|secret|token|password|passwd)"
@@ -70,7 +74,7 @@ class SecretMasker:
         self._regex: re.Pattern[str] | None = None
         if from_environment:
             for name, value in os.environ.items():
-                if is_secret_key(name) and len(value) >= _AUTO_MIN_LENGTH:
+                if is_secret_key(name) and len(value) >= _AUTO_MIN_LENGTH and not _is_path(value):
                     self.add(value)
         for s in secrets:
             self.add(s)
@@ -99,9 +103,9 @@ class SecretMasker:
         regex = self._regex
         if regex is not None:
             text = regex.sub(MASK, text)
-        for i, pattern in enumerate(_PATTERNS):
-            if i == len(_PATTERNS) - 1:
-                text = pattern.sub(lambda m: m.group(0)[: m.start("val") - m.start()] + MASK, text)
+        for pattern in _PATTERNS:
+            if "val" in pattern.groupindex:  # only the value is secret
+                text = pattern.sub(_mask_value, text)
             else:
                 text = pattern.sub(MASK, text)
         return text
@@ -162,6 +166,18 @@ class SecretMasker:
                     self.add(value)
             elif not callable(value) and not name.startswith("__"):
                 self.scan_object(value, depth=depth - 1)
+
+
+def _mask_value(m: re.Match[str]) -> str:
+    start, end = m.start("val") - m.start(), m.end("val") - m.start()
+    text = m.group(0)
+    return text[:start] + MASK + text[end:]
+
+
+def _is_path(value: str) -> bool:
+    """An environment value that names a file (``GOOGLE_APPLICATION_CREDENTIALS``, ``PWD``):
+    where a secret is kept, not a secret."""
+    return value.startswith(("/", "~", "./")) and " " not in value and os.path.exists(value)
 
 
 def _strings(v: Any) -> list[str]:

@@ -129,8 +129,8 @@ class SessionController(LoopRuntime):
         log_capture: LogCapture | None = None,
         restart_on_close: bool = True,
     ) -> None:
-        super().__init__(log_capture=log_capture)
         self._settings = settings or Settings()
+        super().__init__(log_capture=log_capture, secrets=_secret_values(self._settings))
         self._agent_source = agent
         self._models = models
         self._models_desc = describe_models(models) if models is not None else ""
@@ -598,7 +598,12 @@ class SessionController(LoopRuntime):
             items = list(self._session.history.items)
             agent = self._status().agent_name
             return await asyncio.to_thread(
-                write_transcript, items, path, agent=agent, mode=self._mode
+                write_transcript,
+                items,
+                path,
+                agent=agent,
+                mode=self._mode,
+                sanitize=self.sanitizer.text,
             )
 
         return self._submit("exporting the transcript", run, needs_session=False)

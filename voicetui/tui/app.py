@@ -300,8 +300,9 @@ class VoiceTUIApp(RuntimeHandlers):
         title: str = "",
         severity: Literal["information", "warning", "error"] = "information",
         timeout: float | None = None,
-        markup: bool = True,
+        markup: bool = False,
     ) -> None:
+        """Messages carry outside text (server errors, paths, tool names): never markup."""
         if self._replaying:
             return
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)

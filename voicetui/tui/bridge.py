@@ -30,6 +30,7 @@ from textual.message_pump import MessagePump
 
 from ..agents.llm.chat_context import AgentHandoff, ChatMessage
 from ..runtime.api import LogRecordEvent, SessionRuntime
+from ..untrusted import Sanitizer
 from . import messages as m
 
 logger = logging.getLogger("voicetui.tui")
@@ -102,6 +103,9 @@ def _replaces(new: Message, old: Message) -> bool:
     return False
 
 
+_CLEAN = Sanitizer()
+
+
 class RuntimeBridge:
     def __init__(
         self,
@@ -148,8 +152,10 @@ class RuntimeBridge:
 
     # --- runtime thread ---------------------------------------------------------------------
     def _on_event(self, ev: Any) -> None:
-        """Called by the runtime, on its thread: queue and return at once."""
+        """Called by the runtime, on its thread: queue and return at once. Every event is
+        cleaned of control sequences here, whichever runtime sent it (no copy if clean)."""
         try:
+            ev = _CLEAN.event(ev)
             if getattr(ev, "type", None) == "log":
                 msg: Message | None = None
             else:
@@ -232,6 +238,7 @@ class RuntimeBridge:
         (an on-screen notice)."""
 
         def fail(error: str) -> None:
+            error = _CLEAN.text(error)
             if on_error is None:
                 self._target.post_message(m.CommandFailed(label, error))
             else:

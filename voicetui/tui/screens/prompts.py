@@ -35,10 +35,10 @@ class RerunScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(f"↻ Re-run {self.tool_name}", classes="modal-title")
+            yield Static(f"↻ Re-run {self.tool_name}", classes="modal-title", markup=False)
             yield Label("Arguments (JSON)")
             yield TextArea(pretty_json(self.arguments or "{}"), id="rerun-args", soft_wrap=True)
-            yield Static("", id="rerun-error", classes="modal-error")
+            yield Static("", id="rerun-error", classes="modal-error", markup=False)
             with Horizontal(classes="modal-buttons"):
                 yield Button("Cancel", id="rerun-cancel", compact=True)
                 yield Button("Run", id="rerun-run", variant="primary", compact=True)
@@ -79,7 +79,7 @@ class RoomScreen(ModalScreen[RoomDetails | None]):
         with Vertical():
             yield Static("Join a LiveKit room", classes="modal-title")
             if self.reason:
-                yield Static(self.reason, classes="modal-error")
+                yield Static(self.reason, classes="modal-error", markup=False)
             yield Label("Server URL")
             yield Input(prev.url if prev else "", placeholder="wss://…", id="room-url")
             yield Label("Room name")
