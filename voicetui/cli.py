@@ -351,22 +351,32 @@ def _run_tui(settings: Any, agent_factory: Any, err: TextIO) -> int:
     from platformdirs import user_log_dir
 
     from .runtime.native_output import native_output_to
+    from .signals import exit_code, signals_as_interrupt
 
+    code = 0
     try:
-        # C libraries (ALSA, llama.cpp) write straight to the terminal: into a log file instead
-        with native_output_to(Path(user_log_dir("voicetui")) / "native.log"):
-            result = run_app(controller, **kwargs)
-        return int(result) if isinstance(result, int) else 0
-    except KeyboardInterrupt:
-        return 130
+        # SIGTERM, SIGHUP: the app quits (on_terminate), or before and after it Terminated
+        with signals_as_interrupt():
+            try:
+                # C libraries (ALSA, llama.cpp) write straight to the terminal: into a log file
+                with native_output_to(Path(user_log_dir("voicetui")) / "native.log"):
+                    result = run_app(controller, **kwargs)
+                code = int(result) if isinstance(result, int) else 0
+            except KeyboardInterrupt as e:
+                code = exit_code(e)
+            finally:
+                try:
+                    controller.stop().result(timeout=20)
+                    controller.join(timeout=5)
+                except KeyboardInterrupt as e:
+                    code = exit_code(e)
+                except Exception as e:  # the app is gone already: say it on the terminal
+                    err.write(
+                        f"voicetui: stopping the session: {controller.sanitizer.text(str(e))}\n"
+                    )
     finally:
-        try:
-            controller.stop().result(timeout=20)
-            controller.join(timeout=5)
-        except Exception as e:  # the app is gone already: say it on the terminal
-            err.write(f"voicetui: stopping the session: {e}\n")
-        finally:
-            capture.uninstall()
+        capture.uninstall()
+    return code
 
 
 def _is_terminal(stream: TextIO) -> bool:

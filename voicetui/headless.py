@@ -9,7 +9,8 @@ Input: typed lines from stdin (sent one at a time, each after the reply to the p
 and, in WAV mode, the ``--input-wav`` file. The run ends by itself when that input is used up —
 the file has played (or stdin ended, in TEXT mode), the agent answered the last utterance and is
 back to listening, and nothing happened for ``settle`` seconds — with exit code 0; it ends with
-1 if no reply comes within ``reply_timeout`` or the session fails, and with 130 on Ctrl-C.
+1 if no reply comes within ``reply_timeout`` or the session fails, and with 130 on Ctrl-C (143
+on SIGTERM, 129 on SIGHUP, after the same graceful close).
 """
 
 from __future__ import annotations
@@ -31,11 +32,15 @@ from pydantic import BaseModel
 from .agents.llm import AgentHandoff, ChatMessage
 from .runtime._transcript import format_tool_call
 from .runtime.controller import SessionController
+from .signals import exit_code, signals_as_interrupt
 
 SKIPPED_JSON = frozenset({"levels", "agent_transcript"})
 QUIET_TYPES = frozenset({"levels", "agent_transcript", "metrics_collected", "log"})
 NOISE_GRACE = 10.0
 """Voice that brought no words this long after it ended was noise: no reply is due."""
+STOP_TIMEOUT = 20.0
+"""How long the session may take to close (recording finalised) after the input ends or a
+signal came."""
 _EOF = object()
 
 
@@ -230,21 +235,23 @@ def run_headless(
     typed = _TypedInput(stdin)
     started: Future[None] = controller.start()
     try:
-        code = _loop(controller, events, typed, printer, settle, reply_timeout, started)
-    except KeyboardInterrupt:
-        code = 130
+        with signals_as_interrupt():  # SIGTERM, SIGHUP: closed like Ctrl-C
+            code = _loop(controller, events, typed, printer, settle, reply_timeout, started)
+    except KeyboardInterrupt as e:
+        code = exit_code(e)
     except BrokenPipeError:
         _silence_stdout()
         code = 0
     finally:
         unsubscribe()
         try:
-            controller.stop().result(timeout=20)
-            controller.join(timeout=5)
-        except KeyboardInterrupt:
-            code = 130
+            with signals_as_interrupt():
+                controller.stop().result(timeout=STOP_TIMEOUT)
+                controller.join(timeout=5)
+        except KeyboardInterrupt as e:
+            code = exit_code(e)
         except Exception as e:
-            printer.err.write(f"voicetui: stopping: {e}\n")
+            printer.err.write(f"voicetui: stopping: {controller.sanitizer.text(str(e))}\n")
     return code
 
 

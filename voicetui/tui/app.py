@@ -8,6 +8,7 @@ raises no pop-ups (it is history)."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 from collections.abc import Callable, Iterable
@@ -32,6 +33,7 @@ from textual.widgets import (
 
 from ..recording.view_runtime import READ_ONLY_MESSAGE
 from ..runtime.api import RoomDetails, SessionRuntime
+from ..signals import on_terminate
 from . import messages as m
 from .bridge import RuntimeBridge
 from .handlers import RuntimeHandlers
@@ -134,6 +136,7 @@ class VoiceTUIApp(RuntimeHandlers):
         self._replaying = self._in_batch = self._bindings_stale = False
         self._refused_at: dict[str, float] = {}
         self._theme_css: dict[str, str] = {}
+        self._remove_signal_handlers: Callable[[], None] = lambda: None
         super().__init__()
         self.init_state()
         shown = getattr(runtime, "title", None) if self.read_only else None
@@ -215,7 +218,13 @@ class VoiceTUIApp(RuntimeHandlers):
             then = (lambda _: gc.freeze()) if self._tune_gc else None
             self.bridge.command(label, self.runtime.start, then)
 
+        # SIGTERM, SIGHUP: quit like ctrl+q (the terminal restored, then the session closed)
+        self._remove_signal_handlers = on_terminate(
+            asyncio.get_running_loop(), lambda code: self.exit(return_code=code)
+        )
+
     def on_unmount(self) -> None:
+        self._remove_signal_handlers()
         self.bridge.detach()
 
     # --- typing -----------------------------------------------------------------------------
