@@ -18,8 +18,11 @@ MAX_INLINE = 200
 
 
 def _short(text: str, limit: int = MAX_INLINE) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    head = text[: limit * 4 + 16]  # (a 10 MB output: only its start is looked at)
+    flat = " ".join(head.split())
+    if len(flat) <= limit and len(head) == len(text):
+        return flat
+    return flat[: limit - 1] + "…"
 
 
 def format_arguments(arguments: str) -> str:

@@ -38,6 +38,7 @@ from . import messages as m
 from .bridge import RuntimeBridge
 from .handlers import RuntimeHandlers
 from .screens.devices import DeviceChoice, DevicesScreen
+from .screens.pager import PagerScreen
 from .screens.prompts import ExportScreen, RerunScreen, RoomScreen
 from .themes import DEFAULT_THEME, FALLBACK_THEME, VARIABLE_DEFAULTS, discover_themes
 from .widgets.conversation import ConversationView
@@ -46,7 +47,7 @@ from .widgets.latency import LatencyPanel, RecentTurns
 from .widgets.loading import LoadingPanel
 from .widgets.logs import LogsPanel
 from .widgets.state import StatePanel
-from .widgets.tools import ToolsPanel
+from .widgets.tools import ToolsPanel, full_text
 from .widgets.vlog import VirtualLog
 
 TABS: tuple[tuple[str, str], ...] = (
@@ -444,6 +445,9 @@ class VoiceTUIApp(RuntimeHandlers):
                 )
 
         self.push_screen(RerunScreen(name, msg.record.call.arguments), run)
+
+    def on_tools_panel_show_all_requested(self, msg: ToolsPanel.ShowAllRequested) -> None:
+        self.push_screen(PagerScreen(f"{msg.record.call.name}", full_text(msg.record)))
 
     def on_tools_panel_break_toggled(self, msg: ToolsPanel.BreakToggled) -> None:
         if self.read_only:

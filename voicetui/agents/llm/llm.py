@@ -23,6 +23,7 @@ from ..exceptions import LLMError
 from ..metrics import LLMMetrics
 from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 from .chat_context import ChatContext
+from .history import HistoryLimits, request_context
 from .tool_context import FunctionTool, ToolChoice
 
 logger = logging.getLogger("voicetui.agents.llm")
@@ -63,6 +64,8 @@ class LLM(ABC, EventEmitter[Literal["metrics_collected", "error", "llm_availabil
     def __init__(self) -> None:
         super().__init__()
         self._label = f"{type(self).__module__}.{type(self).__name__}"
+        self.history_limits = HistoryLimits()
+        """What of the history each request carries (:mod:`.history`)."""
 
     @property
     def label(self) -> str:
@@ -115,7 +118,7 @@ class LLMStream(ABC):
         tool_choice: ToolChoice | None = None,
     ) -> None:
         self._llm = llm
-        self._chat_ctx = chat_ctx
+        self._chat_ctx = request_context(chat_ctx, llm.history_limits)
         self._tools = list(tools or [])
         self._tool_choice = tool_choice
         self._conn_options = conn_options
@@ -132,6 +135,7 @@ class LLMStream(ABC):
 
     @property
     def chat_ctx(self) -> ChatContext:
+        """What this request sends: the history within the LLM's ``history_limits``."""
         return self._chat_ctx
 
     @property
