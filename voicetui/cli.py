@@ -253,7 +253,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .config import ConfigError, load_settings
 
     try:
-        settings = load_settings(flags_from_args(args), config_path=getattr(args, "config", None))
+        named = getattr(args, "config", None)
+        settings = load_settings(
+            flags_from_args(args), config_path=named, config_required=named is not None
+        )
     except ConfigError as e:
         return _fail(str(e), err)
 
