@@ -275,6 +275,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json and not args.headless:
         return _fail("--json needs --headless", err)
 
+    if settings.mode == "wav" and settings.input_wav:  # before any model loads
+        from .io.wav import check_wav
+
+        try:
+            check_wav(Path(settings.input_wav).expanduser())
+        except FileNotFoundError:
+            return _fail(f"--input-wav: {settings.input_wav}: no such file", err)
+        except (OSError, ValueError) as e:
+            return _fail(f"--input-wav: {e}", err)
+
     from .agent_loader import AgentLoadError, load_agent
 
     agent_factory = None
