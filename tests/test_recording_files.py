@@ -9,6 +9,7 @@ import json
 import os
 import struct
 import threading
+import wave
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -152,3 +153,24 @@ def test_wav_header_layout_is_untouched_by_reading(tmp_path: Path) -> None:
     load_recording(d)
     assert (d / "user.wav").read_bytes()[:44] == head
     assert struct.unpack_from("<I", head, 40)[0] == 0
+
+
+def test_repair_leaves_the_three_wavs_the_same_length(tmp_path: Path) -> None:
+    """Each writer had flushed a different amount when the process died."""
+    d = make_recording(tmp_path / "rec")
+    for name, ch, frames in (("audio.wav", 2, 1700), ("user.wav", 1, 1800), ("agent.wav", 1, 1500)):
+        pcm = b"\1\0" * ch * frames
+        (d / name).write_bytes(wav_header(sample_rate=RATE, channels=ch, data_bytes=0) + pcm)
+    out = io.StringIO()
+    assert repair_main(d, out=out) == 0
+    assert "agent.wav: padded with 300 frames of silence to 1800 frames" in out.getvalue()
+    lengths = set()
+    for name in ("audio.wav", "user.wav", "agent.wav"):
+        with wave.open(str(d / name)) as w:
+            lengths.add(w.getnframes())
+    assert lengths == {1800}
+    rec = load_recording(d)
+    assert len(rec.audio) == len(rec.user_audio) == len(rec.agent_audio) == 1800
+    assert (rec.agent_audio[1500:] == 0).all() and (rec.agent_audio[:1500] == 1).all()
+    out = io.StringIO()
+    assert repair_main(d, out=out) == 0 and "nothing to repair" in out.getvalue()

@@ -149,6 +149,39 @@ def repair_jsonl(path: str | os.PathLike[str]) -> str | None:
     return "added the missing newline"
 
 
+def align_wavs(d: Path) -> list[str]:
+    """Pad the shorter WAVs of a recording with silence to the longest one's length: each
+    writer had flushed a different amount when the process died, yet the three tracks start
+    together and must end together (``audio.wav``'s channels are ``user.wav`` and
+    ``agent.wav``). Returns what was done."""
+    frames: dict[str, tuple[int, WavLayout]] = {}
+    for name in WAV_CHANNELS:
+        p = d / name
+        layout = inspect_wav(p) if os.path.lexists(p) else None
+        if layout is not None and layout.consistent:
+            frames[name] = (layout.available_bytes // layout.block, layout)
+    if len(frames) < 2:
+        return []
+    target = max(n for n, _ in frames.values())
+    done = []
+    for name, (n, layout) in frames.items():
+        if n == target:
+            continue
+        data = (target - n) * layout.block
+        with open_file(d / name, write=True) as f:
+            f.seek(layout.data_offset + layout.available_bytes)
+            f.truncate()
+            f.write(bytes(data))
+            f.seek(4)
+            f.write(struct.pack("<I", layout.data_offset - 8 + layout.available_bytes + data))
+            f.seek(layout.data_offset - 4)
+            f.write(struct.pack("<I", layout.available_bytes + data))
+            f.flush()
+            os.fsync(f.fileno())
+        done.append(f"{name}: padded with {target - n} frames of silence to {target} frames")
+    return done
+
+
 def _refuse_odd_files(d: Path) -> None:
     """Before changing anything: every file repair would touch must be a regular file."""
     for name in (*WAV_CHANNELS, "events.jsonl", "session.json"):
@@ -179,6 +212,7 @@ def repair(directory: str | os.PathLike[str]) -> list[str]:
             what = repair_wav(p, sample_rate=rate, channels=channels)
             if what:
                 done.append(f"{name}: {what}")
+    done += align_wavs(d)
     p = d / "events.jsonl"
     if os.path.lexists(p):
         what = repair_jsonl(p)
