@@ -78,6 +78,8 @@ AgentSource = Agent | Callable[[], Any]
 
 SESSION_EVENTS: tuple[str, ...] = typing.get_args(EventTypes)
 LEVELS_INTERVAL = 0.05  # AudioLevels at most 20 times a second
+CLOSE_INTERRUPT_TIMEOUT = 3.0
+"""Seconds the reply being spoken at close may take to be recorded as interrupted."""
 MAX_RESTARTS = 3  # new sessions after one closed by itself, per RESTART_WINDOW seconds
 RESTART_WINDOW = 60.0
 
@@ -221,6 +223,7 @@ class SessionController(LoopRuntime):
     async def _close_session(self) -> None:
         self._breaks.cancel_all()
         self._levels.cancel()
+        await self._interrupt_speech()  # what was said so far reaches the history (and recording)
         await self._stop_recorder()
         session, backend = self._session, self._backend
         if session is not None:
@@ -235,6 +238,17 @@ class SessionController(LoopRuntime):
                 await asyncio.wait_for(backend.aclose(), 10.0)
             except Exception as e:
                 logger.warning("closing the %s I/O: %s", backend.mode, readable_error(e))
+
+    async def _interrupt_speech(self) -> None:
+        """Closing while the agent speaks: interrupt it, so that the reply is recorded with what
+        was heard and marked interrupted, before the recording stops (bounded wait)."""
+        session = self._session
+        if session is None or not session.running or session.current_speech is None:
+            return
+        try:
+            await asyncio.wait_for(session.interrupt(force=True), CLOSE_INTERRUPT_TIMEOUT)
+        except Exception as e:  # (closing goes on whatever happens here)
+            logger.warning("interrupting the agent before closing: %s", readable_error(e))
 
     def _build_models(self) -> SessionModels:
         from ..plugins.selection import build_models, resolve
