@@ -31,8 +31,9 @@ from voicetui.plugins.selection import SessionModels
 from voicetui.recording import Recorder, load_recording
 from voicetui.recording.diff import diff, format_recording
 from voicetui.recording.view_runtime import RecordingRuntime
-from voicetui.runtime._loop import LoopRuntime
-from voicetui.runtime.api import LogRecordEvent, Notice
+from voicetui.runtime._io_modes import build_backend
+from voicetui.runtime._loop import CommandError, LoopRuntime
+from voicetui.runtime.api import LogRecordEvent, Notice, RoomDetails
 from voicetui.runtime.controller import SessionController
 from voicetui.runtime.log_capture import SanitizingFormatter
 from voicetui.tui.app import VoiceTUIApp
@@ -347,3 +348,30 @@ def test_the_current_folder_is_not_a_secret(monkeypatch: pytest.MonkeyPatch) -> 
     runtime = LoopRuntime()
     assert runtime.sanitizer.text(f"saved to {here}/x.md") == f"saved to {here}/x.md"
     assert runtime.sanitizer.text("pw hunter2-hunter2") == "pw ***"
+
+
+def test_room_credentials_typed_in_the_app_are_masked() -> None:
+    token = "typed-room-token-0123456789"
+
+    async def refuse(request: Any, hooks: Any) -> Any:
+        if request.mode == "room":
+            raise ValueError(f"server rejected {request.room.token}")
+        return await build_backend(request, hooks)
+
+    controller = SessionController(
+        Settings(mode="text"),
+        agent=Agent(instructions="x"),
+        models=SessionModels(stt=None, vad=None, llm=FakeLLM(default="x"), tts=None),
+        backend_factory=refuse,
+    )
+    notices: list[str] = []
+    controller.subscribe(lambda ev: notices.append(ev.message) if ev.type == "notice" else None)
+    try:
+        controller.start().result(30)
+        room = RoomDetails("wss://lk.example", "r", token=token)
+        with pytest.raises(CommandError) as caught:
+            controller.switch_mode("room", room).result(30)
+        assert token not in str(caught.value) and "server rejected ***" in str(caught.value)
+        assert notices and not any(token in n for n in notices)
+    finally:
+        controller.stop().result(30)

@@ -481,6 +481,10 @@ class SessionController(LoopRuntime):
 
     # --- modes and devices ------------------------------------------------------------------
     def switch_mode(self, mode: Mode, room: RoomDetails | None = None) -> Future[None]:
+        if room is not None:  # credentials typed in the app: masked like configured ones
+            for secret in (room.token, room.api_key, room.api_secret):
+                if secret:
+                    self._masker.add(secret)
         return self._submit(f"switching to {mode.upper()} mode", lambda: self._switch(mode, room))
 
     async def _switch(self, mode: Mode, room: RoomDetails | None) -> None:
