@@ -375,3 +375,8 @@ def test_room_credentials_typed_in_the_app_are_masked() -> None:
         assert notices and not any(token in n for n in notices)
     finally:
         controller.stop().result(30)
+
+
+def test_a_recording_folder_name_with_controls_is_shown_clean(tmp_path: Path) -> None:
+    view = RecordingRuntime(_crafted_recording(tmp_path / f"rec{TITLE}x", ["a", "b"]))
+    assert view.name == "recx" and is_clean(view.title)

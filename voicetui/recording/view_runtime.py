@@ -139,7 +139,7 @@ class RecordingRuntime:
     # --- what the header shows --------------------------------------------------------------
     @property
     def name(self) -> str:
-        return self.directory.resolve().name
+        return clean_text(self.directory.resolve().name)  # (a folder from anyone)
 
     @property
     def started_text(self) -> str:
