@@ -33,6 +33,7 @@ class Looper(Agent):
 
 
 def run(llm: FakeLLM, lines: str, **session: object) -> tuple[int, str, str, float]:
+    """(exit code, the conversation lines, stderr, seconds)"""
     controller = SessionController(
         Settings(mode="text"),
         agent=Looper(),
@@ -49,7 +50,10 @@ def run(llm: FakeLLM, lines: str, **session: object) -> tuple[int, str, str, flo
         settle=0.3,
         reply_timeout=REPLY_TIMEOUT,
     )
-    return code, out.getvalue(), err.getvalue(), time.monotonic() - started
+    said = "".join(  # (the first agent's announcement is not part of the turns)
+        f"{line}\n" for line in out.getvalue().splitlines() if not line.startswith("handoff:")
+    )
+    return code, said, err.getvalue(), time.monotonic() - started
 
 
 def test_an_empty_completion_ends_the_turn() -> None:

@@ -192,7 +192,11 @@ def test_a_live_session_masks_and_cleans_what_models_and_tools_send() -> None:
     assert KEY not in text
     decoded = [json.loads(line) for line in out.getvalue().splitlines()]
     assert_clean(str(decoded))
-    said = [e["item"]["content"] for e in decoded if e["type"] == "conversation_item_added"]
+    said = [
+        e["item"]["content"]
+        for e in decoded
+        if e["type"] == "conversation_item_added" and e["item"]["type"] == "message"
+    ]
     assert ["Hello you"] in said and ["the key is ***"] in said
     (tools,) = [e for e in decoded if e["type"] == "function_tools_executed"]
     assert "Bearer ***" in tools["executions"][0]["exception"]

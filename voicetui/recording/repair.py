@@ -187,8 +187,8 @@ def _refuse_odd_files(d: Path) -> None:
     for name in (*WAV_CHANNELS, "events.jsonl", "session.json"):
         p = d / name
         if os.path.lexists(p) and (p.is_symlink() or not p.is_file()):
-            open_file(p)  # raises NotARecordingFile with the reason
-            raise NotARecordingFile(f"{p}: not a recording file")
+            with open_file(p):  # raises NotARecordingFile with the reason
+                raise NotARecordingFile(f"{p}: not a recording file")  # (replaced meanwhile)
 
 
 def repair(directory: str | os.PathLike[str]) -> list[str]:
