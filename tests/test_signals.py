@@ -14,6 +14,7 @@ import pytest
 
 from tests import fake_runtime as fr
 from tests.fake_runtime import FakeRuntime, settle
+from tests.tmux_driver import TmuxSession, tmux_available
 from voicetui.signals import Terminated, exit_code, signals_as_interrupt
 from voicetui.tui.app import VoiceTUIApp
 
@@ -76,3 +77,22 @@ async def test_the_tui_quits_through_its_exit_on_sigterm() -> None:
                 break
     assert app.return_code == 143
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers removed on unmount
+
+
+@pytest.mark.skipif(not tmux_available(), reason="tmux is not installed")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_the_tui_in_a_terminal_restores_it_on_a_signal(tmp_path: Path, sig: signal.Signals) -> None:
+    env = {"PYTHONPATH": str(ROOT), "VOICETUI_CONFIG": str(tmp_path / "none.toml")}
+    cmd = [sys.executable, "-m", "voicetui", "--mode", "text", "--stt", "none", "--llm", "none",
+           "--tts", "none", "--vad", "none", "--record", str(tmp_path)]  # fmt: skip
+    with TmuxSession(cmd, width=100, height=30, env=env, cwd=ROOT) as tmux:
+        tmux.wait_for("Type to talk", timeout=60)
+        assert tmux.pane_flags("alternate_on") == "1"  # the app's screen
+        os.kill(tmux.program_pid(), sig)
+        assert tmux.wait_for_exit(timeout=60) == 128 + sig
+        assert tmux.pane_flags("alternate_on") == "0"  # the terminal is back to the shell's
+        assert tmux.pane_flags("mouse_any_flag") == "0"
+        assert "Traceback" not in tmux.capture(history=True)
+    (rec,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert json.loads((rec / "session.json").read_text())["stopped_at"] is not None
+    assert "**Recording stopped**" in (rec / "transcript.md").read_text()
