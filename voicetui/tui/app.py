@@ -528,8 +528,17 @@ def run_app(
     module's doc; default: whether the runtime says ``read_only``)."""
     _tune_gc()
     app = VoiceTUIApp(runtime, theme=theme, title=title, read_only=read_only, tune_gc=True)
-    app.run()
+    try:
+        app.run()
+    finally:
+        # frozen objects are never collected, not even at exit: native ones left in cycles
+        # (soxr's resamplers) would be reported as leaked by nanobind when the process ends
+        gc.unfreeze()
+        gc.set_threshold(*DEFAULT_GC_THRESHOLD)
     return app.return_code or 0
+
+
+DEFAULT_GC_THRESHOLD = gc.get_threshold()
 
 
 def _tune_gc() -> None:
