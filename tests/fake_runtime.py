@@ -304,15 +304,20 @@ def execution(
     *,
     exception: str | None = None,
     mocked: bool = False,
+    cancelled: bool = False,
 ) -> ToolExecution:
     return ToolExecution(
         call=c,
         output=FunctionCallOutput(
-            call_id=c.call_id, name=c.name, output=output, is_error=exception is not None
+            call_id=c.call_id,
+            name=c.name,
+            output=output,
+            is_error=exception is not None or cancelled,
         ),
         duration=duration,
         exception=exception,
         mocked=mocked,
+        cancelled=cancelled,
     )
 
 

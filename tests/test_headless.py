@@ -144,6 +144,7 @@ def test_typed_lines_as_text(tmp_path: Path) -> None:
     stdin = io.StringIO("hello\n\nweather in Paris?\n")
     assert run_headless(controller, out=out, err=err, stdin=stdin, settle=0.3) == 0
     assert out.getvalue().splitlines() == [
+        "handoff: (start) → weather",
         "user: hello",
         "agent: Hi!",
         "user: weather in Paris?",

@@ -169,12 +169,13 @@ async def test_round_trip_every_file_parses_and_audio_is_aligned(tmp_path: Path)
     # --- transcript.md --------------------------------------------------------------------
     entries = parse_transcript((d / "transcript.md").read_text())
     whos = [e.who for e in entries]
-    assert whos[:4] == ["User", "Tool call", "Agent (interrupted)", "User"]
+    # the first agent is announced, as every handoff is
+    assert whos[:5] == ["Handoff", "User", "Tool call", "Agent (interrupted)", "User"]
     assert "Agent" in whos and whos[-1] == "Recording stopped"
-    assert entries[0].text == "weather in paris"
-    assert entries[0].t == pytest.approx(rec.turns[0].t, abs=0.01)
+    assert entries[1].text == "weather in paris"
+    assert entries[1].t == pytest.approx(rec.turns[0].t, abs=0.01)
     assert (
-        'get_weather({"city": "Paris"})' in entries[1].text and "sunny in Paris" in entries[1].text
+        'get_weather({"city": "Paris"})' in entries[2].text and "sunny in Paris" in entries[2].text
     )
     okay = next(e for e in entries if e.who == "Agent")
     assert okay.text == "Okay." and set(okay.latency) == {"e2e", "EOU", "LLM TTFT", "TTS TTFB"}

@@ -766,3 +766,11 @@ def test_embedded_models_reply_preemptively_unless_the_settings_say_otherwise(
     session = controller.session
     assert session is not None and session.options.preemptive_generation is expected
     stop(controller)
+
+
+def test_the_status_names_the_room_without_its_credentials() -> None:
+    from voicetui.runtime.controller import without_credentials
+
+    assert without_credentials("wss://bob:s3cret@lk.example:7880/x") == "wss://lk.example:7880/x"
+    assert without_credentials("wss://lk.example") == "wss://lk.example"
+    assert without_credentials(None) is None

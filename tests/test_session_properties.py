@@ -278,7 +278,8 @@ class Probe:
     t0: float
     timeline: list[tuple[float, str]] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
-    typed_ids: set[str] = field(default_factory=set)
+    typed: list[str] = field(default_factory=list)
+    """What was typed (generate_reply(user_input=...)); typed texts start with "typed "."""
     said_texts: dict[str, str] = field(default_factory=dict)  # say() speech id -> its text
     pauses: int = 0  # speaking -> listening while the speech goes on (false interruption)
     interrupted_before_close: set[str] = field(default_factory=set)  # speech ids
@@ -304,7 +305,11 @@ class Probe:
         detail = {
             "agent_state_changed": lambda: f"{ev.old_state}->{ev.new_state}",
             "user_state_changed": lambda: f"{ev.old_state}->{ev.new_state}",
-            "conversation_item_added": lambda: f"{ev.item.role}: {ev.item.text_content!r}",
+            "conversation_item_added": lambda: (
+                f"{ev.item.role}: {ev.item.text_content!r}"
+                if isinstance(ev.item, ChatMessage)
+                else f"handoff to {ev.item.new_agent_id}"
+            ),
             "speech_created": lambda: f"{ev.source} {ev.speech_id}",
             "user_input_transcribed": lambda: f"{ev.transcript!r} final={ev.is_final}",
             "agent_false_interruption": lambda: f"resumed={ev.resumed}",
@@ -378,10 +383,8 @@ async def run_scenario(sc: Scenario) -> None:
                 h = session.say(step.text, allow_interruptions=allow)
                 probe.said_texts[h.id] = step.text
             elif isinstance(step, GenerateReply):
-                n = len(probe.log.of("conversation_item_added"))
                 session.generate_reply(user_input=step.user_input)
-                added = probe.log.of("conversation_item_added")[n:]
-                probe.typed_ids.update(e.item.id for e in added if e.item.role == "user")
+                probe.typed.append(step.user_input)
             elif isinstance(step, Interrupt):
                 fut = session.interrupt()
                 interrupt_futs.append(fut)
@@ -477,7 +480,9 @@ def record_coverage(probe: Probe) -> None:
     voice_turns = [
         e
         for e in log.of("conversation_item_added")
-        if e.item.role == "user" and e.item.id not in probe.typed_ids
+        if isinstance(e.item, ChatMessage)
+        and e.item.role == "user"
+        and not (e.item.text_content or "").startswith("typed ")
     ]
     depth = max((h.step_index for h in handles), default=0)
     event(f"voice turns: {min(len(voice_turns), 3)}")
@@ -567,10 +572,12 @@ def check_invariants(probe: Probe, interrupt_futs: list[asyncio.Future[None]]) -
     assert in_history == announced
     assert len(set(in_history)) == len(in_history), "a message is in history twice"
     users = [m for m in session.history.messages() if m.role == "user"]
-    assert probe.typed_ids <= {m.id for m in users}
+    typed = [m for m in users if (m.text_content or "").startswith("typed ")]
+    # every typed input is in history, once, in the order it was typed
+    assert [m.text_content for m in typed] == probe.typed
     # the spoken turns, in order, are the final transcripts in order — except for a tail
     # still uncommitted at close (no turn lost, none duplicated or reordered)
-    spoken = " ".join(m.text_content or "" for m in users if m.id not in probe.typed_ids).split()
+    spoken = " ".join(m.text_content or "" for m in users if m not in typed).split()
     finals = " ".join(
         e.transcript for e in log.of("user_input_transcribed") if e.is_final and e.transcript
     ).split()

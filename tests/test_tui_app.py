@@ -124,6 +124,25 @@ async def test_failed_tool_call_shows_the_error() -> None:
         assert record.state == "error"
 
 
+async def test_a_tool_cut_short_by_an_interruption_ends_its_row() -> None:
+    async with running() as (app, pilot, rt):
+        call = fr.call("slow_lookup", "call_3", city="Oslo")
+        rt.emit(fr.tools_started(call))
+        await settle(pilot)
+        assert lines(app) == ['➜ slow_lookup(city="Oslo")  … running']
+        rt.emit(
+            fr.tools_executed(
+                fr.execution(
+                    call, "The call was cancelled before it finished.", 5.0, cancelled=True
+                )
+            )
+        )
+        await settle(pilot)
+        assert lines(app) == ['➜ slow_lookup(city="Oslo")  ⏹ cancelled 5.00 s']
+        assert app.query_one(ToolsPanel).records["call_3"].state == "cancelled"
+        assert app.query_one("#state", StatePanel).tools_running == 0
+
+
 async def test_break_on_tool_call_edit_and_run() -> None:
     async with running() as (app, pilot, rt):
         await pilot.press("f8")
@@ -143,7 +162,31 @@ async def test_break_on_tool_call_edit_and_run() -> None:
         assert rt.called("resolve_tool_break") == [
             ("brk_1", ToolBreakResolution("run", arguments='{"timezone": "Asia/Tokyo"}'))
         ]
-        assert lines(app)[-1].endswith("… running")
+        # while it runs, the row shows the arguments it runs with
+        assert lines(app)[-1] == '➜ get_time(timezone="Asia/Tokyo")  … running'
+        assert app.query_one(ToolsPanel).records["call_3"].call.arguments == (
+            '{"timezone": "Asia/Tokyo"}'
+        )
+
+
+async def test_a_mocked_error_is_tagged_and_ctrl_a_selects_all_in_the_editors() -> None:
+    async with running() as (app, pilot, rt):
+        call = fr.call("get_weather", "call_8", city="Paris")
+        rt.emit(fr.tool_break(call, "brk_8"))
+        await settle(pilot)
+        editor = app.screen.query_one("#break-args", TextArea)
+        editor.focus()
+        await pilot.press("ctrl+a")
+        assert editor.selected_text == editor.text  # select all, not "go to line start"
+        await pilot.click("#break-error-btn")
+        await settle(pilot)
+        mocked_error = fr.execution(call, "the weather service is down", 0.0, mocked=True)
+        mocked_error.output.is_error = True
+        rt.emit(fr.tools_executed(mocked_error))
+        await settle(pilot)
+        assert lines(app)[-1].endswith("(mocked)")
+        record = app.query_one(ToolsPanel).records["call_8"]
+        assert record.state == "error" and record.mocked
 
 
 async def test_break_on_tool_call_mock_and_invalid_json() -> None:
@@ -254,6 +297,35 @@ async def test_room_details_asked_when_not_configured() -> None:
             RoomDetails(url="wss://lk.example", room="demo", token="tok"),
         )
         assert app.query_one(SessionHeader).mode_description == "ROOM demo@wss://lk.example"
+
+
+async def test_the_room_dialog_remembers_and_defaults_the_room_name() -> None:
+    rt = FakeRuntime()
+    rt.fail["switch_mode"] = ValueError("could not connect")
+    async with running(rt) as (app, pilot, rt):
+        rt.set_status(room_configured=False, room_url="wss://lk.example", room_name="voicetui")
+        await settle(pilot)
+        await pilot.press("f6")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RoomScreen)
+        # prefilled from the settings; the room name may stay empty: the configured default
+        assert screen.query_one("#room-url", Input).value == "wss://lk.example"
+        screen.query_one("#room-name", Input).value = ""
+        screen.query_one("#room-token", Input).value = "tok"
+        await pilot.click("#room-join")
+        await settle(pilot)
+        assert rt.called("switch_mode")[-1] == (
+            "room",
+            RoomDetails(url="wss://lk.example", room="voicetui", token="tok"),
+        )
+        # it failed: the dialog comes back with the reason and what was entered
+        screen = app.screen
+        assert isinstance(screen, RoomScreen)
+        assert "could not connect" in (screen.reason or "")
+        assert screen.query_one("#room-url", Input).value == "wss://lk.example"
+        assert screen.query_one("#room-name", Input).value == "voicetui"
+        assert screen.query_one("#room-token", Input).value == "tok"
 
 
 async def test_room_details_asked_first_when_the_settings_have_none() -> None:

@@ -13,6 +13,7 @@ from textual.message import Message
 
 from tests import fake_runtime as fr
 from tests.fake_runtime import FakeRuntime
+from voicetui.runtime.api import CommandError
 from voicetui.tui import messages as m
 from voicetui.tui.bridge import RuntimeBridge
 
@@ -165,14 +166,23 @@ def test_commands_failures_become_messages() -> None:
     bridge.command("interrupt", rt.interrupt)
     (msg,) = target.take()
     assert isinstance(msg, m.CommandFailed)
-    assert (msg.label, msg.error) == ("interrupt", "nothing to interrupt")
+    assert (msg.label, msg.error) == ("interrupt", "interrupt failed: nothing to interrupt")
 
     def boom() -> Future[None]:
         raise ValueError()
 
     bridge.command("boom", boom)
     (msg,) = target.take()
-    assert isinstance(msg, m.CommandFailed) and msg.error == "ValueError"
+    assert isinstance(msg, m.CommandFailed) and msg.error == "boom failed: ValueError"
+
+    # the runtime's own failure is one sentence already, and shown by its notice: not again
+    rt.fail["interrupt"] = CommandError("interrupting failed: no session", announced=True)
+    bridge.command("interrupt", rt.interrupt)
+    assert target.take() == []
+    rt.fail["interrupt"] = CommandError("interrupting failed: the runtime is stopping")
+    bridge.command("interrupt", rt.interrupt)
+    (msg,) = target.take()
+    assert msg.error == "interrupting failed: the runtime is stopping"  # no second prefix
 
     got: list[str] = []
     bridge.command("export", lambda: rt.export_transcript("/x"), got.append)

@@ -24,9 +24,14 @@ QUESTION = "Hello number {i}, what time is it in Paris and what is the weather l
 ANSWER = "It is 3:42 PM in Paris. The weather is sunny with a light breeze, around 18 degrees."
 
 
-async def _drain(pilot: Pilot[int], app: VoiceTUIApp) -> None:
-    """Until the app has handled everything emitted (a big batch takes several slices)."""
-    while app.runtime_backlog:
+async def _drain(pilot: Pilot[int], app: VoiceTUIApp, lines: int | None = None) -> None:
+    """Until the app has handled everything emitted (a big batch takes several slices), and
+    the conversation shows ``lines`` entries (on a loaded machine the bridge may not even have
+    picked the events up yet when the first backlog check runs)."""
+    conv = app.query_one(ConversationView)
+    deadline = time.monotonic() + 120
+    while app.runtime_backlog or (lines is not None and len(conv) < lines):
+        assert time.monotonic() < deadline, f"{len(conv)} of {lines} lines after 120 s"
         await pilot.pause()
     await settle(pilot)
 
@@ -52,7 +57,7 @@ async def test_5000_turns_stay_fast() -> None:
         started = time.perf_counter()
         rt.emit(*events)  # the runtime's side: queue only
         emitted = time.perf_counter() - started
-        await _drain(pilot, app)
+        await _drain(pilot, app, lines=2 * TURNS)
         delivered = time.perf_counter() - started
         assert len(conv) == 2 * TURNS
         frame = _render(app)

@@ -165,7 +165,9 @@ async def test_min_endpointing_delay() -> None:
         min_endpointing_delay=1.2,
     )
     await asyncio.sleep(4)
-    assert r.when("conversation_item_added", lambda e: e.item.role == "user") == [approx(2.7)]
+    assert r.when(
+        "conversation_item_added", lambda e: e.item.type == "message" and e.item.role == "user"
+    ) == [approx(2.7)]
     assert r.metrics("eou_metrics")[0].end_of_utterance_delay == approx(1.2, 0.02)
     await r.aclose()
 
@@ -178,7 +180,9 @@ async def test_late_final_commits_when_it_arrives() -> None:
     )
     await asyncio.sleep(4)
     # the voice ended at 1.5; min delay would be 2.0 but the final only comes at 3.0
-    assert r.when("conversation_item_added", lambda e: e.item.role == "user") == [approx(3.0)]
+    assert r.when(
+        "conversation_item_added", lambda e: e.item.type == "message" and e.item.role == "user"
+    ) == [approx(3.0)]
     assert r.metrics("eou_metrics")[0].transcription_delay == approx(1.5, 0.02)
     await r.aclose()
 
@@ -192,7 +196,9 @@ async def test_max_endpointing_delay_commits_the_interim() -> None:
     )
     await asyncio.sleep(3.8)
     # no final by 1.5 + 2.0: what the interim heard is the turn
-    assert r.when("conversation_item_added", lambda e: e.item.role == "user") == [approx(3.5)]
+    assert r.when(
+        "conversation_item_added", lambda e: e.item.type == "message" and e.item.role == "user"
+    ) == [approx(3.5)]
     assert r.user_messages() == ["book a"]
     await asyncio.sleep(3.5)
     assert r.user_messages() == ["book a", "book a table for two"]  # the late final: next turn
@@ -223,7 +229,9 @@ async def test_stt_turn_detection_ends_on_the_stt_end_of_speech() -> None:
     )
     await asyncio.sleep(4)
     # the STT says end of speech with its final at 1.9; endpointing delay 0.5 from there
-    assert r.when("conversation_item_added", lambda e: e.item.role == "user") == [approx(2.4)]
+    assert r.when(
+        "conversation_item_added", lambda e: e.item.type == "message" and e.item.role == "user"
+    ) == [approx(2.4)]
     await r.aclose()
 
 
@@ -333,7 +341,9 @@ async def test_uninterruptible_speech(discard: bool) -> None:
     else:
         assert r.user_messages() == ["are you there"]
         # the reply waited for the announcement to end
-        (t_reply,) = r.when("conversation_item_added", lambda e: e.item.role == "user")
+        (t_reply,) = r.when(
+            "conversation_item_added", lambda e: e.item.type == "message" and e.item.role == "user"
+        )
         assert t_reply == approx(2.5)
         assert [m.text_content for m in r.assistant()][-1] == "Yes."
     await r.aclose()
@@ -495,7 +505,9 @@ async def test_agent_options_override_the_session() -> None:
         min_endpointing_delay=0.3,
     )
     await asyncio.sleep(4)
-    assert r.when("conversation_item_added", lambda e: e.item.role == "user") == [approx(2.7)]
+    assert r.when(
+        "conversation_item_added", lambda e: e.item.type == "message" and e.item.role == "user"
+    ) == [approx(2.7)]
     assert r.session._activity is not None
     assert r.session._activity.option("resume_false_interruption") is False
     assert r.session._activity.option("user_away_timeout") == 15.0  # not overridden

@@ -32,8 +32,8 @@ from voicetui.recording import Recorder, load_recording
 from voicetui.recording.diff import diff, format_recording
 from voicetui.recording.view_runtime import RecordingRuntime
 from voicetui.runtime._io_modes import build_backend
-from voicetui.runtime._loop import CommandError, LoopRuntime
-from voicetui.runtime.api import LogRecordEvent, Notice, RoomDetails
+from voicetui.runtime._loop import LoopRuntime
+from voicetui.runtime.api import CommandError, LogRecordEvent, Notice, RoomDetails
 from voicetui.runtime.controller import SessionController
 from voicetui.runtime.log_capture import SanitizingFormatter
 from voicetui.tui.app import VoiceTUIApp

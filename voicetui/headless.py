@@ -75,7 +75,8 @@ def event_line(ev: Any) -> tuple[str, bool] | None:
     if t == "conversation_item_added":
         item = ev.item
         if isinstance(item, AgentHandoff):
-            return f"handoff: {item.old_agent_id or '-'} → {item.new_agent_id}", False
+            # (the first agent of the session is announced as a handoff from "(start)")
+            return f"handoff: {item.old_agent_id or '(start)'} → {item.new_agent_id}", False
         if isinstance(item, ChatMessage) and item.role in ("user", "assistant"):
             who = "user" if item.role == "user" else "agent"
             mark = " [interrupted]" if item.interrupted else ""

@@ -201,7 +201,8 @@ def build_turns(events: list[RecordedEvent]) -> list[Turn]:
                             latency=Latency.from_metrics(item.get("metrics") or {}),
                         )
                     )
-            elif kind == "agent_handoff":
+            elif kind == "agent_handoff" and item.get("old_agent_id") is not None:
+                # (the first agent's announcement, from no agent, is not a turn's handoff)
                 turns[-1].handoffs.append(str(item.get("new_agent_id")))
         elif ev.type == "function_tools_executed":
             for ex in ev.event.get("executions") or []:

@@ -96,7 +96,7 @@ class TranscriptRenderer:
         if type_ == "conversation_item_added":
             item = ev.get("item") or {}
             if item.get("type") == "agent_handoff":
-                old = item.get("old_agent_id") or "-"
+                old = item.get("old_agent_id") or "(start)"
                 return f"{ts} **Handoff:** {old} → {item.get('new_agent_id')}\n"
             if item.get("type") != "message":
                 return ""
@@ -122,6 +122,8 @@ class TranscriptRenderer:
                     flags.append("error")
                 if ex.get("mocked"):
                     flags.append("mocked")
+                if ex.get("cancelled"):
+                    flags.append("cancelled")
                 dur = ex.get("duration")
                 if isinstance(dur, int | float):
                     flags.append(f"{dur:.2f} s")

@@ -14,17 +14,13 @@ from typing import Any, Literal, TypeVar
 from ..agents.exceptions import ModelError
 from ..recording.secrets import SecretMasker
 from ..untrusted import Sanitizer
-from .api import Notice, RuntimeEvent, Subscription
+from .api import CommandError, Notice, RuntimeEvent, Subscription
 from .log_capture import LogCapture
 
 logger = logging.getLogger("voicetui.runtime")
 
 T = TypeVar("T")
 NoticeLevel = Literal["info", "warning", "error"]
-
-
-class CommandError(RuntimeError):
-    """A runtime command failed; the message is meant for the user."""
 
 
 def readable_error(e: BaseException) -> str:
@@ -251,9 +247,9 @@ class LoopRuntime:
             loop.stop()
 
     # --- commands ---------------------------------------------------------------------------
-    def _failed(self, message: str) -> Future[Any]:
+    def _failed(self, message: str, *, announced: bool = False) -> Future[Any]:
         fut: Future[Any] = Future()
-        fut.set_exception(CommandError(message))
+        fut.set_exception(CommandError(message, announced=announced))
         return fut
 
     def _submit(
@@ -267,7 +263,7 @@ class LoopRuntime:
         if loop is None:
             message = f"{what} failed: the session is not started"
             self._notice("error", message)
-            return self._failed(message)
+            return self._failed(message, announced=True)
         if self._stopping:
             return self._failed(f"{what} failed: the session runtime is stopping")
         try:
@@ -291,8 +287,8 @@ class LoopRuntime:
             raise
         except Exception as e:
             message = self.sanitizer.text(f"{what} failed: {readable_error(e)}")
-            self._notice("error", message)
-            raise CommandError(message) from e
+            self._notice("error", message)  # every front end shows it: the one place it is said
+            raise CommandError(message, announced=True) from e
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=name)

@@ -62,6 +62,10 @@ class RuntimeStatus:
     break_on_tool_call: bool
     room_configured: bool = False
     """The settings name a LiveKit server and credentials: switching to ROOM needs no prompt."""
+    room_url: str | None = None
+    """The configured LiveKit server (any credentials in it removed), to prefill a prompt."""
+    room_name: str = "voicetui"
+    """The configured room name (the default when a prompt leaves it empty)."""
     type: Literal["status"] = "status"
 
 
@@ -151,6 +155,16 @@ RuntimeOwnEvent: TypeAlias = (
 RuntimeEvent: TypeAlias = Any
 """A session event (pydantic, from ``voicetui.agents.voice.events``), a RuntimeOwnEvent or a
 LogRecordEvent. All have a string ``type``."""
+
+
+class CommandError(RuntimeError):
+    """A runtime command failed; the message is a whole sentence for the user ("switching to
+    ROOM mode failed: ..."). ``announced``: the runtime has already told every front end (a
+    :class:`Notice`), so a front end shows it no second time."""
+
+    def __init__(self, message: str, *, announced: bool = False) -> None:
+        super().__init__(message)
+        self.announced = announced
 
 
 ToolBreakAction: TypeAlias = Literal["run", "mock", "error"]

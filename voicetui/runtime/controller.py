@@ -29,6 +29,7 @@ from concurrent.futures import Future
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from platformdirs import user_data_dir
 
@@ -47,7 +48,7 @@ from ._io_modes import (
     build_backend,
     mode_request,
 )
-from ._loop import CommandError, LoopRuntime, readable_error
+from ._loop import LoopRuntime, readable_error
 from ._session_ops import (
     LevelsCoalescer,
     ToolBreaks,
@@ -60,6 +61,7 @@ from ._session_ops import (
 from ._transcript import TranscriptSink, write_transcript
 from .api import (
     AgentTranscript,
+    CommandError,
     Mode,
     ModeChanged,
     ModelLoading,
@@ -106,6 +108,19 @@ def _secret_values(settings: Any) -> list[str]:
 def _settings_for_recording(settings: Any) -> dict[str, Any]:
     dump = settings.model_dump(mode="json") if hasattr(settings, "model_dump") else {}
     return dict(dump)
+
+
+def without_credentials(url: str | None) -> str | None:
+    """``url`` without a user name or password (``wss://user:pw@host`` → ``wss://host``)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=host))
 
 
 class SessionController(LoopRuntime):
@@ -290,15 +305,27 @@ class SessionController(LoopRuntime):
         return BackendHooks(notice=self._notice, levels=self._levels.report)
 
     async def _initial_backend(self) -> ModeBackend:
+        """The configured mode; if it cannot start, local audio (when there are devices),
+        else text. The user can switch from there (F6, ctrl+t, the palette)."""
         mode = self._settings.mode
         try:
             return await self._backend_factory(self._request(mode), self._hooks())
         except NoAudioDeviceError as e:
             self._notice("warning", f"{readable_error(e)}: running in TEXT mode (type to talk)")
+            return await self._backend_factory(self._request("text"), self._hooks())
         except Exception as e:
             if mode == "wav":
                 raise
-            self._notice("error", f"{mode.upper()} mode: {readable_error(e)}; running in TEXT mode")
+            why = f"{mode.upper()} mode: {readable_error(e)}"
+        if mode == "room":
+            try:
+                backend = await self._backend_factory(self._request("local"), self._hooks())
+            except Exception as e:
+                logger.info("no local audio either: %s", readable_error(e))
+            else:
+                self._notice("error", f"{why}; running in LOCAL mode (F6 tries the room again)")
+                return backend
+        self._notice("error", f"{why}; running in TEXT mode")
         return await self._backend_factory(self._request("text"), self._hooks())
 
     async def _attach(self, backend: ModeBackend) -> None:
@@ -383,6 +410,8 @@ class SessionController(LoopRuntime):
             recording_since=self._recorder.started_at if self._recorder is not None else None,
             break_on_tool_call=self._breaks.enabled,
             room_configured=self._room_configured(),
+            room_url=without_credentials(self._settings.room.url),
+            room_name=self._settings.room.name,
         )
 
     _RECORDED_RUNTIME_EVENTS = frozenset(
@@ -526,12 +555,15 @@ class SessionController(LoopRuntime):
             if backend is not None and backend.mode == "local":
                 await backend.select_devices(input_device, output_device)
                 self._announce_mode()
-            elif input_device is not None or output_device is not None:
-                self._notice("info", "the audio devices will be used in LOCAL mode")
             if input_device is not None:
                 self._input_device = input_device
             if output_device is not None:
                 self._output_device = output_device
+            chosen = input_device is not None or output_device is not None
+            if chosen and self._mode in ("text", "wav"):
+                await self._switch("local", None)  # devices picked to talk: use them now
+            elif chosen and self._mode == "room":
+                self._notice("info", "the audio devices will be used in LOCAL mode")
 
         return self._submit("choosing audio devices", run)
 

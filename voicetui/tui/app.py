@@ -60,12 +60,12 @@ THEME_CSS_KEY = ("voicetui-theme.tcss", "theme")
 
 SESSION_ACTIONS = frozenset(
     "toggle_mute push_to_talk cancel_push_to_talk interrupt toggle_recording toggle_room "
-    "devices toggle_break rerun_tool export".split()
+    "toggle_text devices toggle_break rerun_tool export".split()
 )
 """What a recording refuses (read-only mode)."""
 REFUSED = {"f2": "Mute", "f3": "Push-to-talk", "f4": "Interrupt", "f5": "Record", "f6": "Room"}
 REFUSED |= {"f7": "Devices", "f8": "Break on tool call", "ctrl+r": "Re-run tool"}
-REFUSED |= {"ctrl+s": "Export transcript"}
+REFUSED |= {"ctrl+s": "Export transcript", "ctrl+t": "Text / audio"}
 """Session command keys in read-only mode: what the refusal names."""
 VIEW_ACTIONS = frozenset({"refuse", "view_next_tab", "view_pick_theme"})
 """Bindings of read-only mode only (hidden otherwise)."""
@@ -103,6 +103,7 @@ class VoiceTUIApp(RuntimeHandlers):
         Binding("f4", "interrupt", "Interrupt"),
         Binding("f5", "toggle_recording", "Record"),
         Binding("f6", "toggle_room", "Room"),
+        Binding("ctrl+t", "toggle_text", "Text/audio", show=False),
         Binding("f7", "devices", "Devices"),
         Binding("f8", "toggle_break", "Break"),
         Binding("escape", "cancel_push_to_talk", "Cancel talk"),
@@ -136,6 +137,7 @@ class VoiceTUIApp(RuntimeHandlers):
         )
         self._replaying = self._in_batch = self._bindings_stale = False
         self._refused_at: dict[str, float] = {}
+        self._room_details: RoomDetails | None = None
         self._theme_css: dict[str, str] = {}
         self._remove_signal_handlers: Callable[[], None] = lambda: None
         super().__init__()
@@ -327,21 +329,30 @@ class VoiceTUIApp(RuntimeHandlers):
         self.tools_panel.started(msg.event.call, state="waiting")
 
     # --- actions ----------------------------------------------------------------------------
+    def _optimistic(self, attribute: str, value: bool) -> Callable[[], None]:
+        """Show ``attribute = value`` at once; returns the undo for a failed command."""
+        before = getattr(self, attribute)
+        setattr(self, attribute, value)
+        self.sync_controls()
+
+        def undo() -> None:
+            setattr(self, attribute, before)
+            self.sync_controls()
+
+        return undo
+
     def action_toggle_mute(self) -> None:
         muted = not self.mic_muted
-        self.mic_muted = muted
-        self.sync_controls()
-        self.bridge.command("mute", lambda: self.runtime.set_mic_muted(muted))
+        undo = self._optimistic("mic_muted", muted)
+        self.bridge.command("mute", lambda: self.runtime.set_mic_muted(muted), undo=undo)
 
     def action_push_to_talk(self) -> None:
-        self.ptt_open = not self.ptt_open
-        self.sync_controls()
-        self.bridge.command("push-to-talk", self.runtime.push_to_talk)
+        undo = self._optimistic("ptt_open", not self.ptt_open)
+        self.bridge.command("push-to-talk", self.runtime.push_to_talk, undo=undo)
 
     def action_cancel_push_to_talk(self) -> None:
-        self.ptt_open = False
-        self.sync_controls()
-        self.bridge.command("cancel push-to-talk", self.runtime.cancel_push_to_talk)
+        undo = self._optimistic("ptt_open", False)
+        self.bridge.command("cancel push-to-talk", self.runtime.cancel_push_to_talk, undo=undo)
 
     def action_interrupt(self) -> None:
         self.bridge.command("interrupt", self.runtime.interrupt)
@@ -357,28 +368,56 @@ class VoiceTUIApp(RuntimeHandlers):
         self.bridge.command("start recording", self.runtime.start_recording, started)
 
     def action_toggle_room(self) -> None:
-        current = self.mode_event.mode if self.mode_event is not None else None
-        if current == "room":
-            self.bridge.command("switch to local", lambda: self.runtime.switch_mode("local"))
+        """F6: the room ↔ local audio (from text: the room)."""
+        if self.io_mode == "room":
+            self.switch_io_mode("local")
         else:
             self.switch_to_room()
+
+    def action_toggle_text(self) -> None:
+        """ctrl+t: text ↔ audio (back to the audio mode used last: local unless a room)."""
+        self.switch_io_mode(self.last_audio_mode if self.io_mode == "text" else "text")
+
+    @property
+    def io_mode(self) -> str | None:
+        return self.mode_event.mode if self.mode_event is not None else None
+
+    def switch_io_mode(self, mode: Literal["local", "text", "room"]) -> None:
+        if mode == "room":
+            self.switch_to_room()
+            return
+        self.bridge.command(f"switch to {mode}", lambda: self.runtime.switch_mode(mode))
 
     def switch_to_room(self, *, ask: bool = False) -> None:
         """Switch to the configured room; ask for the details if there are none."""
         if ask or (self.status is not None and not self.status.room_configured):
-            self.push_screen(RoomScreen(), self._join_room)
+            self._ask_room_details()
             return
-
-        def failed(reason: str) -> None:
-            self.push_screen(RoomScreen(reason), self._join_room)
-
         self.bridge.command(
-            "switch to the room", lambda: self.runtime.switch_mode("room"), on_error=failed
+            "switch to the room",
+            lambda: self.runtime.switch_mode("room"),
+            on_error=self._ask_room_details,
         )
 
+    def _ask_room_details(self, reason: str | None = None) -> None:
+        """The room dialog, filled with what was tried last (or the settings)."""
+        st = self.status
+        default_name = st.room_name if st is not None else "voicetui"
+        previous = self._room_details or RoomDetails(
+            url=(st.room_url or "") if st is not None else "", room=default_name
+        )
+        screen = RoomScreen(reason, previous=previous, default_room=default_name)
+        self.push_screen(screen, self._join_room)
+
     def _join_room(self, details: RoomDetails | None) -> None:
-        if details is not None:
-            self.bridge.command("join the room", lambda: self.runtime.switch_mode("room", details))
+        if details is None:
+            return
+        self._room_details = details  # (in memory only: the token never reaches a file)
+        self.bridge.command(
+            "join the room",
+            lambda: self.runtime.switch_mode("room", details),
+            on_error=self._ask_room_details,
+        )
 
     def action_devices(self) -> None:
         def show(devices: list[dict[str, Any]]) -> None:
@@ -396,10 +435,9 @@ class VoiceTUIApp(RuntimeHandlers):
         self.set_break(not self.break_on_tool_call)
 
     def set_break(self, enabled: bool) -> None:
-        self.break_on_tool_call = enabled
-        self.sync_controls()
+        undo = self._optimistic("break_on_tool_call", enabled)
         self.bridge.command(
-            "break on tool call", lambda: self.runtime.set_break_on_tool_call(enabled)
+            "break on tool call", lambda: self.runtime.set_break_on_tool_call(enabled), undo=undo
         )
 
     def action_pick_theme(self) -> None:
@@ -493,6 +531,9 @@ class VoiceTUIApp(RuntimeHandlers):
             ("Interrupt the agent", "F4", self.action_interrupt),
             ("Start / stop recording", "F5", self.action_toggle_recording),
             ("Switch local ↔ room", "F6", self.action_toggle_room),
+            ("Switch text ↔ audio", "ctrl+t", self.action_toggle_text),
+            ("Switch to LOCAL audio", "this machine's microphone and speaker", self._to_local),
+            ("Switch to TEXT", "type only; no microphone, no voice", self._to_text),
             ("Join a room…", "Ask for the room's URL, name and token", self._ask_room),
             ("Audio devices…", "F7: pick the microphone and speaker", self.action_devices),
             ("Break on tool call on / off", "F8", self.action_toggle_break),
@@ -501,6 +542,12 @@ class VoiceTUIApp(RuntimeHandlers):
             ("Clear the transcript", "ctrl+l (the session keeps it)", self.action_clear),
             ("Re-run the selected tool call…", "ctrl+r in the Tools tab", self._rerun),
         ]
+
+    def _to_local(self) -> None:
+        self.switch_io_mode("local")
+
+    def _to_text(self) -> None:
+        self.switch_io_mode("text")
 
     def _ask_room(self) -> None:
         self.switch_to_room(ask=True)

@@ -29,7 +29,7 @@ from textual.message import Message
 from textual.message_pump import MessagePump
 
 from ..agents.llm.chat_context import AgentHandoff, ChatMessage
-from ..runtime.api import LogRecordEvent, SessionRuntime
+from ..runtime.api import CommandError, LogRecordEvent, SessionRuntime
 from ..untrusted import Sanitizer
 from . import messages as m
 
@@ -41,6 +41,13 @@ T = TypeVar("T")
 def describe_error(exc: BaseException) -> str:
     text = str(exc).strip()
     return text if text else type(exc).__name__
+
+
+def describe_failure(label: str, exc: BaseException | None) -> str:
+    """One sentence: the runtime's own (it names what failed), else "<label> failed: why"."""
+    if isinstance(exc, CommandError):
+        return describe_error(exc)
+    return f"{label} failed: {describe_error(exc) if exc is not None else 'cancelled'}"
 
 
 def to_message(ev: Any) -> Message | None:
@@ -232,31 +239,37 @@ class RuntimeBridge:
         call: Callable[[], Future[T]],
         then: Callable[[T], None] | None = None,
         on_error: Callable[[str], None] | None = None,
+        *,
+        undo: Callable[[], None] | None = None,
     ) -> None:
         """Run a runtime command. ``then(result)`` runs on the UI thread when it succeeds; a
-        failure runs ``on_error(message)`` there, or becomes a :class:`CommandFailed` message
-        (an on-screen notice)."""
+        failure runs ``on_error(message)`` there. Without ``on_error`` a failure is shown
+        once: the runtime's own notice says it, or else a :class:`CommandFailed` message.
+        ``undo`` runs on the UI thread after a failure (an optimistic change taken back)."""
 
-        def fail(error: str) -> None:
-            error = _CLEAN.text(error)
-            if on_error is None:
-                self._target.post_message(m.CommandFailed(label, error))
-            else:
-                self._target.post_message(m.CommandDone(label, lambda: on_error(error)))
+        def fail(exc: BaseException | None) -> None:
+            if undo is not None:
+                self._target.post_message(m.CommandDone(label, undo))
+            if on_error is not None:
+                reason = _CLEAN.text(describe_error(exc)) if exc is not None else "cancelled"
+                self._target.post_message(m.CommandDone(label, lambda: on_error(reason)))
+            elif not (isinstance(exc, CommandError) and exc.announced):
+                failure = _CLEAN.text(describe_failure(label, exc))
+                self._target.post_message(m.CommandFailed(label, failure))
 
         try:
             future = call()
         except Exception as e:
-            fail(describe_error(e))
+            fail(e)
             return
 
         def done(fut: Future[T]) -> None:
             if fut.cancelled():
-                fail("cancelled")
+                fail(None)
                 return
             exc = fut.exception()
             if exc is not None:
-                fail(describe_error(exc))
+                fail(exc)
             elif then is not None:
                 result = fut.result()
                 self._target.post_message(m.CommandDone(label, lambda: then(result)))

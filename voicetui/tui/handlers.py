@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Literal
 
 from textual.app import App
 from textual.message import Message
@@ -46,6 +47,8 @@ class RuntimeHandlers(App[int]):
     def init_state(self) -> None:
         self.status: RuntimeStatus | None = None
         self.mode_event: ModeChanged | None = None
+        self.last_audio_mode: Literal["local", "room"] = "local"
+        """Where ctrl+t goes back to from text."""
         self.mic_muted = False
         self.ptt_open = False
         self.break_on_tool_call = False
@@ -129,9 +132,8 @@ class RuntimeHandlers(App[int]):
             self.recent_turns.rows_changed()
 
     def on_command_failed(self, msg: m.CommandFailed) -> None:
-        text = f"{msg.label} failed: {msg.error}"
-        self.notify(text, title="voicetui", severity="error", timeout=6)
-        self.conversation.notice("error", text)
+        self.notify(msg.error, title="voicetui", severity="error", timeout=6)
+        self.conversation.notice("error", msg.error)
 
     def on_command_done(self, msg: m.CommandDone) -> None:
         msg.then()
@@ -208,6 +210,8 @@ class RuntimeHandlers(App[int]):
     def on_mode_update(self, msg: m.ModeUpdate) -> None:
         first = self.mode_event is None
         self.mode_event = msg.event
+        if msg.event.mode in ("local", "room"):
+            self.last_audio_mode = "room" if msg.event.mode == "room" else "local"
         self.header.mode = msg.event.mode
         self.header.mode_description = msg.event.description
         for panel in self.state_panels():
@@ -294,8 +298,11 @@ class RuntimeHandlers(App[int]):
         def resolved(resolution: ToolBreakResolution | None) -> None:
             self._break_open = False
             res = resolution if resolution is not None else ToolBreakResolution("run")
-            self.conversation.tool_started(ev.call)
-            self.tools_panel.started(ev.call, state="running")
+            call = ev.call
+            if res.action == "run" and res.arguments is not None:
+                call = call.model_copy(update={"arguments": res.arguments})  # as it runs
+            self.conversation.tool_started(call)
+            self.tools_panel.started(call, state="running")
             self.bridge.command(
                 "resolve the tool break",
                 lambda: self.runtime.resolve_tool_break(ev.break_id, res),

@@ -167,7 +167,7 @@ class LogBatch(Message):
 
 
 class CommandFailed(Message):
-    """A command sent to the runtime failed; ``error`` is readable."""
+    """A command sent to the runtime failed; ``error`` is the whole sentence to show."""
 
     def __init__(self, label: str, error: str) -> None:
         super().__init__()

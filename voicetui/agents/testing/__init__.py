@@ -6,6 +6,18 @@ from .fake_io import FakeAudioInput, FakeAudioOutput, FakeTextOutput, Utterance
 from .fake_llm import FakeLLM, FakeLLMCall, FakeLLMResponse, FakeToolCall
 from .fake_tts import FakeTTS
 from .fake_vad_stt import FakeSTT, FakeVAD
+from .timeline import (
+    LLMReply,
+    ScriptedToolCall,
+    Timeline,
+    TimelineAudioInput,
+    TimelineLLM,
+    TimelineSTT,
+    TimelineTTS,
+    TimelineVAD,
+    TTSAudio,
+    UserSpeech,
+)
 
 __all__ = [
     "FakeAudioInput",
@@ -18,5 +30,15 @@ __all__ = [
     "FakeTextOutput",
     "FakeToolCall",
     "FakeVAD",
+    "LLMReply",
+    "ScriptedToolCall",
+    "TTSAudio",
+    "Timeline",
+    "TimelineAudioInput",
+    "TimelineLLM",
+    "TimelineSTT",
+    "TimelineTTS",
+    "TimelineVAD",
+    "UserSpeech",
     "Utterance",
 ]

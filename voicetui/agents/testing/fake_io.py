@@ -19,10 +19,17 @@ from ..voice.io import AudioInput, AudioOutput, TextOutput
 
 class FakeAudioOutput(AudioOutput):
     """Plays captured frames in real time under the loop clock. ``capture_frame`` applies
-    back-pressure beyond ``buffer_duration`` seconds of queued audio. Records every segment."""
+    back-pressure beyond ``buffer_duration`` seconds of queued audio. Records every segment.
+    ``can_pause=False`` makes it an output that cannot pause (like many real transports)."""
 
-    def __init__(self, *, sample_rate: int | None = None, buffer_duration: float = 0.2) -> None:
-        super().__init__(label="FakeAudioOutput", sample_rate=sample_rate, can_pause=True)
+    def __init__(
+        self,
+        *,
+        sample_rate: int | None = None,
+        buffer_duration: float = 0.2,
+        can_pause: bool = True,
+    ) -> None:
+        super().__init__(label="FakeAudioOutput", sample_rate=sample_rate, can_pause=can_pause)
         self._queue: deque[rtc.AudioFrame] = deque()
         self._queued = 0.0
         self._buffer_duration = buffer_duration
@@ -68,9 +75,13 @@ class FakeAudioOutput(AudioOutput):
             self._finish(interrupted=True)
 
     def pause(self) -> None:
+        if not self.can_pause:
+            super().pause()  # raises
         self._paused = True
 
     def resume(self) -> None:
+        if not self.can_pause:
+            super().resume()  # raises
         self._paused = False
         self._wakeup.set()
 

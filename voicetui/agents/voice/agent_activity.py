@@ -189,6 +189,20 @@ class AgentActivity:
         if self._agent._activity is self:
             self._agent._activity = None
 
+    async def wait_for_user_turn(self) -> None:
+        """Until the user turn being committed is in history and its reply scheduled."""
+        await self._turns.wait_for_user_turn()
+
+    async def wait_until_idle(self) -> None:
+        """Until nothing is left to say: no user turn being committed, no speech queued,
+        playing or waiting for its tools (a finishing speech may schedule its tool reply)."""
+        while True:
+            await self._turns.wait_for_user_turn()
+            await self._all_done.wait()
+            await asyncio.sleep(0)  # let done-callbacks and just-scheduled work run
+            if self._all_done.is_set() and self._turns.user_turn_done:
+                return
+
     async def wait_for_on_enter(self) -> None:
         if self._on_enter_task is not None:
             await asyncio.wait({self._on_enter_task})
@@ -340,8 +354,31 @@ class AgentActivity:
         self._pending.discard(handle)
         if not self._pending:
             self._all_done.set()
-            if not self._closed:
-                self._session._set_agent_idle()
+        if self._current_speech is None:
+            self._refresh_agent_state()
+
+    def _on_generation_done(self, handle: SpeechHandle) -> None:
+        """A speech's own audio is out while its tools still run (the agent thinks meanwhile,
+        unless the user cut it off)."""
+        if not handle.interrupted:
+            self._session._update_agent_state("thinking")
+        handle._mark_generation_done()
+
+    def _busy(self) -> bool:
+        """Something will still be said: a speech queued or generating, or tools whose
+        results will be answered (those of an interrupted speech will not)."""
+        return any(
+            not h.done() and not (h.interrupted and h.generation_done) for h in self._pending
+        )
+
+    def _refresh_agent_state(self) -> None:
+        """Between speeches: thinking while something is still coming, else idle."""
+        if self._closed:
+            return
+        if self._busy():
+            self._session._update_agent_state("thinking")
+        else:
+            self._session._set_agent_idle()
 
     async def _scheduling_loop(self) -> None:
         while True:
@@ -356,15 +393,40 @@ class AgentActivity:
                     if speech.done():
                         continue
                 self._current_speech = speech
+                self._turns.on_speech_authorized(speech)
                 speech._authorize_generation()
-                await speech.wait_for_playout()
+                # the next speech may start once this one's own audio is out, even while its
+                # tools still run (a tool may be waiting for that next speech)
+                await speech._wait_for_generation()
                 self._current_speech = None
                 self._last_speech_end = now()
             self._q_changed.clear()
+            self._refresh_agent_state()  # nothing left to play: thinking (tools) or idle
+
+    def playout_order(self) -> list[SpeechHandle]:
+        """The current speech, then the queued ones in the order they will play."""
+        queued = [h for _, _, h in sorted(self._speech_q, key=lambda e: (e[0], e[1]))]
+        current = self._current_speech
+        order = [current] if current is not None and not current.done() else []
+        return order + [h for h in queued if not h.done() and h is not current]
 
     def interrupt(self, *, force: bool = False) -> asyncio.Future[None]:
-        """Interrupt the current and queued speeches that allow it (all of them with force)."""
-        handles = [h for h in self._pending if force or h.allow_interruptions]
+        """Interrupt what the agent is saying and what it queued, in playout order up to the
+        first speech that does not allow it: that one and those behind it still play (cutting
+        the middle out of a chain would leave a gap). ``force`` interrupts all. Speeches whose
+        audio is over but whose tools still run are interrupted too (no tool reply follows)."""
+        order = self.playout_order()
+        handles: list[SpeechHandle] = []
+        for h in order:
+            if not force and not h.allow_interruptions:
+                break
+            handles.append(h)
+        handles += [
+            h
+            for h in self._pending
+            if h not in order and not h.done() and (force or h.allow_interruptions)
+        ]
+        self._turns.discard_preemptive()  # it was made for a context that no longer holds
         for h in handles:
             h._cancel()
         loop = asyncio.get_running_loop()
@@ -419,20 +481,27 @@ class AgentActivity:
     ) -> SpeechHandle:
         handle = SpeechHandle(allow_interruptions=self._allow_interruptions(allow_interruptions))
         self._emit_speech_created(handle, source="generate_reply", user_initiated=user_initiated)
-        if user_message is not None and not self._draining:
-            self.record_user_message(user_message)
-        chat_ctx = self._agent._chat_ctx.copy()
-        if instructions:
-            chat_ctx.append(ChatMessage(role="system", content=[instructions]))
-        self._schedule_speech(
-            handle,
-            run_reply(
+
+        async def reply() -> None:
+            # Wait for this reply's turn before reading the context: a speech interrupted
+            # just before (typed input does interrupt(), then this) records what was heard of
+            # it first, so history keeps the order of events and the LLM knows what was said.
+            await handle.wait_if_not_interrupted([handle._authorized])
+            if user_message is not None:
+                self.record_user_message(user_message)  # kept even if the reply is cut off
+            if handle.interrupted:
+                return
+            chat_ctx = self._agent._chat_ctx.copy()
+            if instructions:
+                chat_ctx.append(ChatMessage(role="system", content=[instructions]))
+            await run_reply(
                 self,
                 handle,
                 chat_ctx=chat_ctx,
                 model_settings=ModelSettings(tool_choice=tool_choice),
-            ),
-        )
+            )
+
+        self._schedule_speech(handle, reply())
         return handle
 
     def _allow_interruptions(self, value: bool | None) -> bool:

@@ -8,7 +8,8 @@ import logging
 import uuid
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
-from typing import Any, Generic
+from types import TracebackType
+from typing import Any, Generic, Self
 
 from livekit import rtc
 
@@ -249,24 +250,55 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         """
         await self._close(reason, error)
 
-    async def _close(self, reason: CloseReason, error: str | None = None) -> None:
+    async def drain(self) -> None:
+        """Let the agent finish: the user turn being committed is answered, what is queued is
+        said (tool replies and handoffs included), then the session closes."""
+        self._activity_or_raise()
+        # the session keeps running meanwhile: what the user says or types is still answered
+        while self._activity is not None and not self._closing:
+            update = self._agent_update_task
+            if update is not None and not update.done():
+                await asyncio.wait({update})
+                continue
+            activity = self._activity
+            await activity.wait_until_idle()
+            update = self._agent_update_task
+            if activity is self._activity and (update is None or update.done()):
+                break
+        await self._close(CloseReason.USER_INITIATED, drain=True)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _close(
+        self, reason: CloseReason, error: str | None = None, *, drain: bool = False
+    ) -> None:
         if self._closing:
             # closing already (e.g. after repeated errors): wait until it is done
             await self._closed_event.wait()
             return
         self._closing = True
         try:
-            await self._do_close(reason, error)
+            await self._do_close(reason, error, drain=drain)
         finally:
             self._closed_event.set()
 
-    async def _do_close(self, reason: CloseReason, error: str | None) -> None:
+    async def _do_close(self, reason: CloseReason, error: str | None, *, drain: bool) -> None:
         await cancel_and_wait(self._audio_task, self._away_task)
         if self._agent_update_task is not None:
             await asyncio.wait({self._agent_update_task})
         async with self._activity_lock:
             if self._activity is not None:
-                self._activity.interrupt(force=True)
+                if not drain:
+                    self._activity.interrupt(force=True)
                 try:
                     await self._activity.drain()
                 finally:
@@ -380,11 +412,14 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
                 await agent.update_chat_ctx(old_agent._chat_ctx.copy(exclude_instructions=True))
             self._agent = agent
             self._activity = AgentActivity(agent, self)
-            if old_agent is not None:
-                handoff = AgentHandoff(old_agent_id=old_agent.id, new_agent_id=agent.id)
-                self._conversation_item_added(handoff)
-                if self._run_state is not None:
-                    self._run_state._on_handoff(handoff, old_agent, agent)
+            # announced for the first agent too (old_agent_id=None), as LiveKit does
+            handoff = AgentHandoff(
+                old_agent_id=old_agent.id if old_agent is not None else None,
+                new_agent_id=agent.id,
+            )
+            self._conversation_item_added(handoff)
+            if self._run_state is not None:
+                self._run_state._on_handoff(handoff, old_agent, agent)
             await self._activity.start()
         if self._run_state is not None:
             self._run_state._watch_task(self._activity._on_enter_task)
@@ -402,6 +437,8 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             await result._settle(self)
         finally:
             self._run_state = None
+        if result.error is not None:
+            raise result.error  # the LLM failed for good (a silent turn is not an error)
         return result
 
     # --- internal notifications -----------------------------------------------------------
@@ -422,6 +459,11 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         self._history.append(item)
         if self._run_state is not None:
             self._run_state._on_item(item)
+
+    def _on_speech_failed(self, handle: SpeechHandle, error: BaseException) -> None:
+        """A speech's LLM failed for good (already reported): a run waiting for it fails."""
+        if self._run_state is not None:
+            self._run_state._on_speech_failed(handle, error)
 
     def _on_speech_created(self, ev: SpeechCreatedEvent) -> None:
         if self._run_state is not None:
@@ -461,11 +503,17 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         self._emit_event(AgentStateChangedEvent(old_state=old, new_state=state))
         self._check_user_away()
 
-    def _update_user_state(self, state: UserState) -> None:
+    def _update_user_state(self, state: UserState, *, at: float | None = None) -> None:
+        """``at``: the loop time the change really happened (the VAD reports a voice's start
+        and end after the fact); the event is back-dated to it."""
         if state == self._user_state:
             return
         old, self._user_state = self._user_state, state
-        self._emit_event(UserStateChangedEvent(old_state=old, new_state=state))
+        ev = UserStateChangedEvent(old_state=old, new_state=state)
+        if at is not None and at < ev.loop_time:
+            ev.created_at -= ev.loop_time - at
+            ev.loop_time = at
+        self._emit_event(ev)
         self._check_user_away()
 
     def _check_user_away(self) -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeAlias, T
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .._aio import now
 from ..llm.chat_context import AgentHandoff, ChatMessage, FunctionCall, FunctionCallOutput
 from ..metrics import AgentMetrics
 
@@ -72,6 +73,10 @@ class RunContext(Generic[Userdata_T]):
 class _Event(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
     created_at: float = Field(default_factory=time.time)
+    """Wall-clock time (seconds since the epoch)."""
+    loop_time: float = Field(default_factory=now)
+    """The session loop's clock (``loop.time()``) at the same instant: differences between
+    events are exact, and under a virtual clock (tests) they are the virtual ones."""
 
 
 class UserInputTranscribedEvent(_Event):
@@ -110,6 +115,9 @@ class ToolExecution(BaseModel):
     handoff_agent_id: str | None = None
     mocked: bool = False
     """The result was given by a tool-call interceptor (the tool did not run)."""
+    cancelled: bool = False
+    """The call was cut short (its speech was interrupted and it did not finish in time, or
+    its handoff was not applied); ``output`` is an error saying so, for the LLM."""
 
 
 class FunctionToolsStartedEvent(_Event):

@@ -13,7 +13,7 @@ from typing import Any
 
 from livekit import rtc
 
-from .._aio import Chan, now
+from .._aio import Chan, cancel_and_wait, now
 from ..audio import frame_duration
 from ..llm import ChatChunk, ChatContext, FunctionCall, FunctionCallOutput, FunctionTool
 from ..llm.tool_context import StopResponse, ToolArgumentsError, ToolError
@@ -181,12 +181,16 @@ async def forward_audio(
     output: AudioOutput,
     data: AudioForwardData,
     transcript: SyncedTranscript,
+    released: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Captures frames into ``output`` (resampled to its rate), noting where each sentence's
-    audio starts; flushes the segment at the end, whatever happens."""
+    audio starts; flushes the segment at the end, whatever happens. ``released`` is awaited
+    before each frame (a speech on hold waits there)."""
     resampler: rtc.AudioResampler | None = None
     try:
         async for frame in audio_ch:
+            if released is not None:
+                await released()
             text = frame.userdata.get(TEXT_KEY)
             if isinstance(text, str) and text:
                 data.segments.append((data.captured, text))
@@ -275,16 +279,27 @@ class ToolOutcome:
     reply_required: bool = False
 
 
+TOOL_INTERRUPTION_TIMEOUT = 5.0
+"""Seconds a tool that is running when its speech is interrupted may take to finish: its result
+is kept (the LLM must not call it again); after that it is cancelled and recorded as such."""
+
+CANCELLED_TOOL_OUTPUT = "The call was cancelled before it finished: the user interrupted."
+
+
 async def execute_tools(
     calls: list[FunctionCall],
     tools: list[FunctionTool],
     make_context: Callable[[FunctionCall], Any],
     is_agent: Callable[[Any], bool],
     intercept: ToolCallInterceptor | None = None,
+    *,
+    stop: asyncio.Event | None = None,
 ) -> list[ToolOutcome]:
     """Run one step's tool calls concurrently. Every failure becomes an error output the LLM
-    reads; nothing raised by a tool escapes."""
+    reads; nothing raised by a tool escapes. When ``stop`` is set, the calls still running are
+    cancelled and come back as cancelled error outputs (the finished ones keep their results)."""
     by_name = {t.name: t for t in tools}
+    started = now()
 
     async def run_one(call: FunctionCall) -> ToolOutcome:
         if intercept is not None:
@@ -359,7 +374,31 @@ async def execute_tools(
             _to_output_text(result), is_error=False, handoff=handoff, reply_required=True
         )
 
-    return list(await asyncio.gather(*(run_one(c) for c in calls)))
+    tasks = [asyncio.create_task(run_one(c), name=f"tool {c.name}") for c in calls]
+    stopper = asyncio.create_task(stop.wait(), name="tools.stop") if stop is not None else None
+    try:
+        pending: set[asyncio.Future[Any]] = set(tasks)
+        while pending:
+            waits = pending | {stopper} if stopper is not None else pending
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            pending -= done
+            if stopper is not None and stopper in done:
+                break
+    finally:
+        # stopped, or cancelled ourselves (the session closes): no tool outlives its step
+        await cancel_and_wait(*tasks, stopper)
+    return [
+        t.result() if not t.cancelled() else cancelled_outcome(call, duration=now() - started)
+        for call, t in zip(calls, tasks, strict=True)
+    ]
+
+
+def cancelled_outcome(
+    call: FunctionCall, *, duration: float, output: str = CANCELLED_TOOL_OUTPUT
+) -> ToolOutcome:
+    """A call that did not complete (or whose handoff was not applied), as the LLM sees it."""
+    out = FunctionCallOutput(call_id=call.call_id, name=call.name, output=output, is_error=True)
+    return ToolOutcome(ToolExecution(call=call, output=out, duration=duration, cancelled=True))
 
 
 def _to_output_text(value: Any) -> str:

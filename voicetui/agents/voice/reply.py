@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from livekit import rtc
 
@@ -15,7 +15,10 @@ from ..llm import ChatContext
 from .agent import Agent, ModelSettings
 from .events import FunctionToolsExecutedEvent, FunctionToolsStartedEvent, RunContext
 from .generation import (
+    TOOL_INTERRUPTION_TIMEOUT,
+    ToolOutcome,
     TTSGenerationData,
+    cancelled_outcome,
     execute_tools,
     perform_llm_inference,
     perform_tts_inference,
@@ -51,9 +54,10 @@ async def run_reply(
             activity._agent.tts_node, llm_data.text_chs[1], model_settings
         )
         frames = tts_data.audio_ch
-    tool_task: asyncio.Task[list[Any]] | None = None
+    tool_task: asyncio.Task[list[ToolOutcome]] | None = None
+    stop_tools = asyncio.Event()
 
-    async def run_tools() -> list[Any]:
+    async def run_tools() -> list[ToolOutcome]:
         await asyncio.wait({llm_task})
         if llm_task.cancelled() or llm_task.exception() is not None:
             return []
@@ -79,6 +83,7 @@ async def run_reply(
             ),
             lambda v: isinstance(v, Agent),
             intercept=activity._session.tool_call_interceptor,
+            stop=stop_tools,
         )
 
     authorized = False
@@ -98,12 +103,9 @@ async def run_reply(
             tts_data,
             prerequisite=llm_task,
         )
-        if tool_task is not None and not handle.interrupted:
-            await handle.wait_if_not_interrupted([tool_task])
     finally:
+        # (interrupted before the LLM finished: its tool calls are dropped with it)
         await cancel_and_wait(llm_task, *(t for t in (tts_task,) if t is not None))
-        if handle.interrupted and tool_task is not None:
-            await cancel_and_wait(tool_task)
 
     llm_failed = False
     if llm_task.done() and not llm_task.cancelled():
@@ -112,6 +114,7 @@ async def run_reply(
         elif authorized:  # (a discarded preemptive reply's failure concerns nobody)
             llm_failed = True
             activity._report_model_error(exc, default_source="llm")
+            activity._session._on_speech_failed(handle, exc)
             handle._cancel()
             spoken.interrupted = True
         else:
@@ -120,22 +123,48 @@ async def run_reply(
         if tts_task.exception() is None:
             activity._session._model_succeeded("tts")
 
-    if spoken.text:
+    if spoken.text:  # what was heard is in history now, before the tools finish
         activity._add_assistant_message(handle, spoken, llm_ttft=llm_data.ttft)
-    if llm_failed or tool_task is None or not tool_task.done() or tool_task.cancelled():
+    if tool_task is None or llm_failed:
+        if tool_task is not None:
+            await cancel_and_wait(tool_task)
         return
-    if (tool_exc := tool_task.exception()) is not None:
-        activity._session._report_error("tool", f"tool execution failed: {tool_exc}", tool_exc)
+    if not tool_task.done():
+        # this speech's own audio is out: the next speech may play while its tools run (a
+        # tool that awaits session.generate_reply() needs exactly that)
+        activity._on_generation_done(handle)
+    try:
+        await handle.wait_if_not_interrupted([tool_task])
+        if not tool_task.done():
+            # interrupted while tools run: a call that finishes soon keeps its result
+            await asyncio.wait({tool_task}, timeout=TOOL_INTERRUPTION_TIMEOUT)
+            stop_tools.set()
+        outcomes = await tool_task
+    except asyncio.CancelledError:
+        await cancel_and_wait(tool_task)
+        raise
+    except Exception as e:
+        activity._session._report_error("tool", f"tool execution failed: {e}", e)
         return
-    outcomes = tool_task.result()
-    if not outcomes:
-        return
-    _record_tool_step(activity, handle, outcomes, heard_audio=spoken.first_audio_at is not None)
+    if outcomes:
+        _record_tool_step(activity, handle, outcomes, heard_audio=spoken.first_audio_at is not None)
 
 
 def _record_tool_step(
-    activity: AgentActivity, handle: SpeechHandle, outcomes: list[Any], *, heard_audio: bool
+    activity: AgentActivity, handle: SpeechHandle, outcomes: list[ToolOutcome], *, heard_audio: bool
 ) -> None:
+    if handle.interrupted:
+        # the user cut the agent off: its handoffs are not applied (the LLM is told so)
+        outcomes = [
+            cancelled_outcome(
+                o.execution.call,
+                duration=o.execution.duration,
+                output=f"The handoff to {o.handoff.label} was not applied: the user interrupted.",
+            )
+            if o.handoff is not None
+            else o
+            for o in outcomes
+        ]
     executions = [o.execution for o in outcomes]
     for ex in executions:
         activity._agent._chat_ctx.append(ex.call)
@@ -148,6 +177,8 @@ def _record_tool_step(
     activity._session._emit_event(
         FunctionToolsExecutedEvent(executions=executions, speech_id=handle.id)
     )
+    if handle.interrupted:
+        return  # the results are kept, but nobody asked for more speech
     handoffs = [o.handoff for o in outcomes if o.handoff is not None]
     if handoffs:
         if len(handoffs) > 1:

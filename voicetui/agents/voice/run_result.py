@@ -66,6 +66,7 @@ class RunResult:
         self._tasks: list[asyncio.Future[Any]] = []
         self._done = False
         self._expect: RunAssert | None = None
+        self._error: BaseException | None = None
 
     @property
     def user_input(self) -> str:
@@ -93,6 +94,11 @@ class RunResult:
     def done(self) -> bool:
         return self._done
 
+    @property
+    def error(self) -> BaseException | None:
+        """Why the run failed (a model failed for good), or None. ``session.run`` raises it."""
+        return self._error
+
     def __repr__(self) -> str:
         return f"RunResult({len(self._events)} events)"
 
@@ -107,6 +113,10 @@ class RunResult:
 
     def _on_handoff(self, item: AgentHandoff, old: Agent | None, new: Agent) -> None:
         self._events.append(AgentHandoffEvent(item, old, new))
+
+    def _on_speech_failed(self, handle: SpeechHandle, error: BaseException) -> None:
+        if handle in self._handles and self._error is None:
+            self._error = error
 
     def _watch_handle(self, handle: SpeechHandle) -> None:
         self._handles.append(handle)

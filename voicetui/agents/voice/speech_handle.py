@@ -42,12 +42,15 @@ class SpeechHandle:
         self._interrupt_fut: asyncio.Future[None] = loop.create_future()
         self._authorized: asyncio.Future[None] = loop.create_future()
         self._scheduled_fut: asyncio.Future[None] = loop.create_future()
+        self._generation_fut: asyncio.Future[None] = loop.create_future()
         self._done_fut: asyncio.Future[None] = loop.create_future()
         self._generations: list[asyncio.Future[None]] = []
         self._chat_items: list[ChatItem] = []
         self._done_callbacks: list[Callable[[SpeechHandle], None]] = []
         self._item_added_callbacks: list[Callable[[ChatItem], None]] = []
         self._turn_timing: TurnTiming | None = None
+        self._playout_gate = asyncio.Event()
+        self._playout_gate.set()
 
     @staticmethod
     def create(allow_interruptions: bool = True) -> SpeechHandle:
@@ -96,6 +99,12 @@ class SpeechHandle:
     def done(self) -> bool:
         return self._done_fut.done()
 
+    @property
+    def generation_done(self) -> bool:
+        """The speech's own text and audio are out (played, or cut off) and recorded; its tools
+        may still be running, and it is :meth:`done` once they have finished."""
+        return self._generation_fut.done()
+
     def interrupt(self, *, force: bool = False) -> SpeechHandle:
         """Stop this speech. Raises if it does not allow interruptions (unless ``force``)."""
         if not force and not self._allow_interruptions:
@@ -108,8 +117,10 @@ class SpeechHandle:
             self._interrupt_fut.set_result(None)
 
     async def wait_for_playout(self) -> None:
-        """Wait until the speech has been played out (or interrupted) and recorded in history.
-        Must not be awaited from a tool of this same speech (that would deadlock)."""
+        """Wait until the speech has been played out (or interrupted) and recorded in history,
+        its tools included. Must not be awaited from a tool of this same speech (that would
+        deadlock); awaiting *another* speech from a tool (``await session.generate_reply()``)
+        is fine: a speech lets the next one play as soon as its own audio is out."""
         await asyncio.shield(self._done_fut)
 
     def __await__(self) -> Generator[Any, None, SpeechHandle]:
@@ -143,6 +154,29 @@ class SpeechHandle:
     async def _wait_for_authorization(self) -> None:
         await asyncio.shield(self._authorized)
 
+    async def _wait_for_generation(self) -> None:
+        await asyncio.shield(self._generation_fut)
+
+    def _mark_generation_done(self) -> None:
+        if not self._generation_fut.done():
+            self._generation_fut.set_result(None)
+
+    def _hold(self) -> None:
+        """Keep this speech's audio and text from the user for now (user voice while the
+        agent is still thinking: maybe an interruption, maybe a cough)."""
+        self._playout_gate.clear()
+
+    def _release(self) -> None:
+        self._playout_gate.set()
+
+    @property
+    def held(self) -> bool:
+        return not self._playout_gate.is_set()
+
+    async def _wait_until_released(self) -> None:
+        if not self._playout_gate.is_set():
+            await self._playout_gate.wait()
+
     def _mark_scheduled(self) -> None:
         if not self._scheduled_fut.done():
             self._scheduled_fut.set_result(None)
@@ -155,6 +189,7 @@ class SpeechHandle:
     def _mark_done(self) -> None:
         if self._done_fut.done():
             return
+        self._mark_generation_done()
         self._done_fut.set_result(None)
         if not self._authorized.done():
             self._authorized.set_result(None)

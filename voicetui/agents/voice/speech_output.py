@@ -72,6 +72,7 @@ async def speak(
 
     async def forward_transcript() -> None:
         async for delta in iterate_node(activity.agent.transcription_node(text, ModelSettings())):
+            await handle._wait_until_released()
             await transcript.push_text(delta)
             if audio_out is None and "loop" not in started:
                 on_started(PlaybackStartedEvent(now()))
@@ -82,7 +83,8 @@ async def speak(
         audio_out.on("playback_started", on_started)
         tasks.append(
             asyncio.create_task(
-                forward_audio(frames, audio_out, fwd, transcript), name="forward_audio"
+                forward_audio(frames, audio_out, fwd, transcript, handle._wait_until_released),
+                name="forward_audio",
             )
         )
     tts_failed = False

@@ -18,7 +18,7 @@ from ..metrics import EOUMetrics, STTMetrics, VADMetrics
 from ..stt import SpeechEvent
 from ..vad import VADEvent
 from .audio_recognition import EndOfTurnInfo
-from .events import AgentFalseInterruptionEvent, UserInputTranscribedEvent
+from .events import AgentFalseInterruptionEvent, AgentState, UserInputTranscribedEvent
 from .io import AudioOutput
 from .speech_handle import SpeechHandle, TurnTiming
 
@@ -31,10 +31,12 @@ logger = logging.getLogger("voicetui.agents.voice")
 
 @dataclass
 class _FalseInterruption:
-    """A speech stopped (paused, or interrupted) by user voice that has no words yet."""
+    """A speech stopped by user voice that has no words yet: its audio paused (it was playing
+    on an output that can pause), held (nothing of it was out yet), or interrupted."""
 
     speech: SpeechHandle
     paused_output: AudioOutput | None
+    held: bool = False
     timer: asyncio.Task[None] | None = None
 
 
@@ -71,6 +73,8 @@ class TurnTaking:
         self._false_interruption: _FalseInterruption | None = None
         self._preemptive: _Preemptive | None = None
         self._turn_task: asyncio.Task[None] | None = None
+        self._postponed: SpeechHandle | None = None
+        """A reply held back, before any of it was out, because the user started speaking."""
 
     def attach(self, recognition: AudioRecognition) -> None:
         self._recognition = recognition
@@ -80,13 +84,23 @@ class TurnTaking:
         if fi is not None:
             await cancel_and_wait(fi.timer)
             self._release_pause(fi)
-        self._discard_preemptive()
+        postponed, self._postponed = self._postponed, None
+        if postponed is not None:
+            postponed._release()
+        self.discard_preemptive()
         await self._tasks.aclose()
 
     @property
     def paused_speech(self) -> SpeechHandle | None:
+        """The speech paused or held for user voice that may turn out not to be a turn."""
         fi = self._false_interruption
-        return fi.speech if fi is not None and fi.paused_output is not None else None
+        if fi is None or (fi.paused_output is None and not fi.held):
+            return None
+        return fi.speech
+
+    @property
+    def user_turn_done(self) -> bool:
+        return self._turn_task is None or self._turn_task.done()
 
     async def wait_for_user_turn(self) -> None:
         """Until the last committed user turn is in history and its reply scheduled."""
@@ -98,14 +112,36 @@ class TurnTaking:
 
     # --- what the user does -----------------------------------------------------------------
     def on_start_of_speech(self, ev: VADEvent | None) -> None:
-        self._session._update_user_state("speaking")
+        at = now() - ev.speech_duration if ev is not None else None
+        self._session._update_user_state("speaking", at=at)
         fi = self._false_interruption
         if fi is not None and fi.timer is not None:
             # the user speaks again: the false-interruption window starts over at its end
             fi.timer.cancel()
             fi.timer = None
+        self._postpone_reply()
         if ev is None:  # no VAD: the STT's start of speech is all we know
             self._interrupt_by_voice()
+
+    def _postpone_reply(self) -> None:
+        """The user speaks while the agent is still thinking: its reply waits until the voice
+        ends, rather than start over the user (a longer voice is an interruption attempt)."""
+        speech = self._activity.current_speech
+        if speech is not None and self._session.agent_state == "thinking":
+            self._postpone(speech)
+
+    def on_speech_authorized(self, speech: SpeechHandle) -> None:
+        """A speech's turn to play has come: not while the user is talking (a tool's reply,
+        a queued announcement) — it waits until the voice ends."""
+        if self._recognition is not None and self._recognition.user_speaking:
+            self._postpone(speech)
+
+    def _postpone(self, speech: SpeechHandle) -> None:
+        if speech.done() or speech.interrupted or speech.held or not speech.allow_interruptions:
+            return
+        logger.debug("user voice: %s waits until the user stops", speech.id)
+        speech._hold()
+        self._postponed = speech
 
     def on_vad_inference_done(self, ev: VADEvent) -> None:
         if (
@@ -117,10 +153,14 @@ class TurnTaking:
             self._interrupt_by_voice()
 
     def on_end_of_speech(self, ev: VADEvent | None) -> None:
-        self._session._update_user_state("listening")
+        at = now() - ev.silence_duration if ev is not None else None
+        self._session._update_user_state("listening", at=at)
         fi = self._false_interruption
         if fi is not None and fi.timer is None:
             self._start_false_interruption_timer(fi)
+        postponed, self._postponed = self._postponed, None
+        if postponed is not None and not postponed.done() and not postponed.interrupted:
+            postponed._release()  # a short voice with no words: the reply goes ahead
 
     def on_interim_transcript(self, ev: SpeechEvent) -> None:
         self._session._emit_event(
@@ -174,21 +214,21 @@ class TurnTaking:
         timeout = activity.option("false_interruption_timeout")
         out = activity.audio_output()
         has_words = _words(self._current_transcript()) >= max(1, min_words)
-        if (
-            timeout is not None
-            and not has_words
-            and activity.option("resume_false_interruption")
-            and out is not None
-            and out.can_pause
-            and self._session.agent_state == "speaking"
-        ):
+        may_resume = (
+            timeout is not None and not has_words and activity.option("resume_false_interruption")
+        )
+        state = self._session.agent_state
+        if may_resume and state == "speaking" and out is not None and out.can_pause:
             logger.debug("user voice: pausing %s until words are heard", speech.id)
             out.pause()
-            fi = _FalseInterruption(speech, paused_output=out)
-            self._set_false_interruption(fi)
-            paused = fi
-            speech.add_done_callback(lambda _h: self._release_pause(paused))
-            self._session._update_agent_state("listening")
+            self._stop_until_words(_FalseInterruption(speech, paused_output=out))
+        elif may_resume and state == "thinking":
+            # nothing of it was heard yet: hold it back (on any output) until words are heard
+            logger.debug("user voice: holding %s until words are heard", speech.id)
+            speech._hold()
+            if self._postponed is speech:
+                self._postponed = None  # released by the false-interruption logic now
+            self._stop_until_words(_FalseInterruption(speech, paused_output=None, held=True))
         else:
             logger.debug("user voice: interrupting %s", speech.id)
             speech._cancel()
@@ -203,6 +243,11 @@ class TurnTaking:
             and not self._recognition.user_speaking
         ):
             self._start_false_interruption_timer(fi)
+
+    def _stop_until_words(self, fi: _FalseInterruption) -> None:
+        self._set_false_interruption(fi)
+        fi.speech.add_done_callback(lambda _h: self._release_pause(fi))
+        self._session._update_agent_state("listening")
 
     def _set_false_interruption(self, fi: _FalseInterruption) -> None:
         old = self._false_interruption
@@ -225,19 +270,22 @@ class TurnTaking:
             return
         self._false_interruption = None
         resumed = False
-        if fi.paused_output is not None and not fi.speech.done():
+        if (fi.paused_output is not None or fi.held) and not fi.speech.done():
             logger.info("false interruption: resuming %s", fi.speech.id)
-            fi.paused_output.resume()
-            fi.paused_output = None
-            self._session._update_agent_state("speaking")
+            state: AgentState = "speaking" if fi.paused_output is not None else "thinking"
+            self._release_pause(fi)
+            self._session._update_agent_state(state)
             resumed = True
         self._session._emit_event(AgentFalseInterruptionEvent(resumed=resumed))
 
     def _release_pause(self, fi: _FalseInterruption) -> None:
-        """The paused speech ended (it was interrupted for good): let the output play again."""
+        """Let the paused or held speech go on (resumed, or it ended: interrupted for good)."""
         out, fi.paused_output = fi.paused_output, None
         if out is not None:
             out.resume()
+        if fi.held:
+            fi.held = False
+            fi.speech._release()
         if self._false_interruption is fi:
             self._false_interruption = None
             if fi.timer is not None:
@@ -300,7 +348,13 @@ class TurnTaking:
         if activity.draining or not self._session.running:
             # too late to answer; keep what the user said
             activity.record_user_message(msg)
-            self._discard_preemptive()
+            self.discard_preemptive()
+            return
+        if self._turn_task is not asyncio.current_task():
+            # the user went on talking while the hook ran: the newer turn answers both
+            logger.debug("user turn %r superseded by a newer one", msg.text_content)
+            activity.record_user_message(msg)
+            self.discard_preemptive()
             return
         timing = TurnTiming(
             stopped_speaking_at=info.stopped_speaking_at,
@@ -350,7 +404,7 @@ class TurnTaking:
             return  # the reply's context would miss what the agent is saying now
         if self._turn_task is not None and not self._turn_task.done():
             return
-        self._discard_preemptive()
+        self.discard_preemptive()
         ctx = activity.agent._chat_ctx.copy()
         fingerprint = _fingerprint(ctx)
         ctx.append(ChatMessage(role="user", content=[transcript]))
@@ -359,7 +413,7 @@ class TurnTaking:
             handle, transcript, fingerprint, tuple(t.name for t in activity.tools)
         )
 
-    def _discard_preemptive(self) -> None:
+    def discard_preemptive(self) -> None:
         pre, self._preemptive = self._preemptive, None
         if pre is not None:
             pre.handle._cancel()

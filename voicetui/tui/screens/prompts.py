@@ -13,7 +13,7 @@ from textual.widgets import Button, Input, Label, Static, TextArea
 
 from ...runtime.api import RoomDetails
 from ..format import pretty_json
-from .tool_break import MODAL_CSS, parse_arguments, steady_cursors
+from .tool_break import MODAL_CSS, JsonEditor, parse_arguments, steady_cursors
 
 CANCEL: list[BindingType] = [Binding("escape", "cancel", "Cancel")]
 
@@ -37,7 +37,7 @@ class RerunScreen(ModalScreen[str | None]):
         with Vertical():
             yield Static(f"↻ Re-run {self.tool_name}", classes="modal-title", markup=False)
             yield Label("Arguments (JSON)")
-            yield TextArea(pretty_json(self.arguments or "{}"), id="rerun-args", soft_wrap=True)
+            yield JsonEditor(pretty_json(self.arguments or "{}"), id="rerun-args", soft_wrap=True)
             yield Static("", id="rerun-error", classes="modal-error", markup=False)
             with Horizontal(classes="modal-buttons"):
                 yield Button("Cancel", id="rerun-cancel", compact=True)
@@ -69,10 +69,17 @@ class RoomScreen(ModalScreen[RoomDetails | None]):
     DEFAULT_CSS = "RoomScreen {" + MODAL_CSS + "Input { margin-bottom: 0; } }"
     BINDINGS: ClassVar[list[BindingType]] = CANCEL
 
-    def __init__(self, reason: str | None = None, previous: RoomDetails | None = None) -> None:
+    def __init__(
+        self,
+        reason: str | None = None,
+        previous: RoomDetails | None = None,
+        *,
+        default_room: str = "voicetui",
+    ) -> None:
         super().__init__()
         self.reason = reason
         self.previous = previous
+        self.default_room = default_room
 
     def compose(self) -> ComposeResult:
         prev = self.previous
@@ -83,10 +90,10 @@ class RoomScreen(ModalScreen[RoomDetails | None]):
             yield Label("Server URL")
             yield Input(prev.url if prev else "", placeholder="wss://…", id="room-url")
             yield Label("Room name")
-            yield Input(prev.room if prev else "", placeholder="my-room", id="room-name")
+            yield Input(prev.room if prev else "", placeholder=self.default_room, id="room-name")
             yield Label("Token (or leave empty to use the configured API key/secret)")
             yield Input((prev.token or "") if prev else "", password=True, id="room-token")
-            yield Static("", id="room-error", classes="modal-error")
+            yield Static("", id="room-error", classes="modal-error", markup=False)
             with Horizontal(classes="modal-buttons"):
                 yield Button("Cancel", id="room-cancel", compact=True)
                 yield Button("Join", id="room-join", variant="primary", compact=True)
@@ -105,10 +112,10 @@ class RoomScreen(ModalScreen[RoomDetails | None]):
     @on(Button.Pressed, "#room-join")
     def _join(self) -> None:
         url = self.query_one("#room-url", Input).value.strip()
-        room = self.query_one("#room-name", Input).value.strip()
+        room = self.query_one("#room-name", Input).value.strip() or self.default_room
         token = self.query_one("#room-token", Input).value.strip() or None
-        if not url or not room:
-            self.query_one("#room-error", Static).update("The URL and the room name are needed.")
+        if not url:
+            self.query_one("#room-error", Static).update("The server URL is needed.")
             return
         self.dismiss(RoomDetails(url=url, room=room, token=token))
 

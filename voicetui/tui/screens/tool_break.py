@@ -36,6 +36,15 @@ MODAL_CSS = """
 """
 
 
+class JsonEditor(TextArea):
+    """A TextArea for JSON: ctrl+a selects all (TextArea's emacs-style ctrl+a goes to the line
+    start; here one replaces or copies a whole value)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+a", "select_all", "Select all", show=False)
+    ]
+
+
 def steady_cursors(screen: Screen[Any]) -> None:
     """No blinking cursors when headless (tests, snapshots): the screen must be deterministic."""
     if screen.app.is_headless:
@@ -86,9 +95,9 @@ class ToolBreakScreen(ModalScreen[ToolBreakResolution]):
             )
             yield Static(f"call {self.call.call_id}", classes="modal-hint", markup=False)
             yield Label("Arguments (JSON, editable)")
-            yield TextArea(self._original, id="break-args", soft_wrap=True)
+            yield JsonEditor(self._original, id="break-args", soft_wrap=True)
             yield Label("Result or error message (for Mock result / Return error)")
-            yield TextArea("", id="break-output", soft_wrap=True)
+            yield JsonEditor("", id="break-output", soft_wrap=True)
             yield Static("", id="break-error", classes="modal-error", markup=False)
             with Horizontal(classes="modal-buttons"):
                 yield Button("Run as is", id="break-run", variant="primary", compact=True)

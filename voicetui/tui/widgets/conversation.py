@@ -17,7 +17,7 @@ from .styling import component_style
 from .vlog import VirtualLog, estimate_lines, gutter_strips
 
 LineKind = Literal["user", "interim", "agent", "tool", "handoff", "error", "notice", "info"]
-ToolStatus = Literal["running", "waiting", "ok", "mocked", "error"]
+ToolStatus = Literal["running", "waiting", "ok", "mocked", "error", "cancelled"]
 
 GUTTER = 7
 
@@ -137,6 +137,7 @@ class ConversationView(VirtualLog[Line]):
             self.append(Line("tool", format_call(call.name, call.arguments)), key=key)
         elif line.tool_status == "waiting":
             line.tool_status = "running"
+            line.text = format_call(call.name, call.arguments)  # (edited at the break)
             self.update(key)
 
     def tool_waiting(self, call: FunctionCall) -> None:
@@ -150,9 +151,14 @@ class ConversationView(VirtualLog[Line]):
     def tool_executed(self, execution: ToolExecution) -> None:
         call = execution.call
         key = f"tool-{call.call_id}"
-        if execution.exception is not None or execution.output.is_error:
-            status: ToolStatus = "error"
+        status: ToolStatus
+        if execution.cancelled:  # cut short by an interruption
+            status, detail = "cancelled", ""
+        elif execution.exception is not None or execution.output.is_error:
+            status = "error"
             detail = execution.exception or execution.output.output
+            if execution.mocked:  # an error given in the tool's place (break on tool call)
+                detail += " (mocked)"
         elif execution.mocked:
             status, detail = "mocked", ""
         else:
@@ -230,6 +236,8 @@ class ConversationView(VirtualLog[Line]):
                 body.append("⏸ waiting for you", style=self._style("warning"))
             elif status == "error":
                 body.append(f"✗ {payload.tool_detail}", style=self._style("fail"))
+            elif status == "cancelled":
+                body.append(f"⏹ cancelled {payload.tool_detail}", style=self._style("warning"))
             elif status == "mocked":
                 body.append(f"✓ {payload.tool_detail} (mocked)", style=self._style("ok"))
             else:

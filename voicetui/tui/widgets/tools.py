@@ -23,13 +23,14 @@ from ...agents.voice.events import ToolExecution
 from ..format import format_call, format_duration, parse_json, shorten
 from .styling import CachedComponentStyles
 
-ToolState = Literal["running", "waiting", "ok", "mocked", "error"]
+ToolState = Literal["running", "waiting", "ok", "mocked", "error", "cancelled"]
 ICONS: dict[str, tuple[str, str]] = {
     "running": ("…", "dim"),
     "waiting": ("⏸", "warn"),
     "ok": ("✓", "ok"),
     "mocked": ("✓", "warn"),
     "error": ("✗", "bad"),
+    "cancelled": ("⏹", "warn"),
 }
 
 
@@ -42,12 +43,17 @@ class ToolRecord:
     output: str | None = None
     exception: str | None = None
     rerun: bool = False
+    mocked: bool = False
+    """The result or error was given in the tool's place (break on tool call)."""
 
     def apply(self, execution: ToolExecution) -> None:
         self.duration = execution.duration
         self.output = execution.output.output
         self.exception = execution.exception
-        if execution.exception is not None or execution.output.is_error:
+        self.mocked = execution.mocked
+        if execution.cancelled:  # cut short by an interruption (the output says so)
+            self.state = "cancelled"
+        elif execution.exception is not None or execution.output.is_error:
             self.state = "error"
         elif execution.mocked:
             self.state = "mocked"
@@ -163,6 +169,7 @@ class ToolsPanel(CachedComponentStyles, Vertical):
             self._add(record)
         else:
             record.state = state
+            record.call = call  # (arguments edited at a break)
             self._changed(record)
         return record
 
@@ -231,6 +238,8 @@ class ToolsPanel(CachedComponentStyles, Vertical):
         if record.rerun:
             text.append("↻ ", style=styles["warn"])
         text.append(record.call.name, style="bold")
+        if record.mocked:
+            text.append(" (mocked)", style=styles["warn"])
         if record.duration is not None:
             text.append(f"  {format_duration(record.duration)}", style=styles["dim"])
         text.append(f"  {shorten(record.call.arguments, 40)}", style=styles["dim"])
@@ -245,6 +254,8 @@ class ToolsPanel(CachedComponentStyles, Vertical):
         head.stylize(styles["head"], 2)
         meta = Text(style=styles["dim"])
         meta.append(f"call {record.call.call_id} · {record.state}")
+        if record.mocked and record.state != "mocked":
+            meta.append(" (mocked)")
         if record.duration is not None:
             meta.append(f" · {format_duration(record.duration)}")
         if record.rerun:
