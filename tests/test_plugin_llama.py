@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -241,10 +242,13 @@ async def start_session(llm: LlamaLLM, agent: Agent) -> tuple[AgentSession[None]
 
 
 @needs_model
-async def test_prewarm_reports_progress_and_primes(llm: LlamaLLM) -> None:
+async def test_prewarm_reports_progress_and_primes(
+    llm: LlamaLLM, caplog: pytest.LogCaptureFixture
+) -> None:
     agent = Clock()
     seen: list[tuple[str, int, int]] = []
     t0 = time.perf_counter()
+    caplog.set_level(logging.INFO, logger="voicetui.plugins.local")
     await llm.prewarm(
         instructions=agent.instructions, tools=agent.tools, progress=lambda *a: seen.append(a)
     )
@@ -253,6 +257,13 @@ async def test_prewarm_reports_progress_and_primes(llm: LlamaLLM) -> None:
     assert ("load", 1, 1) in seen and seen[-1] == ("prime", 1, 1)
     assert llm.model_path is not None and llm.model_path.name.endswith(".gguf")
     assert llm.model == "qwen2.5-coder-0.5b" and llm.provider == "llama.cpp"
+    # llama.cpp's ~150 loader lines (and its warnings about the model file) are DEBUG; one
+    # line of ours says what was loaded
+    shown = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert [r.name for r in shown] == ["voicetui.plugins.local.llama"], [
+        r.getMessage()[:80] for r in shown
+    ]
+    assert shown[0].getMessage().startswith("loaded qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
 
 
 @needs_model

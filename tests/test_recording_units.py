@@ -187,6 +187,23 @@ def test_secret_masker(monkeypatch: pytest.MonkeyPatch) -> None:
     assert m.mask_text("x obj-held-key-99") == f"x {MASK}"
 
 
+def test_paths_are_never_masked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Run from inside a project folder (PWD, OLDPWD are set): paths stay readable; a real
+    secret that shares characters with a path is masked alone."""
+    project = tmp_path / "my-agent-project"
+    monkeypatch.setenv("PWD", str(project))
+    monkeypatch.setenv("OLDPWD", str(tmp_path))
+    monkeypatch.setenv("DB_PWD", "hunter2-agent")  # a password named like one
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(project / "creds.json"))
+    m = SecretMasker()
+    text = f'{{"agent": "{project}/my_agent.py", "record_dir": "{project}/rec", "pw": "hunter2-agent"}}'
+    masked = m.mask_text(text)
+    assert f"{project}/my_agent.py" in masked and f"{project}/rec" in masked
+    assert "hunter2-agent" not in masked
+    assert m.mask({"agent": f"{project}/my_agent.py"}) == {"agent": f"{project}/my_agent.py"}
+    assert is_secret_key("DB_PWD") and not is_secret_key("PWD")
+
+
 def test_transcript_renders_and_parses_back() -> None:
     r = TranscriptRenderer()
     md = r.header({"id": "rec1", "started_at": "now", "models": {"llm": {"model": "m"}}})

@@ -402,3 +402,26 @@ def test_a_killed_recording_then_repaired(text_recording: Path, tmp_path: Path) 
     repaired = RecordingRuntime(copy)
     collect(repaired)
     assert len(repaired.problems) == 1 and "did not finish" in repaired.problems[0]
+
+
+def test_a_recording_started_mid_session_names_the_devices_as_the_live_header(
+    tmp_path: Path,
+) -> None:
+    from tests.test_runtime import Backends
+
+    controller = SessionController(
+        Settings(mode="local"),  # type: ignore[arg-type]
+        agent=WeatherAgent(),
+        models=SessionModels(stt=None, vad=None, llm=FakeLLM(default="Okay."), tts=None),
+        backend_factory=Backends(),
+    )
+    controller.start().result(20)
+    try:
+        directory = controller.start_recording(str(tmp_path)).result(20)
+        controller.stop_recording().result(20)
+    finally:
+        controller.stop().result(20)
+        controller.join(20)
+    got = collect(RecordingRuntime(Path(directory)))
+    modes = [e for e in got if isinstance(e, ModeChanged)]
+    assert modes[0].description == "LOCAL fake mic"  # not the I/O classes' names

@@ -143,6 +143,38 @@ async def test_a_tool_cut_short_by_an_interruption_ends_its_row() -> None:
         assert app.query_one("#state", StatePanel).tools_running == 0
 
 
+async def test_a_typed_turn_has_its_e2e_and_is_marked() -> None:
+    async with running() as (app, pilot, rt):
+        rt.emit(fr.user_message("hello"), fr.assistant_message("Hi!", e2e=0.42))
+        msg = fr.assistant_message("Hi!", e2e=0.42)
+        msg.item.metrics.typed_input = True
+        rt.emit(fr.user_message("typed hello"), msg)
+        await settle(pilot)
+        rows = app.latency_panel.book.rows
+        assert [(r.label, r.e2e) for r in rows] == [("1", 0.42), ("2⌨", 0.42)]
+        assert app.latency_panel.book.percentiles(50)["e2e"] == 0.42
+
+
+async def test_question_mark_shows_the_apps_keys_unless_it_is_typed() -> None:
+    from voicetui.tui.screens.keys import KeysScreen
+
+    async with running() as (app, pilot, rt):
+        await pilot.press("?")
+        await settle(pilot)
+        assert isinstance(app.screen, KeysScreen)
+        shown = fr.screen_text(app)
+        for group in ("Conversation", "Tools", "Recording", "View"):
+            assert group in shown
+        assert "interrupt the agent" in shown and "break on tool call" in shown
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not isinstance(app.screen, KeysScreen)
+        await pilot.press("w", "h", "y", "?")
+        await settle(pilot)
+        assert app.query_one("#talk", Input).value == "why?"
+        assert not isinstance(app.screen, KeysScreen)
+
+
 async def test_break_on_tool_call_edit_and_run() -> None:
     async with running() as (app, pilot, rt):
         await pilot.press("f8")

@@ -4,16 +4,19 @@ runtime refused."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from tests.fake_runtime import settle
 from tests.test_runtime import Backends
-from voicetui.agents import Agent
-from voicetui.agents.testing import FakeLLM
+from voicetui.agents import Agent, function_tool
+from voicetui.agents.testing import FakeLLM, FakeLLMResponse, FakeToolCall
 from voicetui.config import Settings
 from voicetui.plugins.selection import SessionModels
 from voicetui.runtime._io_modes import BackendHooks, ModeBackend, ModeRequest
@@ -25,12 +28,16 @@ from voicetui.tui.widgets.state import StatePanel
 
 @asynccontextmanager
 async def app_on_controller(
-    mode: str = "text", backends: Backends | None = None
+    mode: str = "text",
+    backends: Backends | None = None,
+    *,
+    agent: Agent | None = None,
+    llm: FakeLLM | None = None,
 ) -> AsyncIterator[tuple[VoiceTUIApp, Pilot[int], SessionController]]:
     controller = SessionController(
         Settings(mode=mode),  # type: ignore[arg-type]
-        agent=Agent(instructions="Be brief."),
-        models=SessionModels(stt=None, vad=None, llm=FakeLLM(default="Okay."), tts=None),
+        agent=agent or Agent(instructions="Be brief."),
+        models=SessionModels(stt=None, vad=None, llm=llm or FakeLLM(default="Okay."), tts=None),
         backend_factory=backends or Backends(),
     )
     app = VoiceTUIApp(controller, bridge_interval=0)
@@ -104,3 +111,48 @@ async def test_ctrl_t_toggles_text_and_audio_and_devices_bring_back_local() -> N
         controller.select_devices(1, 2).result(20)
         await until(pilot, lambda: app.io_mode == "local")
         assert controller.mode == "local"
+
+
+class SlowTool(Agent):
+    def __init__(self) -> None:
+        super().__init__(instructions="Be brief.")
+
+    @function_tool
+    async def slow_lookup(self, city: str) -> str:
+        """Look a city up (slowly)."""
+        await asyncio.sleep(30)
+        return f"{city}: found"
+
+
+async def test_f4_while_a_tool_runs_ends_its_row_and_f4_while_thinking_leaves_a_trace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("voicetui.agents.voice.reply.TOOL_INTERRUPTION_TIMEOUT", 0.5)
+    llm = FakeLLM(
+        [
+            FakeLLMResponse(
+                input="look up Oslo", tool_calls=[FakeToolCall("slow_lookup", {"city": "Oslo"})]
+            ),
+            FakeLLMResponse(input="tell me a story", content="Once upon a time.", ttft=30),
+        ]
+    )
+    async with app_on_controller(agent=SlowTool(), llm=llm) as (app, pilot, _):
+        talk = app.query_one("#talk", Input)
+        talk.value = "look up Oslo"
+        await pilot.press("enter")
+        await until(pilot, lambda: any("running" in x for x in conv_lines(app)))
+        await pilot.press("f4")
+        await until(pilot, lambda: any("cancelled" in x for x in conv_lines(app)))
+        assert not any("… running" in x for x in conv_lines(app))
+        assert app.query_one("#state", StatePanel).tools_running == 0
+
+        talk.value = "tell me a story"
+        await pilot.press("enter")
+        await until(pilot, lambda: app.query_one("#state", StatePanel).agent_state == "thinking")
+        await pilot.press("f4")
+        await until(pilot, lambda: conv_lines(app)[-1].startswith("Agent"))
+        assert "⏹ interrupted" in conv_lines(app)[-1]
+
+
+def conv_lines(app: VoiceTUIApp) -> list[str]:
+    return [x.strip() for x in app.query_one(ConversationView).plain_lines()]

@@ -110,6 +110,20 @@ class SlowHookAgent(Agent):
         await asyncio.sleep(0.1)
 
 
+async def test_a_typed_turn_measures_e2e_from_when_it_was_sent() -> None:
+    # typed at 1.0 while nothing plays: LLM ttft 0.3, TTS ttfb 0.2 → first audio 0.5 s later
+    r = await rig(
+        [], [FakeLLMResponse(input="hello", content="Hi there.", ttft=0.3)], tts=FakeTTS(ttfb=0.2)
+    )
+    await asyncio.sleep(1.0)
+    r.session.generate_reply(user_input="hello")
+    await asyncio.sleep(3)
+    (reply,) = r.assistant()
+    assert reply.metrics.typed_input and reply.metrics.end_of_turn_delay is None
+    assert reply.metrics.e2e_latency == approx(0.5, 0.05)
+    await r.aclose()
+
+
 async def test_latency_metrics_match_scripted_timings() -> None:
     # voice 0.5–1.5 s; STT final +0.2; endpointing 0.5 → commit 2.0; hook 0.1; LLM ttft 0.3;
     # TTS ttfb 0.2 → first audio at 2.6, i.e. 1.1 s after the user stopped speaking

@@ -94,6 +94,8 @@ def event_line(ev: Any) -> tuple[str, bool] | None:
     if t == "notice":
         prefix = "" if ev.level == "info" else f"{ev.level}: "
         return f"voicetui: {prefix}{ev.message}", True
+    if t == "reply_cut_off":
+        return "agent: [interrupted before it spoke]", False
     if t == "mode_changed":
         return f"voicetui: mode {ev.description}", True
     if t == "model_loading" and ev.stage in ("start", "ready", "failed"):

@@ -37,7 +37,8 @@ _NOT_SECRET_KEYS = frozenset(
         "tokens_per_second",
         "max_tokens",
         "max_completion_tokens",
-        "pwd",  # the shell's current folder, not a password
+        # the shell's working directories ("pwd" is also short for password, not here)
+        "pwd",
         "oldpwd",
     }
 )
@@ -74,7 +75,11 @@ class SecretMasker:
         self._regex: re.Pattern[str] | None = None
         if from_environment:
             for name, value in os.environ.items():
-                if is_secret_key(name) and len(value) >= _AUTO_MIN_LENGTH and not _is_path(value):
+                if (
+                    is_secret_key(name)
+                    and len(value) >= _AUTO_MIN_LENGTH
+                    and not os.path.isabs(value)  # a path (to a key file, say) is no secret
+                ):
                     self.add(value)
         for s in secrets:
             self.add(s)
@@ -172,12 +177,6 @@ def _mask_value(m: re.Match[str]) -> str:
     start, end = m.start("val") - m.start(), m.end("val") - m.start()
     text = m.group(0)
     return text[:start] + MASK + text[end:]
-
-
-def _is_path(value: str) -> bool:
-    """An environment value that names a file (``GOOGLE_APPLICATION_CREDENTIALS``, ``PWD``):
-    where a secret is kept, not a secret."""
-    return value.startswith(("/", "~", "./")) and " " not in value and os.path.exists(value)
 
 
 def _strings(v: Any) -> list[str]:

@@ -24,6 +24,7 @@ from ..runtime.api import (
     ModeChanged,
     ModelLoading,
     Notice,
+    ReplyCutOff,
     RuntimeStatus,
     ToolBreak,
     ToolRerun,
@@ -136,6 +137,8 @@ def to_runtime_events(ev: RecordedEvent) -> list[Any]:
         return [_build(ToolRerun, data, execution=ToolExecution.model_validate(data["execution"]))]
     if kind == "agent_transcript":
         return [_build(AgentTranscript, data)]
+    if kind == "reply_cut_off":
+        return [_build(ReplyCutOff, data)]
     if kind == "log":
         return [_build(LogRecordEvent, data)]
     # a kind this version does not know (a newer recorder): in the logs, not an error

@@ -142,6 +142,15 @@ class LogRecordEvent:
     type: Literal["log"] = "log"
 
 
+@dataclass(frozen=True)
+class ReplyCutOff:
+    """A reply (or ``say``) was interrupted before any of it was heard: nothing of it is in
+    history, but the user cut it off (F4, talking over it, typing)."""
+
+    speech_id: str
+    type: Literal["reply_cut_off"] = "reply_cut_off"
+
+
 RuntimeOwnEvent: TypeAlias = (
     ModeChanged
     | RuntimeStatus
@@ -151,6 +160,7 @@ RuntimeOwnEvent: TypeAlias = (
     | Notice
     | ToolRerun
     | AgentTranscript
+    | ReplyCutOff
 )
 RuntimeEvent: TypeAlias = Any
 """A session event (pydantic, from ``voicetui.agents.voice.events``), a RuntimeOwnEvent or a

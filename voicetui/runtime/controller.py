@@ -34,8 +34,8 @@ from urllib.parse import urlsplit, urlunsplit
 from platformdirs import user_data_dir
 
 from ..agent_loader import make_agent
-from ..agents.llm import AgentHandoff
-from ..agents.voice import Agent, AgentSession, CloseReason, ToolExecution
+from ..agents.llm import AgentHandoff, ChatMessage
+from ..agents.voice import Agent, AgentSession, CloseReason, SpeechHandle, ToolExecution
 from ..agents.voice.events import EventTypes
 from ..config import Settings
 from ..plugins.selection import SessionModels
@@ -65,6 +65,7 @@ from .api import (
     Mode,
     ModeChanged,
     ModelLoading,
+    ReplyCutOff,
     RoomDetails,
     RuntimeStatus,
     SessionRuntime,
@@ -354,10 +355,19 @@ class SessionController(LoopRuntime):
     # --- session events ---------------------------------------------------------------------
     def _on_session_event(self, ev: Any) -> None:
         self._dispatch(ev)
-        if ev.type == "conversation_item_added" and isinstance(ev.item, AgentHandoff):
+        if ev.type == "speech_created":
+            ev.speech_handle.add_done_callback(self._on_speech_done)
+        elif ev.type == "conversation_item_added" and isinstance(ev.item, AgentHandoff):
             self._emit_status()
         elif ev.type == "close" and not self._stopping:
             self._spawn(self._after_close(ev.reason, ev.error), "runtime.restart")
+
+    def _on_speech_done(self, handle: SpeechHandle) -> None:
+        heard = any(
+            isinstance(item, ChatMessage) and item.role == "assistant" for item in handle.chat_items
+        )
+        if handle.interrupted and not heard:
+            self._emit(ReplyCutOff(handle.id))
 
     async def _after_close(self, reason: CloseReason, error: str | None) -> None:
         """The session closed by itself (repeated model failures, the agent ended it): start a
@@ -415,7 +425,15 @@ class SessionController(LoopRuntime):
         )
 
     _RECORDED_RUNTIME_EVENTS = frozenset(
-        {"mode_changed", "notice", "tool_break", "tool_rerun", "model_loading", "status"}
+        {
+            "mode_changed",
+            "notice",
+            "tool_break",
+            "tool_rerun",
+            "model_loading",
+            "status",
+            "reply_cut_off",
+        }
     )
 
     def _emit(self, ev: Any) -> None:
@@ -444,7 +462,9 @@ class SessionController(LoopRuntime):
             if not text.strip():
                 raise ValueError("the message is empty")
             session = self._session_or_raise()
-            await interrupt_quietly(session)
+            # no need to wait for the interruption: the reply reads the conversation only
+            # once the interrupted speech has recorded what was heard of it
+            session.interrupt()
             session.generate_reply(user_input=text.strip())
 
         return self._submit("sending your message", run)
@@ -623,6 +643,8 @@ class SessionController(LoopRuntime):
         )
         await rec.start()
         rec.attach()
+        if self._backend is not None:  # how `show` names the I/O: as the live header did
+            rec.record_event(ModeChanged(self._backend.mode, self._backend.description))
         self._recorder = rec
         self._emit_status()
         self._notice("info", f"recording to {rec.directory}")

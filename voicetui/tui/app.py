@@ -38,6 +38,7 @@ from . import messages as m
 from .bridge import RuntimeBridge
 from .handlers import RuntimeHandlers
 from .screens.devices import DeviceChoice, DevicesScreen
+from .screens.keys import KeysScreen
 from .screens.pager import PagerScreen
 from .screens.prompts import ExportScreen, RerunScreen, RoomScreen
 from .themes import DEFAULT_THEME, FALLBACK_THEME, VARIABLE_DEFAULTS, discover_themes
@@ -71,6 +72,20 @@ VIEW_ACTIONS = frozenset({"refuse", "view_next_tab", "view_pick_theme"})
 """Bindings of read-only mode only (hidden otherwise)."""
 REFUSE_REPEAT = 2.0
 """The same refusal is not shown again within this many seconds (a key held down)."""
+
+
+class TalkInput(Input):
+    """The message box. ``?`` with nothing typed shows the keys (else it is a question mark)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "keys_or_type", "Keys", show=False, priority=True)
+    ]
+
+    def action_keys_or_type(self) -> None:
+        if self.value:
+            self.insert_text_at_cursor("?")
+        else:
+            self.app.action_show_keys()  # type: ignore[attr-defined]
 
 
 class VoiceTUIApp(RuntimeHandlers):
@@ -112,6 +127,7 @@ class VoiceTUIApp(RuntimeHandlers):
         Binding("ctrl+r", "rerun_tool", "Re-run tool", show=False),
         Binding("ctrl+s", "export", "Export transcript", show=False),
         Binding("ctrl+l", "clear", "Clear transcript", show=False),
+        Binding("question_mark", "show_keys", "Keys", show=False),
     ]
 
     def __init__(
@@ -183,10 +199,10 @@ class VoiceTUIApp(RuntimeHandlers):
                 yield Static("Recent turns", id="sidebar-title")
                 yield RecentTurns(latency.book, id="recent-turns")
         yield StatePanel(compact=True, read_only=self.read_only, id="compact-state")
-        yield Input(
+        yield TalkInput(
             placeholder=f"{READ_ONLY_MESSAGE} · ctrl+n next tab · ctrl+q quit"
             if self.read_only
-            else "Type to talk to the agent, Enter to send",
+            else "Type to talk to the agent, Enter to send · ? keys",
             id="talk",
             select_on_focus=False,
             disabled=self.read_only,
@@ -442,6 +458,10 @@ class VoiceTUIApp(RuntimeHandlers):
 
     def action_pick_theme(self) -> None:
         self.search_themes()
+
+    def action_show_keys(self) -> None:
+        if not isinstance(self.screen, KeysScreen):
+            self.push_screen(KeysScreen())
 
     def action_next_tab(self) -> None:
         ids = [tab_id for tab_id, _ in TABS]

@@ -96,6 +96,8 @@ def to_message(ev: Any) -> Message | None:
         return m.ToolBreakRequested(ev)
     if kind == "tool_rerun":
         return m.ToolRerunDone(ev)
+    if kind == "reply_cut_off":
+        return m.ReplyWasCutOff()
     return None
 
 

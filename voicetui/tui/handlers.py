@@ -163,6 +163,9 @@ class RuntimeHandlers(App[int]):
                 self._last_e2e = row.e2e
                 self._states_dirty = True
 
+    def on_reply_was_cut_off(self, _: m.ReplyWasCutOff) -> None:
+        self.conversation.agent_message("", interrupted=True)  # "… ⏹ interrupted"
+
     def on_false_interruption(self, msg: m.FalseInterruption) -> None:
         what = "the agent resumed" if msg.resumed else "the agent did not resume"
         self.conversation.info(f"false interruption: {what}")

@@ -37,6 +37,12 @@ class TurnLatency:
     """The user stopped speaking → the agent's first audio."""
     speech_id: str | None = None
     closed: bool = False
+    typed: bool = False
+    """A typed turn: e2e counts from when the text was sent (no EOU, no STT)."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.index}⌨" if self.typed else str(self.index)
 
     def value(self, column: str) -> float | None:
         v: float | None = getattr(self, column)
@@ -133,6 +139,7 @@ class LatencyBook:
         for name, v in values.items():
             if v is not None:
                 setattr(row, name, v)
+        row.typed = report.typed_input
         row.closed = True
         self._open = None
         return row

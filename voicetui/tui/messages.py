@@ -151,6 +151,10 @@ class ToolBreakRequested(Message):
         self.event = event
 
 
+class ReplyWasCutOff(Message):
+    """A reply was interrupted before any of it was heard."""
+
+
 class ToolRerunDone(Message):
     def __init__(self, event: ToolRerun) -> None:
         super().__init__()

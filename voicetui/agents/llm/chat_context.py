@@ -25,6 +25,9 @@ class MetricsReport(BaseModel):
     llm_node_ttft: float | None = None
     tts_node_ttfb: float | None = None
     e2e_latency: float | None = None
+    """The user's turn ended → the agent's first audio (or first text without audio)."""
+    typed_input: bool = False
+    """The turn was typed: e2e counts from when the text was sent."""
 
 
 class ChatMessage(BaseModel):

@@ -480,6 +480,8 @@ class AgentActivity:
         user_initiated: bool = True,
     ) -> SpeechHandle:
         handle = SpeechHandle(allow_interruptions=self._allow_interruptions(allow_interruptions))
+        if user_message is not None:  # a typed turn: its latency counts from now
+            handle._turn_timing = TurnTiming(now(), end_of_turn_delay=None, typed=True)
         self._emit_speech_created(handle, source="generate_reply", user_initiated=user_initiated)
 
         async def reply() -> None:
@@ -571,6 +573,7 @@ class AgentActivity:
         timing = handle._turn_timing
         if timing is not None:
             m.end_of_turn_delay = timing.end_of_turn_delay
+            m.typed_input = timing.typed
             if spoken.first_audio_at is not None and timing.stopped_speaking_at is not None:
                 m.e2e_latency = spoken.first_audio_at - timing.stopped_speaking_at
         self._agent._chat_ctx.append(msg)

@@ -16,8 +16,10 @@ class TurnTiming:
     """When the user turn this speech answers ended, for the per-turn latency report."""
 
     stopped_speaking_at: float | None
-    """Loop time the user's voice ended."""
-    end_of_turn_delay: float
+    """Loop time the user's voice ended (a typed turn: when the text was sent)."""
+    end_of_turn_delay: float | None
+    """None for a typed turn (no endpointing)."""
+    typed: bool = False
 
 
 SPEECH_PRIORITY_LOW = 0

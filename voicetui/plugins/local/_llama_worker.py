@@ -16,6 +16,7 @@ import io
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,10 +55,12 @@ def import_llama_cpp() -> ModuleType:
 
         @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
         def _on_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-            if level == 3:  # GGML_LOG_LEVEL_ERROR
+            # ggml's levels: 1 debug, 2 info, 3 warn, 4 error, 5 continuation. Loading a model
+            # prints ~150 info lines and warnings about the model file ("control-looking
+            # token ... probably a bug in the model"): all chatter, so DEBUG; errors stay
+            # errors, and _load logs one line of its own.
+            if level == 4:
                 _llama_log.error("%s", text.decode("utf-8", "replace").rstrip())
-            elif level == 2:  # WARN: the loader is chatty at this level; keep it out of sight
-                _llama_log.info("%s", text.decode("utf-8", "replace").rstrip())
             elif _llama_log.isEnabledFor(logging.DEBUG):
                 _llama_log.debug("%s", text.decode("utf-8", "replace").rstrip())
 
@@ -159,6 +162,7 @@ class LlamaWorker:
         path = find()
         if self._llm is not None:
             return path
+        started = time.monotonic()
         try:
             # verbose=True keeps llama-cpp-python from redirecting the process's stdout/stderr
             # file descriptors while loading (that would eat the TUI's output); its prints go to
@@ -177,6 +181,14 @@ class LlamaWorker:
             llm.verbose = False
         except Exception as e:
             raise LLMError(f"cannot load the model {path}: {e}", recoverable=False) from e
+        logger.info(
+            "loaded %s (%.0f MB, context %d tokens, %d threads) in %.1f s",
+            path.name,
+            path.stat().st_size / 1e6,
+            llm.n_ctx(),
+            self._n_threads,
+            time.monotonic() - started,
+        )
         template = llm.metadata.get("tokenizer.chat_template")
         if not template:
             logger.warning(

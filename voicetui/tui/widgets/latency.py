@@ -129,7 +129,7 @@ class LatencyPanel(CachedComponentStyles, Vertical):
             self.call_next(self._apply_rows)
 
     def _cells(self, row: TurnLatency, styles: dict[str, Style]) -> list[str | Text]:
-        cells: list[str | Text] = [str(row.index)]
+        cells: list[str | Text] = [row.label]  # (typed turns are marked ⌨)
         cells += [format_seconds(row.value(c)) for c in COLUMNS]
         cells.append(stacked_bar(row, self._scale, BAR_WIDTH, styles))
         return cells
@@ -270,7 +270,7 @@ class RecentTurns(CachedComponentStyles, Widget):
         scale = max([r.total() for r in rows] + [0.5])
         for row in rows:
             grid.add_row(
-                str(row.index),
+                row.label,
                 format_seconds(row.e2e),
                 stacked_bar(row, scale, width, styles),
             )
