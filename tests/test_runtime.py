@@ -774,3 +774,42 @@ def test_the_status_names_the_room_without_its_credentials() -> None:
     assert without_credentials("wss://bob:s3cret@lk.example:7880/x") == "wss://lk.example:7880/x"
     assert without_credentials("wss://lk.example") == "wss://lk.example"
     assert without_credentials(None) is None
+
+
+def test_text_mode_loads_only_the_llm_and_audio_models_load_on_switching(
+    threads_before: set[threading.Thread],
+) -> None:
+    warmed: list[str] = []
+
+    class LLM(FakeLLM):
+        async def prewarm(self, **_: Any) -> None:
+            warmed.append("llm")
+
+    class STT(FakeSTT):
+        async def prewarm(self, **_: Any) -> None:
+            warmed.append("stt")
+
+    class TTS(FakeTTS):
+        async def prewarm(self, **_: Any) -> None:
+            warmed.append("tts")
+
+    backends = Backends()
+    controller = SessionController(
+        Settings(mode="text"),
+        agent=Agent(instructions="Be brief."),
+        models=SessionModels(stt=STT(), vad=FakeVAD(), llm=LLM(default="Okay."), tts=TTS()),
+        backend_factory=backends,
+        prewarm=True,
+    )
+    events = Collector()
+    controller.subscribe(events)
+    controller.start().result(WAIT)
+    assert warmed == ["llm"]  # ready for typing without loading speech models
+    controller.switch_mode("local").result(WAIT)
+    assert warmed == ["llm", "stt", "tts"]  # loaded (with progress) before audio starts
+    loading = [(e.kind, e.stage) for e in events.of("model_loading")]
+    assert ("stt", "ready") in loading and ("tts", "ready") in loading
+    controller.switch_mode("text").result(WAIT)
+    controller.switch_mode("local").result(WAIT)
+    assert warmed == ["llm", "stt", "tts"]  # once
+    stop(controller)

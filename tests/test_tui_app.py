@@ -175,6 +175,67 @@ async def test_question_mark_shows_the_apps_keys_unless_it_is_typed() -> None:
         assert not isinstance(app.screen, KeysScreen)
 
 
+async def test_logs_search_with_slash_and_level_filter() -> None:
+    from voicetui.runtime.api import LogRecordEvent
+    from voicetui.tui.widgets.logs import LogsPanel
+
+    async with running() as (app, pilot, rt):
+        rt.emit(
+            LogRecordEvent(20, "voicetui.plugins.local.llama", "loaded the model", fr.T0),
+            LogRecordEvent(30, "voicetui.io.local", "speaker underrun", fr.T0),
+            LogRecordEvent(10, "voicetui.agents", "debug detail", fr.T0),
+        )
+        await settle(pilot)
+        app.show_tab("logs-tab")
+        await settle(pilot)
+        panel = app.query_one(LogsPanel)
+        assert [r.message for r in panel.view().payloads()] == [
+            "loaded the model",
+            "speaker underrun",
+        ]
+        await pilot.press("/")
+        await settle(pilot)
+        assert app.focused is not None and app.focused.id == "logs-search"
+        await pilot.press("u", "n", "d", "e", "r")
+        await settle(pilot)
+        assert [r.message for r in panel.view().payloads()] == ["speaker underrun"]
+        assert app.query_one("#talk", Input).value == ""  # not typed into the message box
+        panel.set_search("")
+        panel.set_level(10)
+        await settle(pilot)
+        assert len(panel.view().payloads()) == 3
+
+
+async def test_an_error_banner_stays_until_dismissed() -> None:
+    from voicetui.agents.voice.events import ErrorEvent
+    from voicetui.tui.widgets.error_banner import ErrorBanner
+
+    async with running() as (app, pilot, rt):
+        banner = app.query_one(ErrorBanner)
+        assert not banner.shown
+        rt.emit(ErrorEvent(source="llm", message="invalid API key [/]", recoverable=False))
+        rt.emit(ErrorEvent(source="tts", message="piper crashed", recoverable=False))
+        await settle(pilot)
+        await pilot.pause(7)  # longer than a toast lives
+        assert banner.shown and banner.count == 2
+        assert "tts: piper crashed" in fr.screen_text(app) and "(+1 more)" in fr.screen_text(app)
+        await pilot.press("ctrl+e")
+        await settle(pilot)
+        assert not banner.shown
+
+
+async def test_the_state_panel_shows_echo_cancellation_and_its_erle() -> None:
+    from voicetui.runtime.api import AudioLevels
+
+    async with running() as (app, pilot, rt):
+        rt.emit(AudioLevels(-30, -20, -12, -6, echo_cancelling=True, erle_db=23.4))
+        await settle(pilot)
+        assert "Echo     cancelling · ERLE 23 dB" in fr.screen_text(app)
+        rt.emit(AudioLevels(-30, -20, -120, -120, echo_cancelling=True, erle_db=None))
+        await settle(pilot)
+        assert "ERLE" not in fr.screen_text(app) and "cancelling" in fr.screen_text(app)
+
+
 async def test_break_on_tool_call_edit_and_run() -> None:
     async with running() as (app, pilot, rt):
         await pilot.press("f8")

@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from livekit import rtc
 
@@ -26,7 +26,8 @@ from .api import Mode, RoomDetails
 logger = logging.getLogger("voicetui.runtime")
 
 NoticeFn = Callable[[NoticeLevel, str], None]
-LevelsFn = Callable[[Literal["input", "output"], float, float], None]
+LevelsFn = Callable[..., None]
+"""``(direction, rms_dbfs, peak_dbfs, *, echo_cancelling=False, erle_db=None)``"""
 
 PIPELINE_INPUT_RATE = 16000
 PIPELINE_OUTPUT_RATE = 24000
@@ -151,7 +152,16 @@ class LocalBackend(ModeBackend):
         )
         self._hooks = hooks
         events = self._audio.events
-        events.on("levels", lambda ev: hooks.levels(ev.direction, ev.rms_dbfs, ev.peak_dbfs))
+        events.on(
+            "levels",
+            lambda ev: hooks.levels(
+                ev.direction,
+                ev.rms_dbfs,
+                ev.peak_dbfs,
+                echo_cancelling=ev.echo_cancelling,
+                erle_db=ev.erle_db,
+            ),
+        )
         events.on("error", lambda ev: hooks.notice("warning", ev.message))
         events.on("stream_opened", self._on_opened)
 

@@ -130,12 +130,24 @@ class LevelsCoalescer:
         self._emit = emit
         self._interval = interval
         self._values = [-120.0, -120.0, -120.0, -120.0]
+        self._echo_cancelling = False
+        self._erle_db: float | None = None
         self._handle: asyncio.TimerHandle | None = None
         self._last = float("-inf")
 
-    def report(self, direction: Literal["input", "output"], rms: float, peak: float) -> None:
+    def report(
+        self,
+        direction: Literal["input", "output"],
+        rms: float,
+        peak: float,
+        *,
+        echo_cancelling: bool = False,
+        erle_db: float | None = None,
+    ) -> None:
         i = 0 if direction == "input" else 2
         self._values[i], self._values[i + 1] = rms, peak
+        if direction == "input":
+            self._echo_cancelling, self._erle_db = echo_cancelling, erle_db
         if self._handle is None:
             loop = asyncio.get_running_loop()
             delay = max(0.0, self._last + self._interval - loop.time())
@@ -145,7 +157,9 @@ class LevelsCoalescer:
         self._handle = None
         self._last = asyncio.get_running_loop().time()
         in_rms, in_peak, out_rms, out_peak = self._values
-        self._emit(AudioLevels(in_rms, in_peak, out_rms, out_peak))
+        self._emit(
+            AudioLevels(in_rms, in_peak, out_rms, out_peak, self._echo_cancelling, self._erle_db)
+        )
 
     def cancel(self) -> None:
         if self._handle is not None:

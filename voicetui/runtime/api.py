@@ -77,6 +77,10 @@ class AudioLevels:
     input_peak_dbfs: float
     output_dbfs: float
     output_peak_dbfs: float
+    echo_cancelling: bool = False
+    """The microphone's audio goes through echo cancellation (local mode)."""
+    erle_db: float | None = None
+    """Its measured echo return loss enhancement while the agent speaks (None otherwise)."""
     type: Literal["levels"] = "levels"
 
 

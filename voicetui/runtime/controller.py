@@ -154,6 +154,8 @@ class SessionController(LoopRuntime):
         self._models_desc = describe_models(models) if models is not None else ""
         self._backend_factory: BackendFactory = backend_factory or build_backend
         self._prewarm = prewarm if prewarm is not None else models is None
+        self._warmed: set[str] = set()
+        """The model kinds prewarmed so far."""
         self._session_options = dict(session_options or {})
         self._model_defaults: dict[str, Any] = {}
         """Session options the resolved models suggest (settings and ``session_options`` win)."""
@@ -210,19 +212,8 @@ class SessionController(LoopRuntime):
         agent = await make_agent(self._agent_source, self._settings.agent)
         self._agent = agent
         self._emit_status(force=True)
-        if self._prewarm:
-            from ..plugins.prewarm import prewarm_models
-
-            errors = await prewarm_models(
-                models,
-                instructions=agent.instructions,
-                tools=agent.tools,
-                on_progress=lambda p: self._emit(
-                    ModelLoading(p.kind, p.label, p.stage, p.fraction, p.message)
-                ),
-            )
-            for err in errors:
-                self._notice("error", f"loading {err}")
+        # text mode needs only the LLM: the audio models load when audio is switched on
+        await self._prewarm_models(audio=self._settings.mode != "text")
         session = self._new_session()
         self._session = session
         await self._attach(await self._initial_backend())
@@ -235,6 +226,35 @@ class SessionController(LoopRuntime):
         await session.start(agent)
         self._announce_mode()
         self._emit_status()
+
+    async def _prewarm_models(self, *, audio: bool) -> None:
+        """Load the models not loaded yet (the audio ones only if ``audio``), with progress
+        (ModelLoading events). A failure is a notice; the session reports it again on use."""
+        models, agent = self._models, self._agent
+        if not self._prewarm or models is None or agent is None:
+            return
+        from ..plugins.prewarm import prewarm_models
+
+        wanted = {"llm"} | ({"vad", "stt", "tts"} if audio else set())
+        todo = wanted - self._warmed
+        if not todo:
+            return
+        self._warmed |= todo
+        errors = await prewarm_models(
+            SessionModels(
+                stt=models.stt if "stt" in todo else None,
+                vad=models.vad if "vad" in todo else None,
+                llm=models.llm if "llm" in todo else None,
+                tts=models.tts if "tts" in todo else None,
+            ),
+            instructions=agent.instructions,
+            tools=agent.tools,
+            on_progress=lambda p: self._emit(
+                ModelLoading(p.kind, p.label, p.stage, p.fraction, p.message)
+            ),
+        )
+        for err in errors:
+            self._notice("error", f"loading {err}")
 
     async def _close_session(self) -> None:
         self._breaks.cancel_all()
@@ -538,6 +558,8 @@ class SessionController(LoopRuntime):
 
     async def _switch(self, mode: Mode, room: RoomDetails | None) -> None:
         session = self._session_or_raise()
+        if mode != "text":
+            await self._prewarm_models(audio=True)  # (started in text mode: not loaded yet)
         new = await self._backend_factory(self._request(mode, room), self._hooks())
         if self._ptt_open:
             await self._cancel_push_to_talk()

@@ -43,6 +43,7 @@ from .screens.pager import PagerScreen
 from .screens.prompts import ExportScreen, RerunScreen, RoomScreen
 from .themes import DEFAULT_THEME, FALLBACK_THEME, VARIABLE_DEFAULTS, discover_themes
 from .widgets.conversation import ConversationView
+from .widgets.error_banner import ErrorBanner
 from .widgets.header import SessionHeader
 from .widgets.latency import LatencyPanel, RecentTurns
 from .widgets.loading import LoadingPanel
@@ -75,17 +76,18 @@ REFUSE_REPEAT = 2.0
 
 
 class TalkInput(Input):
-    """The message box. ``?`` with nothing typed shows the keys (else it is a question mark)."""
+    """The message box. With nothing typed, ``?`` shows the keys and, on the Logs tab, ``/``
+    searches the logs; otherwise they are just characters."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("question_mark", "keys_or_type", "Keys", show=False, priority=True)
+        Binding("question_mark", "key_or_type('?')", "Keys", show=False, priority=True),
+        Binding("slash", "key_or_type('/')", "Search logs", show=False, priority=True),
     ]
 
-    def action_keys_or_type(self) -> None:
-        if self.value:
-            self.insert_text_at_cursor("?")
-        else:
-            self.app.action_show_keys()  # type: ignore[attr-defined]
+    def action_key_or_type(self, char: str) -> None:
+        app = self.app
+        if self.value or not isinstance(app, VoiceTUIApp) or not app.shortcut(char):
+            self.insert_text_at_cursor(char)
 
 
 class VoiceTUIApp(RuntimeHandlers):
@@ -128,6 +130,7 @@ class VoiceTUIApp(RuntimeHandlers):
         Binding("ctrl+s", "export", "Export transcript", show=False),
         Binding("ctrl+l", "clear", "Clear transcript", show=False),
         Binding("question_mark", "show_keys", "Keys", show=False),
+        Binding("ctrl+e", "dismiss_error", "Dismiss error", priority=True),
     ]
 
     def __init__(
@@ -183,6 +186,7 @@ class VoiceTUIApp(RuntimeHandlers):
     def compose(self) -> ComposeResult:
         latency = LatencyPanel(id="latency")
         yield SessionHeader(clock=self.clock)
+        yield ErrorBanner(id="error-banner")
         yield LoadingPanel()
         with Horizontal(id="body"):
             with TabbedContent(id="tabs"):
@@ -281,6 +285,8 @@ class VoiceTUIApp(RuntimeHandlers):
             return self.ptt_open and len(self.screen_stack) == 1
         if action == "rerun_tool":
             return self.tabs.active == "tools-tab" or None
+        if action == "dismiss_error":
+            return self.error_banner.shown
         return True
 
     # --- read-only mode ---------------------------------------------------------------------
@@ -458,6 +464,20 @@ class VoiceTUIApp(RuntimeHandlers):
 
     def action_pick_theme(self) -> None:
         self.search_themes()
+
+    def shortcut(self, char: str) -> bool:
+        """``?`` / ``/`` pressed with nothing typed: True if it meant a command."""
+        if char == "?":
+            self.action_show_keys()
+            return True
+        if char == "/" and self.tabs.active == "logs-tab":
+            self.logs_panel.action_search()
+            return True
+        return False
+
+    def action_dismiss_error(self) -> None:
+        self.error_banner.dismiss()
+        self.refresh_bindings()
 
     def action_show_keys(self) -> None:
         if not isinstance(self.screen, KeysScreen):

@@ -24,6 +24,7 @@ from . import messages as m
 from .bridge import RuntimeBridge
 from .screens.tool_break import ToolBreakScreen
 from .widgets.conversation import ConversationView
+from .widgets.error_banner import ErrorBanner
 from .widgets.header import SessionHeader
 from .widgets.latency import LatencyPanel, RecentTurns
 from .widgets.loading import LoadingPanel
@@ -43,6 +44,7 @@ class RuntimeHandlers(App[int]):
     runtime: SessionRuntime
     bridge: RuntimeBridge
     clock: Callable[[], float]
+    read_only: bool
 
     def init_state(self) -> None:
         self.status: RuntimeStatus | None = None
@@ -73,6 +75,7 @@ class RuntimeHandlers(App[int]):
         self.latency_panel = self.query_one("#latency", LatencyPanel)
         self.logs_panel = self.query_one("#logs", LogsPanel)
         self.header = self.query_one(SessionHeader)
+        self.error_banner = self.query_one(ErrorBanner)
         self.loading_panel = self.query_one(LoadingPanel)
         self.tabs = self.query_one("#tabs", TabbedContent)
         self._state_panels = list(self.query(StatePanel))
@@ -131,8 +134,15 @@ class RuntimeHandlers(App[int]):
             self._recent_dirty = False
             self.recent_turns.rows_changed()
 
+    def show_error(self, text: str) -> None:
+        """An error the user must see: a toast, and the banner until dismissed."""
+        self.notify(text, title="voicetui", severity="error", timeout=6, markup=False)
+        if not self.read_only:  # (a recording's errors are history, not news)
+            self.error_banner.report(text)
+            self.refresh_bindings()
+
     def on_command_failed(self, msg: m.CommandFailed) -> None:
-        self.notify(msg.error, title="voicetui", severity="error", timeout=6)
+        self.show_error(msg.error)
         self.conversation.notice("error", msg.error)
 
     def on_command_done(self, msg: m.CommandDone) -> None:
@@ -174,7 +184,7 @@ class RuntimeHandlers(App[int]):
         ev = msg.event
         self.conversation.error(ev.source, ev.message, ev.recoverable)
         if not ev.recoverable:
-            self.notify(f"{ev.source}: {ev.message}", title="Error", severity="error", timeout=6)
+            self.show_error(f"{ev.source}: {ev.message}")
 
     def on_session_closed(self, msg: m.SessionClosed) -> None:
         reason = msg.event.reason.value
@@ -188,8 +198,13 @@ class RuntimeHandlers(App[int]):
 
     def on_notice_posted(self, msg: m.NoticePosted) -> None:
         notice = msg.notice
-        severity = {"info": "information", "warning": "warning", "error": "error"}[notice.level]
-        self.notify(notice.message, severity=severity, timeout=5)  # type: ignore[arg-type]
+        if notice.level == "error":
+            self.show_error(notice.message)
+        else:
+            severity: Literal["information", "warning"] = (
+                "information" if notice.level == "info" else "warning"
+            )
+            self.notify(notice.message, severity=severity, timeout=5, markup=False)
         self.conversation.notice(notice.level, notice.message)
 
     # --- state ------------------------------------------------------------------------------
@@ -207,7 +222,12 @@ class RuntimeHandlers(App[int]):
         lv = msg.levels
         for panel in self.state_panels():
             panel.show_levels(
-                lv.input_dbfs, lv.input_peak_dbfs, lv.output_dbfs, lv.output_peak_dbfs
+                lv.input_dbfs,
+                lv.input_peak_dbfs,
+                lv.output_dbfs,
+                lv.output_peak_dbfs,
+                echo_cancelling=lv.echo_cancelling,
+                erle_db=lv.erle_db,
             )
 
     def on_mode_update(self, msg: m.ModeUpdate) -> None:

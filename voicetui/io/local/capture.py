@@ -192,4 +192,15 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
         self._ready.set()
 
     def _on_levels(self, rms: float, peak: float) -> None:
-        self.events.emit("levels", AudioLevelsEvent("input", rms, peak, muted=self._muted))
+        echo = self._echo
+        self.events.emit(
+            "levels",
+            AudioLevelsEvent(
+                "input",
+                rms,
+                peak,
+                muted=self._muted,
+                echo_cancelling=echo is not None and echo.cancels_echo,
+                erle_db=echo.erle_db if echo is not None else None,
+            ),
+        )

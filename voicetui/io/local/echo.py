@@ -22,6 +22,7 @@ an agent reply is heard from ``warmup`` seconds on. Set ``warmup=0`` to disable 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,15 @@ from ...agents._aio import now
 logger = logging.getLogger("voicetui.io.local")
 
 _FAR_ACTIVE_LEVEL = 100  # |sample| above this (-50 dBFS): the speaker is playing something
+_ERLE_WINDOW_FRAMES = 50  # 10 ms frames per ERLE measurement
+_ERLE_MIN_ENERGY = 50 * 160 * 30.0**2  # a window whose mic input is under ~-60 dBFS
+
+
+def _energy(frame: rtc.AudioFrame) -> float:
+    samples = np.frombuffer(frame.data, dtype=np.int16).astype(np.float64)
+    return float(np.dot(samples, samples))
+
+
 _REVERSE_TAIL = 0.5  # s of played digital silence still fed to the canceller after audio
 
 
@@ -93,6 +103,17 @@ class EchoCanceller:
         """Mic samples not processed: digital silence while the speaker was idle."""
         self._reverse = _Chunker()
         self._failed = False
+        # echo return loss enhancement: mic energy in vs out while the speaker plays
+        self._erle_in = 0.0
+        self._erle_out = 0.0
+        self._erle_frames = 0
+        self.erle_db: float | None = None
+        """The last measured echo return loss enhancement (dB), while the speaker plays and
+        for a second after; None when it is idle (nothing to cancel) or AEC is off."""
+
+    @property
+    def cancels_echo(self) -> bool:
+        return self._aec
 
     @property
     def stream_delay_ms(self) -> int:
@@ -154,9 +175,17 @@ class EchoCanceller:
         ):
             self.capture_skipped += frame.samples_per_channel
             return frame
+        measuring = self._aec and now() < self._far_active_until
+        before = _energy(frame) if measuring else 0.0
         if self._aec:
             self._call(self._apm.set_stream_delay_ms, self.stream_delay_ms)
         self._call(self._apm.process_stream, frame)
+        if measuring:
+            self._measure_erle(before, _energy(frame))
+        elif self.erle_db is not None:
+            self.erle_db = None
+            self._erle_in = self._erle_out = 0.0
+            self._erle_frames = 0
         if self.in_warmup:
             silent = rtc.AudioFrame(
                 bytes(frame.samples_per_channel * frame.num_channels * 2),
@@ -167,6 +196,19 @@ class EchoCanceller:
             silent.userdata["echo_warmup"] = True
             return silent
         return frame
+
+    def _measure_erle(self, before: float, after: float) -> None:
+        """Over windows of half a second of speaker activity (near-end speech lowers it: this
+        is what the canceller achieved, not a lab figure)."""
+        self._erle_in += before
+        self._erle_out += after
+        self._erle_frames += 1
+        if self._erle_frames >= _ERLE_WINDOW_FRAMES:
+            if self._erle_in > _ERLE_MIN_ENERGY:  # (no echo at all: nothing to say)
+                ratio = self._erle_in / max(self._erle_out, 1e-9)
+                self.erle_db = 10.0 * math.log10(max(ratio, 1e-9))
+            self._erle_in = self._erle_out = 0.0
+            self._erle_frames = 0
 
     def _call(self, fn: Callable[[Any], None], arg: Any) -> None:
         try:

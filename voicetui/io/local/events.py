@@ -34,6 +34,10 @@ class AudioLevelsEvent:
     rms_dbfs: float
     peak_dbfs: float
     muted: bool = False
+    echo_cancelling: bool = False
+    """(input) Echo cancellation is on."""
+    erle_db: float | None = None
+    """(input) Its measured echo return loss enhancement while the speaker plays."""
     type: Literal["levels"] = "levels"
 
 

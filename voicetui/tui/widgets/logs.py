@@ -1,4 +1,5 @@
-"""The Logs tab: Python logging records from the runtime, filtered by level."""
+"""The Logs tab: Python logging records from the runtime, filtered by level and by a search
+(``/`` focuses it; case-insensitive, over the logger name and the message)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from rich.style import Style
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.strip import Strip
-from textual.widgets import Label, Select
+from textual.widgets import Input, Label, Select
 
 from ...runtime.api import LogRecordEvent
 from .styling import CachedComponentStyles
@@ -81,14 +83,19 @@ class LogsPanel(Vertical):
         #logs-bar { height: 3; padding: 0 1; }
         #logs-bar Label { padding: 1 1 0 0; }
         #logs-level { width: 20; }
+        #logs-search { width: 1fr; max-width: 50; margin-left: 2; }
         #logs-view { height: 1fr; }
     }
     """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "search", "Search logs", show=False),
+    ]
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.records: deque[LogRecordEvent] = deque(maxlen=KEEP)
         self.level = logging.INFO
+        self.search = ""
         self.dropped = 0
 
     def compose(self) -> ComposeResult:
@@ -100,17 +107,24 @@ class LogsPanel(Vertical):
                 allow_blank=False,
                 id="logs-level",
             )
+            yield Input(placeholder="/ search", id="logs-search", compact=True)
             yield Label("", id="logs-dropped")
         yield LogView(id="logs-view", max_entries=KEEP)
 
     def view(self) -> LogView:
         return self.query_one("#logs-view", LogView)
 
+    def shown(self, record: LogRecordEvent) -> bool:
+        if record.level < self.level:
+            return False
+        needle = self.search
+        return not needle or needle in record.message.lower() or needle in record.logger.lower()
+
     def add(self, records: list[LogRecordEvent], dropped: int = 0) -> None:
         self.records.extend(records)
         view = self.view()
         for record in records:
-            if record.level >= self.level:
+            if self.shown(record):
                 view.append(record)
         if dropped:
             self.dropped += dropped
@@ -124,13 +138,31 @@ class LogsPanel(Vertical):
         if select.value != level:
             with select.prevent(Select.Changed):
                 select.value = level
+        self._refilter()
+
+    def set_search(self, text: str) -> None:
+        self.search = text.strip().lower()
+        search = self.query_one("#logs-search", Input)
+        if search.value != text:
+            with search.prevent(Input.Changed):
+                search.value = text
+        self._refilter()
+
+    def _refilter(self) -> None:
         view = self.view()
         view.clear()
         for record in self.records:
-            if record.level >= level:
+            if self.shown(record):
                 view.append(record)
+
+    def action_search(self) -> None:
+        self.query_one("#logs-search", Input).focus()
 
     @on(Select.Changed, "#logs-level")
     def _level_changed(self, event: Select.Changed) -> None:
         if isinstance(event.value, int):
             self.set_level(event.value)
+
+    @on(Input.Changed, "#logs-search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        self.set_search(event.value)

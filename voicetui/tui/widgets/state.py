@@ -98,6 +98,9 @@ class StatePanel(CachedComponentStyles, Widget):
     output_peak: reactive[float] = reactive(FLOOR_DBFS)
     last_e2e: reactive[float | None] = reactive(None)
     mode: reactive[str] = reactive("")
+    echo_cancelling: reactive[bool] = reactive(False)
+    erle_db: reactive[float | None] = reactive(None)
+    """Shown rounded to whole dB (levels arrive at 20 Hz: only a change redraws)."""
 
     def __init__(
         self, *, compact: bool = False, read_only: bool = False, id: str | None = None
@@ -114,13 +117,24 @@ class StatePanel(CachedComponentStyles, Widget):
             for name in ("ok", "warn", "bad", "dim", "accent", "tool", "label")
         }
 
-    def show_levels(self, mic: float, mic_peak: float, speaker: float, speaker_peak: float) -> None:
+    def show_levels(
+        self,
+        mic: float,
+        mic_peak: float,
+        speaker: float,
+        speaker_peak: float,
+        *,
+        echo_cancelling: bool = False,
+        erle_db: float | None = None,
+    ) -> None:
         """Set the meters (dBFS). Levels arrive at 20 Hz: they are kept as the meters show them,
         so silence (anything under the floor) or a level within the same dB redraws nothing."""
         self.input_dbfs = shown_dbfs(mic)
         self.input_peak = shown_dbfs(mic_peak)
         self.output_dbfs = shown_dbfs(speaker)
         self.output_peak = shown_dbfs(speaker_peak)
+        self.echo_cancelling = echo_cancelling
+        self.erle_db = None if erle_db is None else float(round(erle_db))
 
     def agent_badge(self) -> tuple[str, str]:
         key = "tool" if self.tools_running > 0 else self.agent_state
@@ -187,11 +201,20 @@ class StatePanel(CachedComponentStyles, Widget):
         return [
             ("Mic", self._level(self.input_dbfs, self.input_peak, meter_width, styles)),
             ("Speaker", self._level(self.output_dbfs, self.output_peak, meter_width, styles)),
+            ("Echo", self._echo_text(styles)),
             ("", Text()),
             ("Mute", mic),
             ("PTT", ptt),
             ("Break", brk),
         ]
+
+    def _echo_text(self, styles: dict[str, Style]) -> Text:
+        """Echo cancellation, and how much echo it removes while the agent speaks (ERLE)."""
+        if not self.echo_cancelling:
+            return Text("off" if self.mode == "local" else "—", style=styles["dim"])
+        if self.erle_db is None:
+            return Text("cancelling", style=styles["dim"])
+        return Text(f"cancelling · ERLE {self.erle_db:.0f} dB", style=styles["accent"])
 
     @staticmethod
     def _level(dbfs: float, peak: float, width: int, styles: dict[str, Style]) -> Text:
