@@ -320,9 +320,10 @@ def test_headless_from_main(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO("hello\n"))
-    assert main(["--headless", "--mode", "text", *NO_MODELS]) == 0
-    out = capsys.readouterr().out
-    assert "user: hello" in out and "error: llm:" in out
+    assert main(["--headless", "--mode", "text", *NO_MODELS]) == 1  # no turn got a reply
+    captured = capsys.readouterr()
+    assert "user: hello" in captured.out and "error: llm:" in captured.out
+    assert "no reply to any of the 1 turn" in captured.err
 
 
 def test_recording_subcommands_on_a_recorded_session(tmp_path: Path) -> None:

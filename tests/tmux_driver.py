@@ -191,6 +191,10 @@ class TmuxSession:
         ).split()
         return out[0] == "1", int(out[1]), int(out[2])
 
+    def pane_flags(self, name: str) -> str:
+        """A tmux pane format variable (``alternate_on``, ``mouse_any_flag``...)."""
+        return self._tmux("display-message", "-p", "-t", self.name, f"#{{{name}}}").strip()
+
     def program_pid(self, timeout: float = 10.0) -> int:
         """The program's pid (a child of the pane's shell), e.g. to read its CPU time."""
         shell = int(self._tmux("display-message", "-p", "-t", self.name, "#{pane_pid}").strip())

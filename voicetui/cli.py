@@ -253,7 +253,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .config import ConfigError, load_settings
 
     try:
-        settings = load_settings(flags_from_args(args), config_path=getattr(args, "config", None))
+        named = getattr(args, "config", None)
+        settings = load_settings(
+            flags_from_args(args), config_path=named, config_required=named is not None
+        )
     except ConfigError as e:
         return _fail(str(e), err)
 
@@ -271,6 +274,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _list_devices(out, err)
     if args.json and not args.headless:
         return _fail("--json needs --headless", err)
+
+    if settings.mode == "wav" and settings.input_wav:  # before any model loads
+        from .io.wav import check_wav
+
+        try:
+            check_wav(Path(settings.input_wav).expanduser())
+        except FileNotFoundError:
+            return _fail(f"--input-wav: {settings.input_wav}: no such file", err)
+        except (OSError, ValueError) as e:
+            return _fail(f"--input-wav: {e}", err)
 
     from .agent_loader import AgentLoadError, load_agent
 
@@ -301,20 +314,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_headless(settings: Any, agent_factory: Any, *, json_output: bool) -> int:
     from .headless import run_headless
     from .runtime.controller import SessionController
-    from .runtime.log_capture import LogCapture, level_number
+    from .runtime.log_capture import LogCapture, SanitizingFormatter, level_number
 
     capture: LogCapture | None = None
     if json_output:  # stdout is for JSON only: log records become events
         capture = LogCapture(settings.log_level)
         capture.install()
-    else:
-        logging.basicConfig(
-            level=max(level_number(settings.log_level), logging.WARNING),
-            format="voicetui: %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
     try:
         controller = SessionController(settings, agent=agent_factory, log_capture=capture)
+        if capture is None:  # log lines on stderr, sanitised like the events
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(
+                SanitizingFormatter(
+                    controller.sanitizer.text, "voicetui: %(levelname)s %(name)s: %(message)s"
+                )
+            )
+            logging.basicConfig(
+                level=max(level_number(settings.log_level), logging.WARNING), handlers=[handler]
+            )
         typed = sys.stdin if settings.mode != "wav" else None
         return run_headless(controller, json_output=json_output, stdin=typed)
     finally:
@@ -347,22 +364,32 @@ def _run_tui(settings: Any, agent_factory: Any, err: TextIO) -> int:
     from platformdirs import user_log_dir
 
     from .runtime.native_output import native_output_to
+    from .signals import exit_code, signals_as_interrupt
 
+    code = 0
     try:
-        # C libraries (ALSA, llama.cpp) write straight to the terminal: into a log file instead
-        with native_output_to(Path(user_log_dir("voicetui")) / "native.log"):
-            result = run_app(controller, **kwargs)
-        return int(result) if isinstance(result, int) else 0
-    except KeyboardInterrupt:
-        return 130
+        # SIGTERM, SIGHUP: the app quits (on_terminate), or before and after it Terminated
+        with signals_as_interrupt():
+            try:
+                # C libraries (ALSA, llama.cpp) write straight to the terminal: into a log file
+                with native_output_to(Path(user_log_dir("voicetui")) / "native.log"):
+                    result = run_app(controller, **kwargs)
+                code = int(result) if isinstance(result, int) else 0
+            except KeyboardInterrupt as e:
+                code = exit_code(e)
+            finally:
+                try:
+                    controller.stop().result(timeout=20)
+                    controller.join(timeout=5)
+                except KeyboardInterrupt as e:
+                    code = exit_code(e)
+                except Exception as e:  # the app is gone already: say it on the terminal
+                    err.write(
+                        f"voicetui: stopping the session: {controller.sanitizer.text(str(e))}\n"
+                    )
     finally:
-        try:
-            controller.stop().result(timeout=20)
-            controller.join(timeout=5)
-        except Exception as e:  # the app is gone already: say it on the terminal
-            err.write(f"voicetui: stopping the session: {e}\n")
-        finally:
-            capture.uninstall()
+        capture.uninstall()
+    return code
 
 
 def _is_terminal(stream: TextIO) -> bool:

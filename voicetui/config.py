@@ -37,7 +37,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 from .plugins.selection import ModelSelection
 
@@ -74,9 +81,10 @@ class RoomSettings(BaseModel):
 
 
 class TurnSettings(BaseModel):
-    """``AgentSession`` turn-taking options; unset ones keep the session's defaults."""
+    """``AgentSession`` turn-taking options; unset ones keep the session's defaults. Numbers
+    must be finite, and the endpointing delays in order (with the defaults of those unset)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     allow_interruptions: bool | None = None
     min_interruption_duration: float | None = Field(default=None, ge=0)
@@ -92,6 +100,23 @@ class TurnSettings(BaseModel):
     min_consecutive_speech_delay: float | None = Field(default=None, ge=0)
     preemptive_generation: bool | None = None
     turn_detection: TurnDetection | None = None
+
+    @model_validator(mode="after")
+    def _delays_in_order(self) -> TurnSettings:
+        if self.min_endpointing_delay is None and self.max_endpointing_delay is None:
+            return self
+        from .agents.voice.agent_session import AgentSessionOptions
+
+        defaults = AgentSessionOptions()
+        low = self.min_endpointing_delay
+        high = self.max_endpointing_delay
+        low = defaults.min_endpointing_delay if low is None else low
+        high = defaults.max_endpointing_delay if high is None else high
+        if low > high:
+            raise ValueError(
+                f"min_endpointing_delay ({low:g} s) is above max_endpointing_delay ({high:g} s)"
+            )
+        return self
 
     def session_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``AgentSession`` (only the options that were set)."""
@@ -235,12 +260,19 @@ def _flatten(data: Mapping[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """The file's settings by dotted key (``{}`` if there is no such file)."""
+def read_config_file(path: Path, *, required: bool = False) -> dict[str, Any]:
+    """The file's settings by dotted key (``{}`` if there is no such file, unless
+    ``required``: a file the user named)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
+        if required:
+            raise ConfigError(f"config file {path} not found") from None
         return {}
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {e.start}: {e.reason}); a config file is TOML"
+        ) from None
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e.strerror or e}") from e
     try:
@@ -259,10 +291,12 @@ def load_settings(
     *,
     env: Mapping[str, str] | None = None,
     config_path: str | Path | None = None,
+    config_required: bool = False,
 ) -> Settings:
     """Settings from the config file, then ``env`` (default ``os.environ``), then ``flags``
     (dotted keys: ``{"models.llm": "openai", "mode": "text"}``; None values are ignored).
-    ``config_path``: another file (default ``$VOICETUI_CONFIG`` or the platform's). Raises
+    ``config_path``: another file (default ``$VOICETUI_CONFIG`` or the platform's), read if
+    it exists; ``config_required``: it must (a file the user named with ``--config``). Raises
     :class:`ConfigError`."""
     env = os.environ if env is None else env
     if config_path is None:
@@ -270,7 +304,7 @@ def load_settings(
     path = Path(config_path).expanduser()
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    file_values = read_config_file(path)
+    file_values = read_config_file(path, required=config_required)
     for key, value in file_values.items():
         merged[key] = value
         sources[key] = f"config file {path.name}"

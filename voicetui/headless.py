@@ -7,9 +7,11 @@ runtime's as ``dataclasses.asdict``; audio levels and transcript pieces are left
 
 Input: typed lines from stdin (sent one at a time, each after the reply to the previous one)
 and, in WAV mode, the ``--input-wav`` file. The run ends by itself when that input is used up —
-the file has played (or stdin ended, in TEXT mode), the agent answered the last utterance and is
-back to listening, and nothing happened for ``settle`` seconds — with exit code 0; it ends with
-1 if no reply comes within ``reply_timeout`` or the session fails, and with 130 on Ctrl-C.
+the file has played (or stdin ended, in TEXT mode), the agent is done with the last utterance
+(answered it, failed, or went back to listening without a reply) and nothing happened for
+``settle`` seconds — with exit code 0, or 1 if not one turn got a reply; it ends with 1 if no
+reply comes within ``reply_timeout`` or the session fails, and with 130 on Ctrl-C (143
+on SIGTERM, 129 on SIGHUP, after the same graceful close).
 """
 
 from __future__ import annotations
@@ -31,11 +33,15 @@ from pydantic import BaseModel
 from .agents.llm import AgentHandoff, ChatMessage
 from .runtime._transcript import format_tool_call
 from .runtime.controller import SessionController
+from .signals import exit_code, signals_as_interrupt
 
 SKIPPED_JSON = frozenset({"levels", "agent_transcript"})
 QUIET_TYPES = frozenset({"levels", "agent_transcript", "metrics_collected", "log"})
 NOISE_GRACE = 10.0
 """Voice that brought no words this long after it ended was noise: no reply is due."""
+STOP_TIMEOUT = 20.0
+"""How long the session may take to close (recording finalised) after the input ends or a
+signal came."""
 _EOF = object()
 
 
@@ -98,16 +104,42 @@ def event_line(ev: Any) -> tuple[str, bool] | None:
     return None
 
 
+BUSY_STATES = frozenset({"thinking", "speaking"})
+
+
 class _Progress:
-    """What the run waits for before it may end."""
+    """What the run waits for before it may end, and how the turns went.
+
+    A turn (a user message, typed or spoken) ends with the agent's reply, with an error that
+    ends the reply, or when the agent, busy with it, is back to listening without a reply (an
+    empty completion, ``max_tool_steps`` reached): the next typed line goes then."""
 
     def __init__(self) -> None:
         self.agent_state = "initializing"
         self.user_state = "listening"
         self.awaiting_reply = False
+        self.asked = False
+        """The turn's user message is in the history (a typed line is awaited from its sending,
+        before: what happens until then — an interrupted greeting — is not its reply)."""
+        self.busy = False
+        """The agent has been thinking or speaking since the turn's user message."""
         self.voice_pending = False
         self.voice_ended_at: float | None = None
         self.last_event = time.monotonic()
+        self.replied = 0
+        self.failed = 0
+        """Turns that ended without a reply."""
+
+    def await_reply(self) -> None:
+        self.awaiting_reply, self.asked = True, False
+
+    def end_turn(self, *, replied: bool) -> None:
+        if self.awaiting_reply:
+            if replied:
+                self.replied += 1
+            else:
+                self.failed += 1
+        self.awaiting_reply = self.asked = self.busy = False
 
     def update(self, ev: Any) -> None:
         t = ev.type
@@ -115,6 +147,10 @@ class _Progress:
             self.last_event = time.monotonic()
         if t == "agent_state_changed":
             self.agent_state = ev.new_state
+            if ev.new_state in BUSY_STATES:
+                self.busy = True
+            elif self.asked and self.busy and ev.new_state in ("listening", "idle"):
+                self.end_turn(replied=False)  # done with the turn, and no reply came
         elif t == "user_state_changed":
             self.user_state = ev.new_state
             if ev.new_state == "speaking":
@@ -125,15 +161,22 @@ class _Progress:
             self.voice_pending = False
         elif t == "conversation_item_added" and isinstance(ev.item, ChatMessage):
             if ev.item.role == "user":
-                self.awaiting_reply, self.voice_pending = True, False
-            elif ev.item.role == "assistant":
-                self.awaiting_reply = False
+                self.voice_pending = False
+                if not self.awaiting_reply or not self.asked:
+                    self.awaiting_reply, self.asked = True, True
+                    self.busy = self.agent_state in BUSY_STATES
+            elif ev.item.role == "assistant" and self.asked:
+                self.end_turn(replied=True)
         elif (
             t == "error"
             and ev.source in ("llm", "tts", "agent")
             and (not ev.recoverable or ev.source == "agent")
         ):
-            self.awaiting_reply = False  # the reply failed: nothing more will come
+            self.end_turn(replied=False)  # the reply failed: nothing more will come
+
+    @property
+    def all_failed(self) -> bool:
+        return self.failed > 0 and self.replied == 0
 
     def settled(self, settle: float) -> bool:
         now = time.monotonic()
@@ -233,21 +276,23 @@ def run_headless(
     typed = _TypedInput(stdin)
     started: Future[None] = controller.start()
     try:
-        code = _loop(controller, events, typed, printer, settle, reply_timeout, started)
-    except KeyboardInterrupt:
-        code = 130
+        with signals_as_interrupt():  # SIGTERM, SIGHUP: closed like Ctrl-C
+            code = _loop(controller, events, typed, printer, settle, reply_timeout, started)
+    except KeyboardInterrupt as e:
+        code = exit_code(e)
     except BrokenPipeError:
         _silence_stdout()
         code = 0
     finally:
         unsubscribe()
         try:
-            controller.stop().result(timeout=20)
-            controller.join(timeout=5)
-        except KeyboardInterrupt:
-            code = 130
+            with signals_as_interrupt():
+                controller.stop().result(timeout=STOP_TIMEOUT)
+                controller.join(timeout=5)
+        except KeyboardInterrupt as e:
+            code = exit_code(e)
         except Exception as e:
-            printer.err.write(f"voicetui: stopping: {e}\n")
+            printer.err.write(f"voicetui: stopping: {controller.sanitizer.text(str(e))}\n")
     return code
 
 
@@ -287,10 +332,10 @@ def _loop(
         not_running_since = None
         if sent is not None and sent.done():
             if sent.exception() is not None:
-                progress.awaiting_reply = False  # (the notice says why)
+                progress.end_turn(replied=False)  # (the notice says why)
             sent = None
         if not progress.awaiting_reply and (line := typed.next_line()) is not None:
-            progress.awaiting_reply = True  # until the reply (or an error)
+            progress.await_reply()  # until the reply (or an error, or idle without one)
             progress.last_event = time.monotonic()
             sent = controller.send_text(line)
             continue
@@ -301,6 +346,10 @@ def _loop(
             continue  # a live microphone or room: until Ctrl-C
         typed_done = typed.used_up or controller.mode == "wav"
         if (wav.is_set() or controller.mode == "text") and typed_done and progress.settled(settle):
+            if progress.all_failed:
+                n = progress.failed
+                printer.problem(f"no reply to any of the {n} turn{'s' if n > 1 else ''}")
+                return 1
             return 0
         if progress.awaiting_reply and time.monotonic() - progress.last_event > reply_timeout:
             printer.problem(f"no reply within {reply_timeout:g} s; giving up")

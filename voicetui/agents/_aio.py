@@ -14,6 +14,8 @@ from typing import Any, Generic, TypeVar
 
 from livekit import rtc
 
+from .exceptions import ModelError
+
 T = TypeVar("T")
 E = TypeVar("E")
 
@@ -185,7 +187,11 @@ class TaskSet:
 
     def _on_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
+        if task.cancelled() or (exc := task.exception()) is None:
+            return
+        if isinstance(exc, ModelError):  # a model's failure: reported as an error event, once
+            logger.info("task %s of %s ended: %s", task.get_name(), self._name, exc.message)
+        else:  # a bug: with its traceback
             logger.error("task %s of %s failed", task.get_name(), self._name, exc_info=exc)
 
     def __len__(self) -> int:

@@ -8,10 +8,14 @@ class ModelError(Exception):
 
     source = "model"
 
-    def __init__(self, message: str, *, recoverable: bool = True) -> None:
+    def __init__(
+        self, message: str, *, recoverable: bool = True, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.recoverable = recoverable
+        self.retry_after = retry_after
+        """Seconds the server asked to wait before a retry (HTTP ``Retry-After``), if it did."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, recoverable={self.recoverable})"

@@ -9,6 +9,7 @@ virtual time.
 from __future__ import annotations
 
 import asyncio
+import struct
 import wave
 from collections import deque
 from collections.abc import AsyncIterator
@@ -29,18 +30,40 @@ def _to_int16(audio: np.ndarray) -> np.ndarray:
     return out
 
 
+def _open_wav(path: str | Path) -> wave.Wave_read:
+    """``path`` opened, a 16-bit PCM WAV with audio in it; else ValueError naming the file
+    (FileNotFoundError/OSError as ``open`` raises them)."""
+    try:
+        w = wave.open(str(path), "rb")
+    except EOFError:
+        raise ValueError(f"{path}: empty or cut short, not a WAV file") from None
+    except (wave.Error, RuntimeError, struct.error) as e:  # (the wave module's chunk errors)
+        detail = f" ({e})" if str(e) else ""
+        raise ValueError(f"{path}: not a PCM WAV file{detail}") from None
+    try:
+        if w.getsampwidth() != 2:
+            raise ValueError(
+                f"{path}: {8 * w.getsampwidth()}-bit audio; only 16-bit PCM WAV is supported"
+            )
+        if w.getnframes() == 0:
+            raise ValueError(f"{path}: the WAV file holds no audio")
+    except BaseException:
+        w.close()
+        raise
+    return w
+
+
+def check_wav(path: str | Path) -> None:
+    """Raise (ValueError, OSError: the message names the file) unless ``path`` is a 16-bit PCM
+    WAV with audio: what ``--input-wav`` is checked with before any model loads."""
+    _open_wav(path).close()
+
+
 def read_wav(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
     """A 16-bit WAV file as mono int16 samples (resampled to ``sample_rate`` if given)."""
-    try:
-        with wave.open(str(path), "rb") as w:
-            if w.getsampwidth() != 2:
-                raise ValueError(
-                    f"{path}: {8 * w.getsampwidth()}-bit audio; only 16-bit PCM WAV is supported"
-                )
-            rate, channels = w.getframerate(), w.getnchannels()
-            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-    except wave.Error as e:
-        raise ValueError(f"{path}: not a PCM WAV file ({e})") from e
+    with _open_wav(path) as w:
+        rate, channels = w.getframerate(), w.getnchannels()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
     if channels > 1:
         pcm = pcm.reshape(-1, channels).mean(axis=1).astype(np.int16)
     if sample_rate is not None and sample_rate != rate:

@@ -16,9 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..agents.llm import LLM
+from ..agents.llm.history import (
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_MAX_TOOL_OUTPUT_CHARS,
+    HistoryLimits,
+)
 from ..agents.stt import STT
 from ..agents.tts import TTS
 from ..agents.vad import VAD
@@ -51,6 +56,13 @@ class ModelSelection(BaseModel):
     tts_voice: str | None = None
     openai_base_url: str | None = None
     openai_api_key: str | None = None
+    llm_history_items: int | None = Field(default=DEFAULT_MAX_ITEMS, ge=1)
+    """Chat items (after the instructions) each LLM request carries; None: the whole history."""
+    llm_tool_output_chars: int | None = Field(default=DEFAULT_MAX_TOOL_OUTPUT_CHARS, ge=1)
+    """A longer tool output is cut to this in what the LLM gets; None: sent whole."""
+
+    def history_limits(self) -> HistoryLimits:
+        return HistoryLimits(self.llm_history_items, self.llm_tool_output_chars)
 
 
 @dataclass(frozen=True)
@@ -240,4 +252,6 @@ def build_models(resolved: ResolvedModels) -> SessionModels:
         from . import webrtcvad
 
         vad = webrtcvad.VAD()
+    if llm is not None:
+        llm.history_limits = sel.history_limits()
     return SessionModels(stt=stt, vad=vad, llm=llm, tts=tts)

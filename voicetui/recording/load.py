@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from ..untrusted import clean_text, map_strings
+from .files import NotARecordingFile, parse_json, read_bytes, read_json, read_text
 from .repair import read_wav
 from .transcript import TranscriptEntry, parse_transcript
 
@@ -143,26 +145,31 @@ def _canonical(text: str) -> str:
 
 
 def read_events(path: str | os.PathLike[str]) -> tuple[list[RecordedEvent], list[str]]:
-    """Events of an ``events.jsonl``; lines that do not parse (a torn last line) are skipped
-    and reported in the second list."""
+    """Events of an ``events.jsonl``, their text cleaned of control sequences (a recording may
+    come from anyone); lines that do not parse (a torn last line) are skipped and reported in
+    the second list. NotARecordingFile if the file is a link, a FIFO, a device..."""
     events: list[RecordedEvent] = []
     warnings: list[str] = []
-    with open(path, "rb") as f:
-        lines = f.read().split(b"\n")
+    lines = read_bytes(path).split(b"\n")
     for i, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
+            obj = parse_json(raw, where=f"line {i}")
+            event = obj.get("event") or {}
+            if not isinstance(event, dict):
+                raise TypeError("the event is not an object")
             events.append(
                 RecordedEvent(
                     t=float(obj["t"]),
                     wall=float(obj.get("wall", 0.0)),
-                    type=str(obj["type"]),
-                    event=obj.get("event") or {},
+                    type=clean_text(str(obj["type"])),
+                    event=map_strings(event, clean_text),
                 )
             )
-        except (ValueError, KeyError, TypeError) as e:
+        except NotARecordingFile as e:
+            warnings.append(f"events.jsonl line {i}: {str(e).partition(': ')[2]}")
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             last = i == len(lines) or (i == len(lines) - 1 and not lines[-1])
             warnings.append(f"events.jsonl line {i}{' (last, torn)' if last else ''}: {e}")
     return events, warnings
@@ -220,24 +227,29 @@ def build_turns(events: list[RecordedEvent]) -> list[Turn]:
 def load_recording(directory: str | os.PathLike[str]) -> Recording:
     """Parse every file of a recording. Tolerates what a crash leaves (torn last event line,
     WAV headers that undercount or overcount, a missing ``session.json``); what was skipped is
-    listed in ``warnings``. Raises FileNotFoundError if there is no recording there."""
+    listed in ``warnings``. Text is cleaned of control sequences. Raises FileNotFoundError if
+    there is no recording there, NotARecordingFile if its ``events.jsonl`` is a link, a FIFO..."""
     d = Path(directory)
-    if not (d / "events.jsonl").exists():
+    if not os.path.lexists(d / "events.jsonl"):
         raise FileNotFoundError(f"{d}: not a recording (no events.jsonl)")
     warnings: list[str] = []
     session: dict[str, Any] = {}
     try:
-        session = json.loads((d / "session.json").read_text())
+        loaded = map_strings(read_json(d / "session.json"), clean_text)
+        if not isinstance(loaded, dict):
+            raise ValueError("not a JSON object")
+        session = loaded
     except (OSError, ValueError) as e:
         warnings.append(f"session.json: {e}")
     events, w = read_events(d / "events.jsonl")
     warnings += w
     try:
-        transcript = parse_transcript((d / "transcript.md").read_text(errors="replace"))
-    except OSError as e:
+        transcript = parse_transcript(clean_text(read_text(d / "transcript.md")))
+    except (OSError, ValueError) as e:
         warnings.append(f"transcript.md: {e}")
         transcript = []
-    rate = int(session.get("sample_rate") or 0)
+    raw_rate = session.get("sample_rate")
+    rate = int(raw_rate) if isinstance(raw_rate, int | float) and 0 < raw_rate < 1e7 else 0
     stereo = np.zeros((0, 2), dtype=np.int16)
     mono: dict[str, np.ndarray] = {}
     for name in ("audio.wav", "user.wav", "agent.wav"):

@@ -4,11 +4,13 @@ A WAV header can undercount (the process died between writing audio and rewritin
 valid, the last flush is just not counted) or be wrong (a writer died mid-update, a file was
 truncated): :func:`repair_wav` recomputes the sizes from the file size. A torn last line of
 ``events.jsonl`` (a write cut short by a full disk) is cut off.
+
+Only regular files are opened, never through a symbolic link (:mod:`.files`): a crafted folder
+cannot make repair write to a file elsewhere, nor make a read hang or never end.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import sys
@@ -18,6 +20,7 @@ from typing import TextIO
 
 import numpy as np
 
+from .files import NotARecordingFile, open_file, parse_json, read_bytes, read_json
 from .wav_writer import HEADER_SIZE, MAX_DATA_BYTES, wav_header
 
 WAV_CHANNELS = {"audio.wav": 2, "user.wav": 1, "agent.wav": 1}
@@ -53,8 +56,8 @@ class WavLayout:
 
 def inspect_wav(path: str | os.PathLike[str]) -> WavLayout | None:
     """The layout of a PCM WAV file, or None if its header cannot be parsed."""
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
+    with open_file(path) as f:
+        size = os.fstat(f.fileno()).st_size
         head = f.read(4096)
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return None
@@ -81,7 +84,7 @@ def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     layout = inspect_wav(path)
     if layout is None:
         raise ValueError(f"{path}: not a 16-bit PCM WAV file")
-    with open(path, "rb") as f:
+    with open_file(path) as f:
         f.seek(layout.data_offset)
         data = f.read(layout.available_bytes)
     pcm = np.frombuffer(data[: len(data) - len(data) % layout.block], dtype="<i2")
@@ -98,10 +101,10 @@ def repair_wav(
     if layout is None:
         if sample_rate is None or channels is None:
             raise ValueError(f"{path}: the header is unreadable and the format unknown")
-        size = os.path.getsize(path)
-        data = max(0, size - HEADER_SIZE)
-        data -= data % (2 * channels)
-        with open(path, "r+b") as f:
+        with open_file(path, write=True) as f:
+            size = os.fstat(f.fileno()).st_size
+            data = max(0, size - HEADER_SIZE)
+            data -= data % (2 * channels)
             f.write(wav_header(sample_rate=sample_rate, channels=channels, data_bytes=data))
             f.truncate(HEADER_SIZE + data)
             f.flush()
@@ -110,7 +113,7 @@ def repair_wav(
     end = layout.data_offset + layout.available_bytes
     if layout.consistent and layout.file_size == end:
         return None
-    with open(path, "r+b") as f:
+    with open_file(path, write=True) as f:
         f.seek(4)
         f.write(struct.pack("<I", layout.data_offset - 8 + layout.available_bytes))
         f.seek(layout.data_offset - 4)
@@ -129,45 +132,89 @@ def repair_wav(
 
 def repair_jsonl(path: str | os.PathLike[str]) -> str | None:
     """Cut a torn last line (no newline, not valid JSON)."""
-    with open(path, "rb") as f:
-        data = f.read()
+    data = read_bytes(path)
     if not data or data.endswith(b"\n"):
         return None
     cut = data.rfind(b"\n") + 1
     tail = data[cut:]
     try:
-        json.loads(tail)
-        with open(path, "ab") as f:  # a complete line that only lacks its newline
-            f.write(b"\n")
-        return "added the missing newline"
+        parse_json(tail, where=path)
     except ValueError:
-        pass
-    with open(path, "r+b") as f:
-        f.truncate(cut)
-    return f"removed a torn last line ({len(tail)} bytes)"
+        with open_file(path, write=True) as f:
+            f.truncate(cut)
+        return f"removed a torn last line ({len(tail)} bytes)"
+    with open_file(path, write=True) as f:  # a complete line that only lacks its newline
+        f.seek(0, os.SEEK_END)
+        f.write(b"\n")
+    return "added the missing newline"
+
+
+def align_wavs(d: Path) -> list[str]:
+    """Pad the shorter WAVs of a recording with silence to the longest one's length: each
+    writer had flushed a different amount when the process died, yet the three tracks start
+    together and must end together (``audio.wav``'s channels are ``user.wav`` and
+    ``agent.wav``). Returns what was done."""
+    frames: dict[str, tuple[int, WavLayout]] = {}
+    for name in WAV_CHANNELS:
+        p = d / name
+        layout = inspect_wav(p) if os.path.lexists(p) else None
+        if layout is not None and layout.consistent:
+            frames[name] = (layout.available_bytes // layout.block, layout)
+    if len(frames) < 2:
+        return []
+    target = max(n for n, _ in frames.values())
+    done = []
+    for name, (n, layout) in frames.items():
+        if n == target:
+            continue
+        data = (target - n) * layout.block
+        with open_file(d / name, write=True) as f:
+            f.seek(layout.data_offset + layout.available_bytes)
+            f.truncate()
+            f.write(bytes(data))
+            f.seek(4)
+            f.write(struct.pack("<I", layout.data_offset - 8 + layout.available_bytes + data))
+            f.seek(layout.data_offset - 4)
+            f.write(struct.pack("<I", layout.available_bytes + data))
+            f.flush()
+            os.fsync(f.fileno())
+        done.append(f"{name}: padded with {target - n} frames of silence to {target} frames")
+    return done
+
+
+def _refuse_odd_files(d: Path) -> None:
+    """Before changing anything: every file repair would touch must be a regular file."""
+    for name in (*WAV_CHANNELS, "events.jsonl", "session.json"):
+        p = d / name
+        if os.path.lexists(p) and (p.is_symlink() or not p.is_file()):
+            with open_file(p):  # raises NotARecordingFile with the reason
+                raise NotARecordingFile(f"{p}: not a recording file")  # (replaced meanwhile)
 
 
 def repair(directory: str | os.PathLike[str]) -> list[str]:
     """Repair every file of a recording in place; returns what was done (empty: all fine).
-    Raises FileNotFoundError if ``directory`` is not a folder."""
+    Raises FileNotFoundError if ``directory`` is not a folder, NotARecordingFile (changing
+    nothing) if one of its files is a link, a FIFO, a device..."""
     d = Path(directory)
     if not d.is_dir():
         raise FileNotFoundError(f"{d}: not a folder")
+    _refuse_odd_files(d)
     rate: int | None = None
     try:
-        info = json.loads((d / "session.json").read_text())
+        info = read_json(d / "session.json")
         rate = int(info["sample_rate"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
     done: list[str] = []
     for name, channels in WAV_CHANNELS.items():
         p = d / name
-        if p.exists():
+        if os.path.lexists(p):
             what = repair_wav(p, sample_rate=rate, channels=channels)
             if what:
                 done.append(f"{name}: {what}")
+    done += align_wavs(d)
     p = d / "events.jsonl"
-    if p.exists():
+    if os.path.lexists(p):
         what = repair_jsonl(p)
         if what:
             done.append(f"events.jsonl: {what}")

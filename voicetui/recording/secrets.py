@@ -49,6 +49,8 @@ _PATTERNS = [
     re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
     # Authorization headers
     re.compile(r"(?i)(?<=\bbearer )[A-Za-z0-9_\-.=+/]{8,}"),
+    # the password of a URL's credentials: scheme://user:PASSWORD@host
+    re.compile(r"(?<=://)[^/\s:@]*:(?P<val>[^/\s@]+)(?=@)"),
     # key=value, key: value, "key": "value" in free text (URLs, logs, error messages)
     re.compile(
         r"(?i)(?<![A-Za-z0-9])(?:api[_-]?key|api[_-]?secret|secret|token|password|passwd)"
@@ -106,9 +108,9 @@ class SecretMasker:
         regex = self._regex
         if regex is not None:
             text = regex.sub(MASK, text)
-        for i, pattern in enumerate(_PATTERNS):
-            if i == len(_PATTERNS) - 1:
-                text = pattern.sub(lambda m: m.group(0)[: m.start("val") - m.start()] + MASK, text)
+        for pattern in _PATTERNS:
+            if "val" in pattern.groupindex:  # only the value is secret
+                text = pattern.sub(_mask_value, text)
             else:
                 text = pattern.sub(MASK, text)
         return text
@@ -169,6 +171,12 @@ class SecretMasker:
                     self.add(value)
             elif not callable(value) and not name.startswith("__"):
                 self.scan_object(value, depth=depth - 1)
+
+
+def _mask_value(m: re.Match[str]) -> str:
+    start, end = m.start("val") - m.start(), m.end("val") - m.start()
+    text = m.group(0)
+    return text[:start] + MASK + text[end:]
 
 
 def _strings(v: Any) -> list[str]:

@@ -12,6 +12,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..agents.llm.history import cut_output
+
+MAX_OUTPUT_CHARS = 2_000
+"""A longer tool output is cut in ``transcript.md`` (``events.jsonl`` keeps it whole)."""
 LATENCY_FIELDS: tuple[tuple[str, str], ...] = (
     ("e2e", "e2e_latency"),
     ("EOU", "end_of_turn_delay"),
@@ -124,7 +128,12 @@ class TranscriptRenderer:
                 if isinstance(dur, int | float):
                     flags.append(f"{dur:.2f} s")
                 suffix = f" ({', '.join(flags)})" if flags else ""
-                result = _compact_json(str(output.get("output", "")))
+                result = str(output.get("output", ""))
+                result = (
+                    cut_output(result, MAX_OUTPUT_CHARS)
+                    if len(result) > MAX_OUTPUT_CHARS
+                    else _compact_json(result)
+                )
                 out += f"{ts} **Tool call:** {code(call_text)} → {code(result)}{suffix}\n"
             return out
         if type_ == "error":

@@ -13,8 +13,8 @@ warning notices (and log records) after the events.
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +33,8 @@ from ..runtime.api import (
     RuntimeStatus,
     ToolBreakResolution,
 )
+from ..untrusted import Sanitizer, clean_text, map_strings
+from .files import NotARecordingFile, open_file, parse_json, read_json
 from .load import RecordedEvent, read_events
 from .repair import WAV_CHANNELS, inspect_wav
 from .transcript import fmt_time
@@ -78,8 +80,8 @@ def _describe_models(info: dict[str, Any]) -> str:
 
 def _first_wall(path: Path) -> float | None:
     try:
-        with open(path, "rb") as f:
-            return float(json.loads(f.readline())["wall"])
+        with open_file(path) as f:
+            return float(parse_json(f.readline(64 * 1024), where=path)["wall"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -99,7 +101,7 @@ class RecordingRuntime:
         speed: float | None = None,
     ) -> None:
         d = Path(directory)
-        if not (d / "events.jsonl").is_file():
+        if not os.path.lexists(d / "events.jsonl"):
             raise FileNotFoundError(f"{d}: not a recording (no events.jsonl)")
         if speed is not None and speed <= 0:
             raise ValueError("the speed must be above 0")
@@ -110,7 +112,7 @@ class RecordingRuntime:
         self.problems: list[str] = []
         """What is missing or could not be read (filled while the recording is read)."""
         try:
-            loaded = json.loads((d / "session.json").read_text())
+            loaded = map_strings(read_json(d / "session.json"), clean_text)
             self.info = loaded if isinstance(loaded, dict) else {}
         except (OSError, ValueError) as e:
             self.problems.append(
@@ -126,6 +128,7 @@ class RecordingRuntime:
         mode = self._meta.get("mode")
         self._mode: Mode = mode if mode in MODES else "local"
         self._subscribers: list[Callable[[RuntimeEvent], None]] = []
+        self._sanitizer = Sanitizer()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -136,7 +139,7 @@ class RecordingRuntime:
     # --- what the header shows --------------------------------------------------------------
     @property
     def name(self) -> str:
-        return self.directory.resolve().name
+        return clean_text(self.directory.resolve().name)  # (a folder from anyone)
 
     @property
     def started_text(self) -> str:
@@ -173,6 +176,7 @@ class RecordingRuntime:
         return unsubscribe
 
     def _emit(self, ev: Any) -> None:
+        ev = self._sanitizer.event(ev)  # the recording may come from anyone
         with self._lock:
             subscribers = list(self._subscribers)
         for callback in subscribers:
@@ -214,7 +218,12 @@ class RecordingRuntime:
     def _run(self) -> None:
         try:
             self._send_all()
-        except Exception as e:  # a bug or an unreadable file: said once, readable
+        except (OSError, ValueError) as e:  # an unreadable file: said once, readable
+            message = f"cannot read the recording: {e}"
+            logger.error("%s", message)
+            self._emit(Notice("error", message))
+            self._set(self._started, error=RuntimeError(message))
+        except Exception as e:  # a bug
             logger.exception("reading %s failed", self.directory)
             message = f"cannot read the recording: {type(e).__name__}: {e}"
             self._emit(Notice("error", message))
@@ -341,6 +350,9 @@ class RecordingRuntime:
                 continue
             try:
                 layout = inspect_wav(path)
+            except NotARecordingFile as e:
+                problems.append(str(e))
+                continue
             except OSError as e:
                 problems.append(f"{name} cannot be read: {e.strerror or e}")
                 continue

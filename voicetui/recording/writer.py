@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..untrusted import clean_text, map_strings
 from .secrets import SecretMasker
 from .transcript import TranscriptRenderer
 from .wav_writer import Timeline, Track, WavFile, open_private, write_all
@@ -349,7 +350,7 @@ class Writer:
     def _write_event(self, item: EventLine) -> None:
         self.stats.events += 1
         self._masker.harvest(item.event)
-        event = self._masker.mask(item.event)
+        event = self._masker.mask(map_strings(item.event, clean_text))
         line = json.dumps(
             {"t": round(item.t, 6), "wall": round(item.wall, 6), "type": item.type, "event": event},
             ensure_ascii=False,
@@ -367,7 +368,7 @@ class Writer:
 
     def write_transcript_header(self, text: str) -> None:
         """Called before the thread starts."""
-        write_all(self._files.transcript_fd, self._masker.mask_text(text).encode())
+        write_all(self._files.transcript_fd, self._masker.mask_text(clean_text(text)).encode())
 
     def _maybe_flush(self, *, wall_only: bool) -> None:
         tl = self._timeline

@@ -12,6 +12,8 @@ from concurrent.futures import Future
 from typing import Any, Literal, TypeVar
 
 from ..agents.exceptions import ModelError
+from ..recording.secrets import SecretMasker
+from ..untrusted import Sanitizer
 from .api import CommandError, Notice, RuntimeEvent, Subscription
 from .log_capture import LogCapture
 
@@ -40,9 +42,19 @@ def readable_error(e: BaseException) -> str:
 class LoopRuntime:
     """Subclasses implement :meth:`_start_session` (run by :meth:`start`),
     :meth:`_close_session` (run by :meth:`stop`) and :meth:`_check_ready` (before each command
-    that needs the session)."""
+    that needs the session).
 
-    def __init__(self, *, log_capture: LogCapture | None = None) -> None:
+    Every event and every command error is sanitised on its way out (``voicetui.untrusted``):
+    control sequences removed, ``secrets`` and credential shapes masked — front ends and logs
+    never see them."""
+
+    def __init__(
+        self, *, log_capture: LogCapture | None = None, secrets: Iterable[str] = ()
+    ) -> None:
+        self._masker = SecretMasker(secrets)
+        self.sanitizer = Sanitizer(self._masker.mask_text)
+        """What this runtime applies to all it sends out; front ends apply it to the rest
+        (their own error texts, log lines they print)."""
         self._lock = threading.Lock()
         self._subs: list[Subscription] = []
         self._failing_subs: set[int] = set()
@@ -86,6 +98,7 @@ class LoopRuntime:
         return unsubscribe
 
     def _dispatch(self, ev: Any) -> None:
+        ev = self.sanitizer.event(ev)
         for sub in self._subs:
             if sub.types is not None and ev.type not in sub.types:
                 continue
@@ -273,7 +286,7 @@ class LoopRuntime:
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            message = f"{what} failed: {readable_error(e)}"
+            message = self.sanitizer.text(f"{what} failed: {readable_error(e)}")
             self._notice("error", message)  # every front end shows it: the one place it is said
             raise CommandError(message, announced=True) from e
 

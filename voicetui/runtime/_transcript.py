@@ -4,6 +4,7 @@ calls as one line (shared with ``--headless``), and the agent's words as they ar
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,8 +18,11 @@ MAX_INLINE = 200
 
 
 def _short(text: str, limit: int = MAX_INLINE) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    head = text[: limit * 4 + 16]  # (a 10 MB output: only its start is looked at)
+    flat = " ".join(head.split())
+    if len(flat) <= limit and len(head) == len(text):
+        return flat
+    return flat[: limit - 1] + "…"
 
 
 def format_arguments(arguments: str) -> str:
@@ -105,14 +109,25 @@ class TranscriptSink(TextOutput):
         self._text = ""
 
 
-def write_transcript(items: Sequence[ChatItem], path: str, *, agent: str, mode: str) -> str:
-    """Write the history as Markdown, or JSON for a ``.json`` path (blocking); returns the
-    absolute path written."""
+def write_transcript(
+    items: Sequence[ChatItem],
+    path: str,
+    *,
+    agent: str,
+    mode: str,
+    sanitize: Callable[[str], str],
+) -> str:
+    """Write the history as Markdown, or JSON for a ``.json`` path (blocking), passed through
+    ``sanitize`` (the runtime's: secrets masked, control sequences removed), readable by its
+    owner only like a recording; returns the absolute path written."""
     target = Path(path).expanduser()
     if target.suffix.lower() == ".json":
         text = history_json(items, agent=agent, mode=mode)
     else:
         text = history_markdown(items, title=f"voicetui transcript — {agent}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(fd, 0o600)  # (an existing file keeps its mode otherwise)
+        f.write(sanitize(text))
     return str(target.resolve())

@@ -81,6 +81,8 @@ AgentSource = Agent | Callable[[], Any]
 
 SESSION_EVENTS: tuple[str, ...] = typing.get_args(EventTypes)
 LEVELS_INTERVAL = 0.05  # AudioLevels at most 20 times a second
+CLOSE_INTERRUPT_TIMEOUT = 3.0
+"""Seconds the reply being spoken at close may take to be recorded as interrupted."""
 MAX_RESTARTS = 3  # new sessions after one closed by itself, per RESTART_WINDOW seconds
 RESTART_WINDOW = 60.0
 
@@ -145,8 +147,8 @@ class SessionController(LoopRuntime):
         log_capture: LogCapture | None = None,
         restart_on_close: bool = True,
     ) -> None:
-        super().__init__(log_capture=log_capture)
         self._settings = settings or Settings()
+        super().__init__(log_capture=log_capture, secrets=_secret_values(self._settings))
         self._agent_source = agent
         self._models = models
         self._models_desc = describe_models(models) if models is not None else ""
@@ -257,6 +259,7 @@ class SessionController(LoopRuntime):
     async def _close_session(self) -> None:
         self._breaks.cancel_all()
         self._levels.cancel()
+        await self._interrupt_speech()  # what was said so far reaches the history (and recording)
         await self._stop_recorder()
         session, backend = self._session, self._backend
         if session is not None:
@@ -271,6 +274,17 @@ class SessionController(LoopRuntime):
                 await asyncio.wait_for(backend.aclose(), 10.0)
             except Exception as e:
                 logger.warning("closing the %s I/O: %s", backend.mode, readable_error(e))
+
+    async def _interrupt_speech(self) -> None:
+        """Closing while the agent speaks: interrupt it, so that the reply is recorded with what
+        was heard and marked interrupted, before the recording stops (bounded wait)."""
+        session = self._session
+        if session is None or not session.running or session.current_speech is None:
+            return
+        try:
+            await asyncio.wait_for(session.interrupt(force=True), CLOSE_INTERRUPT_TIMEOUT)
+        except Exception as e:  # (closing goes on whatever happens here)
+            logger.warning("interrupting the agent before closing: %s", readable_error(e))
 
     def _build_models(self) -> SessionModels:
         from ..plugins.selection import build_models, resolve
@@ -536,6 +550,10 @@ class SessionController(LoopRuntime):
 
     # --- modes and devices ------------------------------------------------------------------
     def switch_mode(self, mode: Mode, room: RoomDetails | None = None) -> Future[None]:
+        if room is not None:  # credentials typed in the app: masked like configured ones
+            for secret in (room.token, room.api_key, room.api_secret):
+                if secret:
+                    self._masker.add(secret)
         return self._submit(f"switching to {mode.upper()} mode", lambda: self._switch(mode, room))
 
     async def _switch(self, mode: Mode, room: RoomDetails | None) -> None:
@@ -674,7 +692,12 @@ class SessionController(LoopRuntime):
             items = list(self._session.history.items)
             agent = self._status().agent_name
             return await asyncio.to_thread(
-                write_transcript, items, path, agent=agent, mode=self._mode
+                write_transcript,
+                items,
+                path,
+                agent=agent,
+                mode=self._mode,
+                sanitize=self.sanitizer.text,
             )
 
         return self._submit("exporting the transcript", run, needs_session=False)

@@ -48,6 +48,18 @@ def _is_terminal_handler(handler: logging.Handler) -> bool:
     return stream in (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__)
 
 
+class SanitizingFormatter(logging.Formatter):
+    """Log lines printed on a terminal: each passed through ``sanitize`` (the runtime's
+    :class:`~voicetui.untrusted.Sanitizer`: control sequences out, secrets masked)."""
+
+    def __init__(self, sanitize: Callable[[str], str], fmt: str) -> None:
+        super().__init__(fmt)
+        self._sanitize = sanitize
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._sanitize(super().format(record))
+
+
 class LogCapture(logging.Handler):
     """``capacity``: records kept in the ring. Subscribers are called on the thread that logged
     (keep them quick; a subscriber that logs does not recurse into itself)."""

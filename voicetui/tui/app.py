@@ -8,6 +8,7 @@ raises no pop-ups (it is history)."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 from collections.abc import Callable, Iterable
@@ -32,11 +33,13 @@ from textual.widgets import (
 
 from ..recording.view_runtime import READ_ONLY_MESSAGE
 from ..runtime.api import RoomDetails, SessionRuntime
+from ..signals import on_terminate
 from . import messages as m
 from .bridge import RuntimeBridge
 from .handlers import RuntimeHandlers
 from .screens.devices import DeviceChoice, DevicesScreen
 from .screens.keys import KeysScreen
+from .screens.pager import PagerScreen
 from .screens.prompts import ExportScreen, RerunScreen, RoomScreen
 from .themes import DEFAULT_THEME, FALLBACK_THEME, VARIABLE_DEFAULTS, discover_themes
 from .widgets.conversation import ConversationView
@@ -46,7 +49,7 @@ from .widgets.latency import LatencyPanel, RecentTurns
 from .widgets.loading import LoadingPanel
 from .widgets.logs import LogsPanel
 from .widgets.state import StatePanel
-from .widgets.tools import ToolsPanel
+from .widgets.tools import ToolsPanel, full_text
 from .widgets.vlog import VirtualLog
 
 TABS: tuple[tuple[str, str], ...] = (
@@ -155,6 +158,7 @@ class VoiceTUIApp(RuntimeHandlers):
         self._refused_at: dict[str, float] = {}
         self._room_details: RoomDetails | None = None
         self._theme_css: dict[str, str] = {}
+        self._remove_signal_handlers: Callable[[], None] = lambda: None
         super().__init__()
         self.init_state()
         shown = getattr(runtime, "title", None) if self.read_only else None
@@ -237,7 +241,13 @@ class VoiceTUIApp(RuntimeHandlers):
             then = (lambda _: gc.freeze()) if self._tune_gc else None
             self.bridge.command(label, self.runtime.start, then)
 
+        # SIGTERM, SIGHUP: quit like ctrl+q (the terminal restored, then the session closed)
+        self._remove_signal_handlers = on_terminate(
+            asyncio.get_running_loop(), lambda code: self.exit(return_code=code)
+        )
+
     def on_unmount(self) -> None:
+        self._remove_signal_handlers()
         self.bridge.detach()
 
     # --- typing -----------------------------------------------------------------------------
@@ -324,8 +334,9 @@ class VoiceTUIApp(RuntimeHandlers):
         title: str = "",
         severity: Literal["information", "warning", "error"] = "information",
         timeout: float | None = None,
-        markup: bool = True,
+        markup: bool = False,
     ) -> None:
+        """Messages carry outside text (server errors, paths, tool names): never markup."""
         if self._replaying:
             return
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
@@ -513,6 +524,9 @@ class VoiceTUIApp(RuntimeHandlers):
 
         self.push_screen(RerunScreen(name, msg.record.call.arguments), run)
 
+    def on_tools_panel_show_all_requested(self, msg: ToolsPanel.ShowAllRequested) -> None:
+        self.push_screen(PagerScreen(f"{msg.record.call.name}", full_text(msg.record)))
+
     def on_tools_panel_break_toggled(self, msg: ToolsPanel.BreakToggled) -> None:
         if self.read_only:
             self.tools_panel.set_break(self.break_on_tool_call)
@@ -601,8 +615,17 @@ def run_app(
     module's doc; default: whether the runtime says ``read_only``)."""
     _tune_gc()
     app = VoiceTUIApp(runtime, theme=theme, title=title, read_only=read_only, tune_gc=True)
-    app.run()
+    try:
+        app.run()
+    finally:
+        # frozen objects are never collected, not even at exit: native ones left in cycles
+        # (soxr's resamplers) would be reported as leaked by nanobind when the process ends
+        gc.unfreeze()
+        gc.set_threshold(*DEFAULT_GC_THRESHOLD)
     return app.return_code or 0
+
+
+DEFAULT_GC_THRESHOLD = gc.get_threshold()
 
 
 def _tune_gc() -> None:

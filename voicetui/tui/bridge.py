@@ -30,6 +30,7 @@ from textual.message_pump import MessagePump
 
 from ..agents.llm.chat_context import AgentHandoff, ChatMessage
 from ..runtime.api import CommandError, LogRecordEvent, SessionRuntime
+from ..untrusted import Sanitizer
 from . import messages as m
 
 logger = logging.getLogger("voicetui.tui")
@@ -111,6 +112,9 @@ def _replaces(new: Message, old: Message) -> bool:
     return False
 
 
+_CLEAN = Sanitizer()
+
+
 class RuntimeBridge:
     def __init__(
         self,
@@ -157,8 +161,10 @@ class RuntimeBridge:
 
     # --- runtime thread ---------------------------------------------------------------------
     def _on_event(self, ev: Any) -> None:
-        """Called by the runtime, on its thread: queue and return at once."""
+        """Called by the runtime, on its thread: queue and return at once. Every event is
+        cleaned of control sequences here, whichever runtime sent it (no copy if clean)."""
         try:
+            ev = _CLEAN.event(ev)
             if getattr(ev, "type", None) == "log":
                 msg: Message | None = None
             else:
@@ -247,10 +253,11 @@ class RuntimeBridge:
             if undo is not None:
                 self._target.post_message(m.CommandDone(label, undo))
             if on_error is not None:
-                reason = describe_error(exc) if exc is not None else "cancelled"
+                reason = _CLEAN.text(describe_error(exc)) if exc is not None else "cancelled"
                 self._target.post_message(m.CommandDone(label, lambda: on_error(reason)))
             elif not (isinstance(exc, CommandError) and exc.announced):
-                self._target.post_message(m.CommandFailed(label, describe_failure(label, exc)))
+                failure = _CLEAN.text(describe_failure(label, exc))
+                self._target.post_message(m.CommandFailed(label, failure))
 
         try:
             future = call()

@@ -50,9 +50,13 @@ def format_call(name: str, arguments: str, limit: int = 100) -> str:
 
 
 def shorten(text: str, limit: int) -> str:
-    """One line of at most ``limit`` characters."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: max(1, limit - 1)] + "…"
+    """One line of at most ``limit`` characters (only the text's start is looked at: a
+    10 MB tool output costs what a short one does)."""
+    head = text[: limit * 4 + 16]
+    flat = " ".join(head.split())
+    if len(flat) <= limit and len(head) == len(text):
+        return flat
+    return flat[: max(1, limit - 1)] + "…"
 
 
 def format_elapsed(seconds: float) -> str:

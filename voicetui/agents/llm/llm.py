@@ -18,10 +18,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from .._aio import Chan, ChanClosed, EventEmitter, cancel_and_wait, now
+from .._retry import with_retries
 from ..exceptions import LLMError
 from ..metrics import LLMMetrics
 from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 from .chat_context import ChatContext
+from .history import HistoryLimits, request_context
 from .tool_context import FunctionTool, ToolChoice
 
 logger = logging.getLogger("voicetui.agents.llm")
@@ -62,6 +64,8 @@ class LLM(ABC, EventEmitter[Literal["metrics_collected", "error", "llm_availabil
     def __init__(self) -> None:
         super().__init__()
         self._label = f"{type(self).__module__}.{type(self).__name__}"
+        self.history_limits = HistoryLimits()
+        """What of the history each request carries (:mod:`.history`)."""
 
     @property
     def label(self) -> str:
@@ -114,13 +118,14 @@ class LLMStream(ABC):
         tool_choice: ToolChoice | None = None,
     ) -> None:
         self._llm = llm
-        self._chat_ctx = chat_ctx
+        self._chat_ctx = request_context(chat_ctx, llm.history_limits)
         self._tools = list(tools or [])
         self._tool_choice = tool_choice
         self._conn_options = conn_options
         self._chan: Chan[ChatChunk] = Chan()
         self._request_id = f"llm_{uuid.uuid4().hex[:12]}"
         self._started_at = now()
+        self._attempts = 0
         self._ttft: float | None = None
         self._usage: CompletionUsage | None = None
         self._emitted_any = False
@@ -130,6 +135,7 @@ class LLMStream(ABC):
 
     @property
     def chat_ctx(self) -> ChatContext:
+        """What this request sends: the history within the LLM's ``history_limits``."""
         return self._chat_ctx
 
     @property
@@ -157,6 +163,9 @@ class LLMStream(ABC):
 
     async def _run_attempt(self) -> None:
         """One call of :meth:`_run` under the per-attempt timeout."""
+        if self._attempts:  # a retry: its time to first token counts from now
+            self._started_at = now()
+        self._attempts += 1
         timeout = self._conn_options.timeout
         deadline = asyncio.timeout(timeout)
         self._deadline = deadline
@@ -177,25 +186,14 @@ class LLMStream(ABC):
         opts = self._conn_options
         cancelled = True
         try:
-            for attempt in range(opts.max_retry + 1):
-                try:
-                    await self._run_attempt()
-                    cancelled = False
-                    return
-                except LLMError as e:
-                    if not e.recoverable or self._emitted_any or attempt == opts.max_retry:
-                        raise
-                    delay = opts.interval_for_retry(attempt)
-                    logger.warning(
-                        "%s failed (%s), retrying in %.1fs (%d/%d)",
-                        self._llm.label,
-                        e.message,
-                        delay,
-                        attempt + 1,
-                        opts.max_retry,
-                    )
-                    await asyncio.sleep(delay)
-                    self._started_at = now()
+            await with_retries(
+                self._run_attempt,
+                options=opts,
+                error_type=LLMError,
+                label=self._llm.label,
+                may_retry=lambda: not self._emitted_any,
+            )
+            cancelled = False
         except LLMError:
             cancelled = False
             raise

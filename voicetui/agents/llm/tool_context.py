@@ -6,6 +6,7 @@ The argument schema is a pydantic model built from the signature; descriptions c
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import typing
@@ -125,11 +126,21 @@ class FunctionTool:
         return result
 
     async def invoke(self, context: Any, arguments: dict[str, Any]) -> Any:
-        """Call with validated arguments, passing the run context where the signature asks."""
+        """Call with validated arguments, passing the run context where the signature asks.
+
+        A plain ``def`` tool runs in a worker thread (``asyncio.to_thread``), so that a slow
+        one does not stop the session; it must not touch the session (use ``async def`` for
+        tools that do)."""
         kwargs = dict(arguments)
         if self._context_param is not None:
             kwargs[self._context_param] = context
-        return await self(**kwargs)
+        if inspect.iscoroutinefunction(self._fn):
+            return await self(**kwargs)
+        args = (self._bound_to,) if self._bound_to is not None else ()
+        result = await asyncio.to_thread(self._fn, *args, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
 
 
 @overload

@@ -12,6 +12,7 @@ from typing import Literal
 from livekit import rtc
 
 from .._aio import now
+from .._retry import with_retries
 from .._stream import DuplexStream
 from ..audio import frames_duration
 from ..exceptions import STTError
@@ -96,31 +97,32 @@ class STT(ABC, rtc.EventEmitter[Literal["metrics_collected", "error", "stt_avail
         """Transcribe a whole utterance. Recoverable errors are retried per ``conn_options``;
         an attempt taking more than ``conn_options.timeout`` seconds fails recoverably."""
         frames = [buffer] if isinstance(buffer, rtc.AudioFrame) else list(buffer)
-        for attempt in range(conn_options.max_retry + 1):
+        started = now()
+
+        async def attempt() -> SpeechEvent:
+            nonlocal started
             started = now()
             try:
-                ev = await self._recognize_attempt(frames, language, conn_options)
-            except STTError as e:
-                if not e.recoverable or attempt == conn_options.max_retry:
-                    raise
-                delay = conn_options.interval_for_retry(attempt)
-                logger.warning("%s failed (%s), retrying in %.1fs", self.label, e.message, delay)
-                await asyncio.sleep(delay)
-                continue
+                return await self._recognize_attempt(frames, language, conn_options)
+            except STTError:
+                raise
             except Exception as e:
                 raise STTError(f"{self.label}: {e}", recoverable=False) from e
-            self.emit(
-                "metrics_collected",
-                STTMetrics(
-                    label=self.label,
-                    request_id=ev.request_id,
-                    duration=now() - started,
-                    audio_duration=frames_duration(frames),
-                    streamed=False,
-                ),
-            )
-            return ev
-        raise AssertionError("unreachable")
+
+        ev = await with_retries(
+            attempt, options=conn_options, error_type=STTError, label=self.label
+        )
+        self.emit(
+            "metrics_collected",
+            STTMetrics(
+                label=self.label,
+                request_id=ev.request_id,
+                duration=now() - started,
+                audio_duration=frames_duration(frames),
+                streamed=False,
+            ),
+        )
+        return ev
 
     async def _recognize_attempt(
         self, frames: list[rtc.AudioFrame], language: str | None, conn_options: APIConnectOptions

@@ -16,6 +16,7 @@ from typing import Literal
 from livekit import rtc
 
 from .._aio import now
+from .._retry import with_retries
 from .._stream import DuplexStream
 from ..audio import frame_duration
 from ..exceptions import TTSError
@@ -143,17 +144,14 @@ class ChunkedStream(DuplexStream[None, SynthesizedAudio]):
         opts = self._conn_options
         cancelled = True
         try:
-            for attempt in range(opts.max_retry + 1):
-                try:
-                    await self._synthesize_attempt()
-                    cancelled = False
-                    return
-                except TTSError as e:
-                    if not e.recoverable or self._ttfb is not None or attempt == opts.max_retry:
-                        raise
-                    delay = opts.interval_for_retry(attempt)
-                    logger.warning("%s failed (%s), retrying in %.1fs", self._tts.label, e, delay)
-                    await asyncio.sleep(delay)
+            await with_retries(
+                self._synthesize_attempt,
+                options=opts,
+                error_type=TTSError,
+                label=self._tts.label,
+                may_retry=lambda: self._ttfb is None,
+            )
+            cancelled = False
         except TTSError:
             cancelled = False
             raise

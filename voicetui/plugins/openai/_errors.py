@@ -3,8 +3,9 @@ and the right ``recoverable`` flag (the framework's base classes do the retrying
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from ...agents._retry import parse_retry_after
 from ...agents.exceptions import ModelError
 from ._client import ClientConfig
 
@@ -26,6 +27,17 @@ def _server_message(body: object, fallback: str) -> str:
     if isinstance(body, str) and body.strip():
         return body.strip()[:300]
     return fallback
+
+
+def _retry_after(e: Any) -> float | None:
+    """The wait an error response asks for: ``retry-after-ms`` (OpenAI's) or ``Retry-After``."""
+    headers = getattr(getattr(e, "response", None), "headers", None)
+    if headers is None:
+        return None
+    millis = parse_retry_after(headers.get("retry-after-ms"))
+    if millis is not None:
+        return millis / 1000.0
+    return parse_retry_after(headers.get("retry-after"))
 
 
 def _transport_error_kind(e: BaseException) -> str | None:
@@ -66,11 +78,16 @@ def map_error(e: BaseException, error_type: type[E], config: ClientConfig) -> E 
             return error_type(
                 f"invalid API key for {url} (HTTP {status}: {detail}){hint}", recoverable=False
             )
+        wait = _retry_after(e)
         if status == 429:
-            return error_type(f"rate limited by {url} (HTTP 429: {detail})", recoverable=True)
+            return error_type(
+                f"rate limited by {url} (HTTP 429: {detail})", recoverable=True, retry_after=wait
+            )
         if status >= 500 or status in _RECOVERABLE_STATUS:
             return error_type(
-                f"server error from {url} (HTTP {status}: {detail})", recoverable=True
+                f"server error from {url} (HTTP {status}: {detail})",
+                recoverable=True,
+                retry_after=wait,
             )
         return error_type(
             f"{url} rejected the request (HTTP {status}: {detail})", recoverable=False

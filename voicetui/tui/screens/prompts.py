@@ -35,10 +35,10 @@ class RerunScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(f"↻ Re-run {self.tool_name}", classes="modal-title")
+            yield Static(f"↻ Re-run {self.tool_name}", classes="modal-title", markup=False)
             yield Label("Arguments (JSON)")
             yield JsonEditor(pretty_json(self.arguments or "{}"), id="rerun-args", soft_wrap=True)
-            yield Static("", id="rerun-error", classes="modal-error")
+            yield Static("", id="rerun-error", classes="modal-error", markup=False)
             with Horizontal(classes="modal-buttons"):
                 yield Button("Cancel", id="rerun-cancel", compact=True)
                 yield Button("Run", id="rerun-run", variant="primary", compact=True)
@@ -86,14 +86,14 @@ class RoomScreen(ModalScreen[RoomDetails | None]):
         with Vertical():
             yield Static("Join a LiveKit room", classes="modal-title")
             if self.reason:
-                yield Static(self.reason, classes="modal-error")
+                yield Static(self.reason, classes="modal-error", markup=False)
             yield Label("Server URL")
             yield Input(prev.url if prev else "", placeholder="wss://…", id="room-url")
             yield Label("Room name")
             yield Input(prev.room if prev else "", placeholder=self.default_room, id="room-name")
             yield Label("Token (or leave empty to use the configured API key/secret)")
             yield Input((prev.token or "") if prev else "", password=True, id="room-token")
-            yield Static("", id="room-error", classes="modal-error")
+            yield Static("", id="room-error", classes="modal-error", markup=False)
             with Horizontal(classes="modal-buttons"):
                 yield Button("Cancel", id="room-cancel", compact=True)
                 yield Button("Join", id="room-join", variant="primary", compact=True)

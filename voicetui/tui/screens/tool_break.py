@@ -90,13 +90,15 @@ class ToolBreakScreen(ModalScreen[ToolBreakResolution]):
     def compose(self) -> ComposeResult:
         with Vertical():
             more = f"  (+{self.pending} more waiting)" if self.pending else ""
-            yield Static(f"⏸ Break on tool call: {self.call.name}{more}", classes="modal-title")
-            yield Static(f"call {self.call.call_id}", classes="modal-hint")
+            yield Static(
+                f"⏸ Break on tool call: {self.call.name}{more}", classes="modal-title", markup=False
+            )
+            yield Static(f"call {self.call.call_id}", classes="modal-hint", markup=False)
             yield Label("Arguments (JSON, editable)")
             yield JsonEditor(self._original, id="break-args", soft_wrap=True)
             yield Label("Result or error message (for Mock result / Return error)")
             yield JsonEditor("", id="break-output", soft_wrap=True)
-            yield Static("", id="break-error", classes="modal-error")
+            yield Static("", id="break-error", classes="modal-error", markup=False)
             with Horizontal(classes="modal-buttons"):
                 yield Button("Run as is", id="break-run", variant="primary", compact=True)
                 yield Button("Run edited", id="break-run-edited", compact=True)

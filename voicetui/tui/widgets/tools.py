@@ -18,6 +18,7 @@ from textual.widgets import Button, Label, OptionList, Static, Switch
 from textual.widgets.option_list import Option
 
 from ...agents.llm.chat_context import FunctionCall
+from ...agents.llm.history import cut_output
 from ...agents.voice.events import ToolExecution
 from ..format import format_call, format_duration, parse_json, shorten
 from .styling import CachedComponentStyles
@@ -60,11 +61,35 @@ class ToolRecord:
             self.state = "ok"
 
 
+VIEW_CHARS = 4_000
+"""Longer arguments, outputs and exceptions are cut in the panel ("Show all" pages them)."""
+
+
 def json_block(text: str) -> RenderableType:
+    """Pretty JSON, or the text as is; cut to :data:`VIEW_CHARS` (never parsed then)."""
+    if len(text) > VIEW_CHARS:
+        return Text(cut_output(text, VIEW_CHARS))
     value = parse_json(text)
     if isinstance(value, dict | list):
         return JSON.from_data(value, indent=2, ensure_ascii=False)
     return Text(text)
+
+
+def full_text(record: ToolRecord) -> str:
+    """Everything about a call, for the pager."""
+    parts = [f"arguments:\n{record.call.arguments}"]
+    if record.exception:
+        parts.append(f"exception:\n{record.exception}")
+    if record.output is not None:
+        parts.append(f"output (what the LLM got):\n{record.output}")
+    return "\n\n".join(parts)
+
+
+def is_long(record: ToolRecord) -> bool:
+    return any(
+        len(text) > VIEW_CHARS
+        for text in (record.call.arguments, record.exception or "", record.output or "")
+    )
 
 
 class ToolsPanel(CachedComponentStyles, Vertical):
@@ -86,6 +111,7 @@ class ToolsPanel(CachedComponentStyles, Vertical):
         #tools-bar { height: 3; padding: 0 1; }
         #tools-bar Label { padding: 1 1 0 0; }
         #tools-bar Switch { margin-right: 2; }
+        #tools-show-all { margin: 1 0 0 1; }
         #tools-main { height: 1fr; }
         #tools-list { width: 2fr; min-width: 24; height: 1fr; }
         #tools-detail-scroll { width: 3fr; height: 1fr; padding: 0 1; background: $surface; }
@@ -93,6 +119,13 @@ class ToolsPanel(CachedComponentStyles, Vertical):
     """
 
     class RerunRequested(Message):
+        def __init__(self, record: ToolRecord) -> None:
+            super().__init__()
+            self.record = record
+
+    class ShowAllRequested(Message):
+        """Page through the selected call's whole arguments, exception and output."""
+
         def __init__(self, record: ToolRecord) -> None:
             super().__init__()
             self.record = record
@@ -113,7 +146,8 @@ class ToolsPanel(CachedComponentStyles, Vertical):
         with Horizontal(id="tools-bar"):
             yield Label("Break on tool call (F8)")
             yield Switch(id="tools-break")
-            yield Button("Re-run with edited arguments…", id="tools-rerun", disabled=True)
+            yield Button("Re-run edited…", id="tools-rerun", disabled=True)
+            yield Button("Show all", id="tools-show-all", disabled=True, compact=True)
         with Horizontal(id="tools-main"):
             yield OptionList(id="tools-list")
             with VerticalScroll(id="tools-detail-scroll"):
@@ -179,6 +213,7 @@ class ToolsPanel(CachedComponentStyles, Vertical):
         self._list().clear_options()
         self.query_one("#tools-detail", Static).update("No tool calls yet.")
         self.query_one("#tools-rerun", Button).disabled = True
+        self.query_one("#tools-show-all", Button).disabled = True
 
     # --- internals --------------------------------------------------------------------------
     def _add(self, record: ToolRecord) -> None:
@@ -230,7 +265,7 @@ class ToolsPanel(CachedComponentStyles, Vertical):
         parts.append(Text(""))
         if record.exception:
             parts.append(Text("exception", style="bold"))
-            parts.append(Text(record.exception, style=styles["bad"]))
+            parts.append(Text(cut_output(record.exception, VIEW_CHARS), style=styles["bad"]))
             parts.append(Text(""))
         if record.output is not None:
             parts.append(Text("output (what the LLM got)", style="bold"))
@@ -248,6 +283,7 @@ class ToolsPanel(CachedComponentStyles, Vertical):
         self._selected = key
         self.query_one("#tools-detail", Static).update(self.detail(record))
         self.query_one("#tools-rerun", Button).disabled = False
+        self.query_one("#tools-show-all", Button).disabled = not is_long(record)
 
     @on(OptionList.OptionHighlighted, "#tools-list")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
@@ -263,6 +299,12 @@ class ToolsPanel(CachedComponentStyles, Vertical):
         record = self.records.get(self._selected or "")
         if record is not None:
             self.post_message(self.RerunRequested(record))
+
+    @on(Button.Pressed, "#tools-show-all")
+    def _show_all(self) -> None:
+        record = self.records.get(self._selected or "")
+        if record is not None:
+            self.post_message(self.ShowAllRequested(record))
 
     def request_rerun(self) -> None:
         self._rerun()
