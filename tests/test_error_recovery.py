@@ -109,6 +109,22 @@ async def test_stt_stream_error_reconnects_and_keeps_the_audio() -> None:
     await r.aclose()
 
 
+async def test_stt_stream_reconnects_after_the_servers_retry_after() -> None:
+    stt = FakeSTT(final_delay=0.2, stream_failures=[0.8], retry_after=3.0)
+    r = await rig(
+        [Utterance(1.0, silence_before=0.5, transcript="what time is it")],
+        stt=stt,
+        default="Noon.",
+    )
+    await asyncio.sleep(2.0)
+    (err,) = r.log.of("error")
+    assert "reconnecting in 3.0s" in err.message
+    assert stt.streams_opened == 1  # still waiting, as the server asked
+    await asyncio.sleep(4)
+    assert stt.streams_opened == 2 and r.user_messages() == ["what time is it"]
+    await r.aclose()
+
+
 async def test_stt_gives_up_but_the_session_goes_on_by_text() -> None:
     stt = FakeSTT(stream_failures=[0.1] * 5)
     r = await rig(

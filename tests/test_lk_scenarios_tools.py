@@ -425,3 +425,27 @@ async def test_a_silent_turn_is_not_an_error() -> None:
     result.expect.no_more_events()
     assert result.error is None
     await session.aclose()
+
+
+async def test_a_reply_cut_off_by_the_output_is_recorded_as_heard() -> None:
+    """The speaker went away 1.5 s into a 4 s reply (the backend ends the segment as
+    interrupted): the message says so, with only what was heard."""
+    tl = Timeline()
+    tl.user_speech(0.5, 2.5, "Tell me about the sea.")
+    tl.llm("The sea is wide. It is deep. It is cold. It is old.")
+    tl.tts(4.0)  # plays 3.5 → 7.5
+    session = tl.session()
+    agent = WeatherAgent()
+
+    def unplugged() -> None:
+        out = session.output.audio
+        assert out is not None
+        out.clear_buffer()  # what a backend does when its device disappears
+
+    asyncio.get_running_loop().call_later(5.0, unplugged)
+    await tl.run(session, agent)
+    (said,) = [m for m in agent.chat_ctx.items if m.type == "message" and m.role == "assistant"]
+    assert said.interrupted
+    assert said.text_content and len(said.text_content) < len(
+        "The sea is wide. It is deep. It is cold. It is old."
+    )

@@ -110,7 +110,8 @@ class FakeSTT(STT):
     ``interim_delay``, the final ``final_delay`` after the voice ends, then END_OF_SPEECH.
     Transcripts come from ``frame.userdata["transcript"]`` (set by FakeAudioInput).
     ``stream_failures``: the n-th stream opened fails (a lost connection) after hearing
-    ``stream_failures[n]`` seconds of audio; streams beyond the list do not fail."""
+    ``stream_failures[n]`` seconds of audio; streams beyond the list do not fail (asking to
+    wait ``retry_after`` seconds before reconnecting, if given)."""
 
     def __init__(
         self,
@@ -118,6 +119,7 @@ class FakeSTT(STT):
         final_delay: float = 0.1,
         interim_delay: float | None = 0.2,
         stream_failures: Sequence[float] = (),
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(
             capabilities=STTCapabilities(streaming=True, interim_results=interim_delay is not None)
@@ -125,6 +127,8 @@ class FakeSTT(STT):
         self.final_delay = final_delay
         self.interim_delay = interim_delay
         self.stream_failures = list(stream_failures)
+        self.retry_after = retry_after
+        """What a failing stream's server asks to wait (``Retry-After``), if anything."""
         self.streams_opened = 0
 
     async def _recognize_impl(
@@ -178,7 +182,9 @@ class _FakeSTTStream(SpeechStream):
                     continue
                 heard += frame_duration(item)
                 if self.fail_after is not None and heard >= self.fail_after:
-                    raise STTError("FakeSTT: connection lost", recoverable=True)
+                    raise STTError(
+                        "FakeSTT: connection lost", recoverable=True, retry_after=stt.retry_after
+                    )
                 text = item.userdata.get("transcript")
                 if isinstance(text, str) and text:
                     if current is None:

@@ -17,7 +17,9 @@ from typing import Any, Literal, Protocol
 from livekit import rtc
 
 from .._aio import Chan, Feed, TaskSet, cancel_and_wait, now
+from .._retry import retry_delay
 from ..audio import frame_duration
+from ..exceptions import ModelError
 from ..metrics import STTMetrics, VADMetrics
 from ..stt import SpeechEvent, SpeechEventType
 from ..types import APIConnectOptions
@@ -352,8 +354,11 @@ class AudioRecognition:
             except Exception as e:
                 feed.unbind()  # the frames from now on wait in the channel for the next stream
                 failures += 1
-                retry = failures <= self._stt_conn.max_retry
-                delay = self._stt_conn.interval_for_retry(failures - 1)
+                delay: float | None = self._stt_conn.interval_for_retry(failures - 1)
+                if isinstance(e, ModelError):  # (a server's Retry-After is honoured)
+                    delay = retry_delay(self._stt_conn, failures - 1, e)
+                retry = failures <= self._stt_conn.max_retry and delay is not None
+                delay = delay or 0.0
                 what = (
                     f"reconnecting in {delay:.1f}s, the audio meanwhile is kept"
                     if retry

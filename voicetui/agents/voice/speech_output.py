@@ -22,7 +22,7 @@ from .generation import (
     iterate_node,
     played_text,
 )
-from .io import AudioOutput, PlaybackStartedEvent
+from .io import AudioOutput, PlaybackFinishedEvent, PlaybackStartedEvent
 from .speech_handle import SpeechHandle
 
 if TYPE_CHECKING:
@@ -77,10 +77,17 @@ async def speak(
             if audio_out is None and "loop" not in started:
                 on_started(PlaybackStartedEvent(now()))
 
+    cut_by_output: list[PlaybackFinishedEvent] = []
+
+    def on_finished(ev: PlaybackFinishedEvent) -> None:
+        if ev.interrupted and not handle.interrupted and not cut_by_output:
+            cut_by_output.append(ev)
+
     fwd = AudioForwardData()
     tasks = [asyncio.create_task(forward_transcript(), name="forward_transcript")]
     if audio_out is not None and frames is not None:
         audio_out.on("playback_started", on_started)
+        audio_out.on("playback_finished", on_finished)
         tasks.append(
             asyncio.create_task(
                 forward_audio(frames, audio_out, fwd, transcript, handle._wait_until_released),
@@ -105,9 +112,13 @@ async def speak(
             await handle.wait_if_not_interrupted([playout])
             if not playout.done():
                 playout.cancel()
-        interrupted = handle.interrupted
         position: float | None = None
-        if interrupted and audio_out is not None:
+        # the output stopped playing it by itself (its device went away): as heard
+        cut_off = not handle.interrupted and bool(cut_by_output)
+        if cut_off:
+            position = cut_by_output[0].playback_position
+        interrupted = handle.interrupted or cut_off
+        if handle.interrupted and audio_out is not None:
             await cancel_and_wait(*tasks)
             audio_out.clear_buffer()
             try:
@@ -120,6 +131,7 @@ async def speak(
         await cancel_and_wait(*tasks)
         if audio_out is not None:
             audio_out.off("playback_started", on_started)
+            audio_out.off("playback_finished", on_finished)
     await transcript.finish(release_all=not interrupted or audio_out is None or tts_failed)
     if not interrupted or tts_failed:
         heard = transcript.text
