@@ -85,9 +85,11 @@ async def test_session_answers_a_spoken_question_through_the_speaker(
         ("assistant", ANSWER),
     ]
     assert not msgs[1].interrupted
-    # the reply came out of the speaker, whole
+    # the reply came out of the speaker, whole (a loaded machine may stretch it with an
+    # underrun: what was played is counted, not the span)
     expected = len(ANSWER) * 0.05
-    assert rec.loud_span() == pytest.approx(expected, abs=0.06), rec.loud_span()
+    assert rec.loud_duration() == pytest.approx(expected, abs=0.06), rec.loud_duration()
+    assert rec.loud_span() >= expected - 0.06
 
 
 def _embedded_stack() -> bool:

@@ -110,6 +110,45 @@ class SlowHookAgent(Agent):
         await asyncio.sleep(0.1)
 
 
+class LateVAD(FakeVAD):
+    """A VAD whose events come ``lag`` seconds after the audio they are about (inference on a
+    busy CPU), with the right ``samples_index``."""
+
+    def __init__(self, lag: float) -> None:
+        super().__init__()
+        self.lag = lag
+
+    def stream(self) -> Any:
+        stream = super().stream()
+        emit = stream._emit
+        loop = asyncio.get_running_loop()
+        stream._emit = lambda ev: loop.call_later(self.lag, emit, ev)  # type: ignore[method-assign]
+        return stream
+
+
+async def test_a_late_vad_does_not_shorten_the_measured_latency() -> None:
+    # voice 0.5–1.5 s; the VAD's end of speech (0.3 s of silence) arrives 0.4 s late, at 2.2
+    llm = FakeLLM([FakeLLMResponse(content="It is noon.", ttft=0.3)])
+    session: AgentSession[None] = AgentSession(
+        vad=LateVAD(0.4), stt=FakeSTT(final_delay=0.2), llm=llm, tts=FakeTTS(ttfb=0.2)
+    )
+    mic = FakeAudioInput([Utterance(1.0, silence_before=0.5, transcript="what time is it")])
+    out = FakeAudioOutput()
+    session.input.audio, session.output.audio = mic, out
+    await session.start(Agent(instructions="Be brief."))
+    await asyncio.sleep(5)
+    (user,) = [m for m in session.history.messages() if m.role == "user"]
+    (reply,) = [m for m in session.history.messages() if m.role == "assistant"]
+    # committed as soon as the late end of speech came (its 0.5 s endpointing delay had
+    # passed): EOU 0.7 s counted from the end of the voice at 1.5, not from when the VAD spoke
+    assert reply.metrics.end_of_turn_delay == approx(0.7, 0.03)
+    # first audio at 2.2 + 0.3 + 0.2 = 2.7: 1.2 s after the voice ended
+    assert reply.metrics.e2e_latency == approx(1.2, 0.03)
+    assert user.metrics.stopped_speaking_at is not None
+    await session.aclose()
+    await out.aclose()
+
+
 async def test_a_typed_turn_measures_e2e_from_when_it_was_sent() -> None:
     # typed at 1.0 while nothing plays: LLM ttft 0.3, TTS ttfb 0.2 → first audio 0.5 s later
     r = await rig(

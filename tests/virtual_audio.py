@@ -51,6 +51,14 @@ class Recording:
         idx = self.loud(threshold)
         return float(idx[-1] - idx[0] + 1) / RATE if idx.size else 0.0
 
+    def loud_duration(self, threshold: int = 500, window: float = 0.01) -> float:
+        """Seconds of audio in ``window``-long pieces that hold a loud sample: what was played,
+        without the gaps a starved machine may insert (an underrun stretches the span, not
+        this)."""
+        n = max(1, round(RATE * window))
+        idx = self.loud(threshold)
+        return float(np.unique(idx // n).size * n) / RATE if idx.size else 0.0
+
 
 class VirtualAudio:
     def __init__(self, runtime_dir: Path) -> None:

@@ -39,6 +39,10 @@ class VADEvent:
 class VADCapabilities:
     update_interval: float
     """Seconds of audio between two INFERENCE_DONE events."""
+    sample_rate: int | None = None
+    """The rate ``VADEvent.samples_index`` counts at (None: the rate of the frames pushed).
+    With it the session dates an event by the audio it is about, not by when it was handled
+    (inference on a busy CPU may report an end of speech late)."""
 
 
 class VAD(ABC, EventEmitter[Literal["metrics_collected"]]):

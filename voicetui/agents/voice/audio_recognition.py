@@ -8,6 +8,7 @@ drive user state, transcripts and the end of the user's turn (endpointing).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 from collections import deque
 from collections.abc import AsyncIterable, Callable
@@ -77,6 +78,43 @@ class EndpointingOptions:
     max_delay: float
 
 
+class _AudioClock:
+    """When the audio fed to the VAD arrived: maps a position in the current VAD stream's
+    audio (seconds) to the loop time its samples came in, for the last half minute."""
+
+    _KEEP = 30.0
+
+    def __init__(self) -> None:
+        self._fed = 0.0  # seconds of audio fed so far (all streams)
+        self._stream_base = 0.0  # where the current stream's audio starts in that count
+        self._marks: deque[tuple[float, float]] = deque()  # (fed seconds after a frame, time)
+        self.input_rate = 0
+
+    def fed(self, frame: rtc.AudioFrame) -> None:
+        self.input_rate = frame.sample_rate
+        self._fed += frame_duration(frame)
+        self._marks.append((self._fed, now()))
+        while self._marks and self._marks[0][0] < self._fed - self._KEEP:
+            self._marks.popleft()
+
+    def new_stream(self, queued: float) -> None:
+        self._stream_base = self._fed - queued
+
+    def time_of(self, position: float) -> float | None:
+        """The loop time of ``position`` seconds into the current stream's audio (a frame's
+        samples are spread back from its arrival), None if it is not remembered."""
+        target = self._stream_base + position
+        marks = self._marks
+        if not marks or target < marks[0][0] - self._KEEP or target > marks[-1][0] + 0.05:
+            return None
+        i = bisect.bisect_left(marks, (target, float("-inf")))
+        if i >= len(marks):
+            fed_end, at = marks[-1]
+        else:
+            fed_end, at = marks[i]
+        return at - max(0.0, fed_end - target)
+
+
 class AudioRecognition:
     """One listening pipeline (per agent activity)."""
 
@@ -102,6 +140,7 @@ class AudioRecognition:
         self._stt_conn = stt_conn_options
         self._tasks = TaskSet("AudioRecognition")
         self._vad_ch: Chan[rtc.AudioFrame] | None = None
+        self._vad_clock = _AudioClock()
         self._stt_ch: Chan[rtc.AudioFrame] | None = None
         self._replay: deque[rtc.AudioFrame] = deque()
         self._replay_duration = 0.0
@@ -175,6 +214,7 @@ class AudioRecognition:
         if self._closed:
             return
         if self._vad_ch is not None and not self._vad_ch.closed:
+            self._vad_clock.fed(frame)
             self._vad_ch.send_nowait(frame)
         if self._stt_node is None:
             return
@@ -255,6 +295,8 @@ class AudioRecognition:
         failures = 0
         while not ch.closed or ch._items:
             stream = vad.stream()
+            # its samples_index counts from the frames still queued (they go in first)
+            self._vad_clock.new_stream(sum(frame_duration(f) for f in ch._items))
             # frames go straight from push_audio into the stream (no forwarding task)
             ch.bind(stream.push_frame, stream.end_input)
 
@@ -283,13 +325,22 @@ class AudioRecognition:
                 ch.unbind()
                 await stream.aclose()
 
+    def _vad_event_time(self, ev: VADEvent) -> float:
+        """When the audio the event is about ended (loop time): from its position in the audio
+        fed to the VAD, or, when the VAD does not say, when the event is handled."""
+        if ev.samples_index <= 0 or self._vad is None:
+            return now()
+        rate = self._vad.capabilities.sample_rate or self._vad_clock.input_rate
+        at = self._vad_clock.time_of(ev.samples_index / rate) if rate else None
+        return min(at, now()) if at is not None else now()
+
     def _on_vad_event(self, ev: VADEvent) -> None:
         if ev.type == VADEventType.START_OF_SPEECH:
             if self._speaking:
                 return
             self._speaking = True
             if self._started_speaking_at is None:
-                self._started_speaking_at = now() - ev.speech_duration
+                self._started_speaking_at = self._vad_event_time(ev) - ev.speech_duration
             if self._eou_task is not None:
                 self._eou_task.cancel()  # the user goes on: not the end of the turn
             self._hooks.on_start_of_speech(ev)
@@ -306,7 +357,7 @@ class AudioRecognition:
             if not self._speaking:
                 return
             self._speaking = False
-            self._last_speaking_time = now() - ev.silence_duration
+            self._last_speaking_time = self._vad_event_time(ev) - ev.silence_duration
             self._hooks.on_end_of_speech(ev)
             if self._mode == "vad":
                 self._run_eou_detection()

@@ -48,7 +48,11 @@ class VAD(_BaseVAD):
     ) -> None:
         if sample_rate != SAMPLE_RATE:
             raise ValueError(f"the Silero v6 model runs at {SAMPLE_RATE} Hz only")
-        super().__init__(capabilities=VADCapabilities(update_interval=WINDOW / SAMPLE_RATE))
+        super().__init__(
+            capabilities=VADCapabilities(
+                update_interval=WINDOW / SAMPLE_RATE, sample_rate=SAMPLE_RATE
+            )
+        )
         self.opts = SegmenterOptions(
             activation_threshold=activation_threshold,
             deactivation_threshold=max(activation_threshold - _HYSTERESIS, 0.01),

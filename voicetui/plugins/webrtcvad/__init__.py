@@ -52,7 +52,9 @@ class VAD(_BaseVAD):
             raise ValueError("mode must be 0, 1, 2 or 3")
         if sample_rate not in _RATES:
             raise ValueError(f"sample_rate must be one of {_RATES}")
-        super().__init__(capabilities=VADCapabilities(update_interval=_WINDOW_MS / 1000))
+        super().__init__(
+            capabilities=VADCapabilities(update_interval=_WINDOW_MS / 1000, sample_rate=sample_rate)
+        )
         self.mode = mode
         self.sample_rate = sample_rate
         self.opts = SegmenterOptions(
