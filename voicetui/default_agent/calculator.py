@@ -199,3 +199,25 @@ def format_number(value: Number) -> str:
     if value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.10g}"
+
+
+_SPOKEN_OPERATORS = (
+    ("**", " to the power of "),
+    ("//", " divided by "),
+    ("*", " times "),
+    ("×", " times "),
+    ("/", " divided by "),
+    ("÷", " divided by "),
+    ("+", " plus "),
+    (" - ", " minus "),
+    ("%", " modulo "),
+)
+
+
+def spoken_expression(expression: str) -> str:
+    """``"12 * 7.5"`` → ``"12 times 7.5"``: an expression as it is said aloud (a tool result the
+    model may repeat word for word)."""
+    text = " ".join(expression.split())
+    for symbol, words in _SPOKEN_OPERATORS:
+        text = text.replace(symbol, words)
+    return " ".join(text.split())
