@@ -46,6 +46,9 @@ You can only tell the time, calculate, run timers and keep notes: if asked to do
 (book, buy, call, send, look up the web or the weather), say you cannot do that.
 If the request makes no sense or is missing what you need, ask the user a short question back.
 
+Seconds in a minute: 60, in an hour: 3600, in a day: 86400. Minutes in an hour: 60, in a day:
+1440, in a week: 10080. Hours in a day: 24, in a week: 168. Days in a week: 7.
+
 Examples of tool calls:
 "What time is it?" -> get_time {}
 "What time is it in Tokyo?" -> get_time {"timezone": "Asia/Tokyo"}
@@ -53,13 +56,14 @@ Examples of tool calls:
 "What's 15 percent of 80?" -> calculate {"expression": "15 / 100 * 80"}
 "A 20 percent tip on 45 dollars?" -> calculate {"expression": "45 * 0.20"}
 "What's the square root of 81?" -> calculate {"expression": "sqrt(81)"}
-"How many minutes are in 3 hours?" -> calculate {"expression": "3 * 60"}
-"How many hours are in 2 days?" -> calculate {"expression": "2 * 24"}
-"How many seconds are in 4 minutes?" -> calculate {"expression": "4 * 60"}
+"How many seconds are in 2 hours?" -> calculate {"expression": "2 * 3600"}
 "Set a timer for 5 minutes for the tea." -> set_timer {"duration": "5 minutes", "label": "tea"}
 "Cancel the tea timer." -> cancel_timer {"label": "tea"}
 "Remember that my locker code is 4417." -> remember {"note": "My locker code is 4417."}
 "What's my locker code?" -> recall {"query": "locker code"}"""
+
+
+NOT_UNDERSTOOD = "Sorry, I didn't get that. Could you say it again?"
 
 
 class DefaultAgent(Agent):
@@ -120,16 +124,21 @@ class DefaultAgent(Agent):
         if choice is None:
             choice = tool_choice_for(chat_ctx, {t.name for t in tools})
         text = SpeakableText()
+        said_or_called = False
         async for chunk in Agent.default.llm_node(
             self, with_examples(chat_ctx), tools, ModelSettings(tool_choice=choice)
         ):
             if isinstance(chunk, str):
                 if spoken := text.feed(chunk):
+                    said_or_called = True
                     yield spoken
                 continue
             delta = chunk.delta
+            if delta is not None and delta.tool_calls:
+                said_or_called = True
             if delta is not None and delta.content:
                 if spoken := text.feed(delta.content):
+                    said_or_called = True
                     yield spoken
                 if not delta.tool_calls and chunk.usage is None:
                     continue
@@ -139,6 +148,8 @@ class DefaultAgent(Agent):
             yield chunk
         if rest := text.flush():
             yield rest
+        elif not said_or_called:
+            yield NOT_UNDERSTOOD  # the model wrote nothing speakable (JSON, or nothing at all)
 
     # --- tools ------------------------------------------------------------------------------
     @function_tool

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -170,6 +171,34 @@ def _eval(node: ast.AST) -> Number:
     raise CalculatorError(f"{type(node).__name__} is not allowed in a calculation")
 
 
+_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), replacement)
+    for pattern, replacement in (
+        (r"\bsquare root of\s*([\d.]+)", r"sqrt(\1)"),
+        (r"\bcube root of\s*([\d.]+)", r"cbrt(\1)"),
+        (r"([\d.]+)\s*(?:%|percent)\s*of\b", r"\1 / 100 *"),
+        (r"([\d.]+)\s*(?:%(?!\s*[\d(.])|percent\b)", r"(\1 / 100)"),
+        (r"\bto the power of\b", "**"),
+        (r"\bsquared\b", "** 2"),
+        (r"\bcubed\b", "** 3"),
+        (r"\b(?:multiplied by|times)\b", "*"),
+        (r"\b(?:divided by|over)\b", "/"),
+        (r"\bplus\b", "+"),
+        (r"\bminus\b", "-"),
+        (r"(?<=\d),(?=\d{3}\b)", ""),
+        (r"[$€£?]|\b(?:what is|what's|dollars?|euros?|pounds?)\b", ""),
+    )
+)
+
+
+def _from_words(text: str) -> str:
+    """Arithmetic said in words (``"15 percent of 80"``, ``"square root of 169"``, ``"12
+    times 9"``) as symbols: the small model often passes the user's words as they are."""
+    for pattern, replacement in _WORDS:
+        text = pattern.sub(replacement, text)
+    return text.strip()
+
+
 def evaluate(expression: str) -> Number:
     """The value of ``expression``. Raises :class:`CalculatorError`."""
     text = expression.strip()
@@ -178,6 +207,7 @@ def evaluate(expression: str) -> Number:
     if len(text) > MAX_EXPRESSION_LENGTH:
         raise CalculatorError(f"expressions are limited to {MAX_EXPRESSION_LENGTH} characters")
     text = text.replace("×", "*").replace("÷", "/").replace("−", "-")
+    text = _from_words(text)
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError:
