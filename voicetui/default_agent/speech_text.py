@@ -43,6 +43,7 @@ class SpeakableText:
         self._line_start = ""
         self._at_line_start = True
         self._dropped = ""
+        self._stripped = False
         self._json = False
         self._brace = ""
 
@@ -58,16 +59,22 @@ class SpeakableText:
             piece, self._brace = piece[:-1], "{"  # decided by the next piece
         if self._head is not None:
             self._head += piece
-            head = self._head
-            if len(head) < PREAMBLE_WINDOW and not _SENTENCE_END.search(head):
-                return ""
-            match = _PREAMBLE.match(head)
-            if match is not None and not head[match.end() :].strip():
-                self._head = ""  # "Sure! " alone: what follows may be "Here's a joke:"
-                self._dropped = head
-                return ""
-            self._head = None
-            return self._emit(head[match.end() :] if match else head)
+            while True:
+                head = self._head
+                if len(head) < PREAMBLE_WINDOW and not _SENTENCE_END.search(head):
+                    return ""
+                match = _PREAMBLE.match(head)
+                if match is not None and not self._stripped and match.end() < len(head):
+                    # "Sure! " then maybe "Here's a joke:": decide the rest on its own
+                    self._stripped, self._dropped = True, head[: match.end()]
+                    self._head = head[match.end() :]
+                    continue
+                if match is not None and not head[match.end() :].strip():
+                    self._stripped, self._dropped = True, head
+                    self._head = ""
+                    return ""
+                self._head = None
+                return self._emit(head[match.end() :] if match else head)
         return self._emit(piece)
 
     def flush(self) -> str:
