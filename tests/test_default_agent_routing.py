@@ -138,6 +138,9 @@ def test_parse_duration_refuses_what_is_not_a_duration() -> None:
         ("2 to the power of 10", 1024),
         ("1000 minus 357", 643),
         ("10 % 3", 1),  # still the modulo
+        ("seconds in 3 hours", 10800),
+        ("How many hours are in a week?", 168),
+        ("2 days in minutes", 2880),
     ],
 )
 def test_calculator_takes_words(expression: str, value: float) -> None:

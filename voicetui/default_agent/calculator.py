@@ -191,9 +191,46 @@ _WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 )
 
 
+_UNIT_SECONDS = {
+    "second": 1,
+    "minute": 60,
+    "hour": 3600,
+    "day": 86400,
+    "week": 604800,
+    "year": 31536000,
+}
+_UNIT = r"(second|minute|hour|day|week|year)s?"
+_AMOUNT = r"(\d+(?:\.\d+)?|an?|one)"
+_UNITS_IN = re.compile(rf"\b{_UNIT}\s+(?:are\s+)?(?:there\s+)?in\s+{_AMOUNT}\s+{_UNIT}\b", re.I)
+_AMOUNT_IN = re.compile(rf"\b{_AMOUNT}\s+{_UNIT}\s+in\s+{_UNIT}\b", re.I)
+
+
+def _amount(text: str) -> str:
+    return "1" if text.casefold() in ("a", "an", "one") else text
+
+
+def _convert_units(text: str) -> str:
+    """``"seconds in 3 hours"`` / ``"3 hours in seconds"`` → ``"(3 * 3600 / 1)"``."""
+    text = re.sub(r"^\s*how many\s+", "", text, flags=re.I)
+    text = _UNITS_IN.sub(
+        lambda m: (
+            f"({_amount(m[2])} * {_UNIT_SECONDS[m[3].lower()]} / {_UNIT_SECONDS[m[1].lower()]})"
+        ),
+        text,
+    )
+    return _AMOUNT_IN.sub(
+        lambda m: (
+            f"({_amount(m[1])} * {_UNIT_SECONDS[m[2].lower()]} / {_UNIT_SECONDS[m[3].lower()]})"
+        ),
+        text,
+    )
+
+
 def _from_words(text: str) -> str:
     """Arithmetic said in words (``"15 percent of 80"``, ``"square root of 169"``, ``"12
-    times 9"``) as symbols: the small model often passes the user's words as they are."""
+    times 9"``, ``"seconds in 3 hours"``) as symbols: the small model often passes the user's
+    words as they are."""
+    text = _convert_units(text)
     for pattern, replacement in _WORDS:
         text = pattern.sub(replacement, text)
     return text.strip()

@@ -50,7 +50,7 @@ _CONVERSION = re.compile(
     r".*\b(?:in|are there in|make|is|per)\b"
 )
 _CALC = re.compile(
-    r"\b(?:plus|minus|times|multiplied|divided|over|percent|percentage|squared|cubed|square root|"
+    r"\b(?:plus|minus|times|multiplied|divided|\d+ over \d+|percent|percentage|squared|cubed|square root|"
     r"cube root|sqrt|tip|power of|to the power|factorial|sum of|product of|average of|half of|"
     r"double|triple|twice|calculate|compute|add up|subtract|multiply|divide)\b"
     r"|%|\d\s*[-+*/x×÷^]\s*\d|\bhow much is \d|\bwhat is \d|\bwhat's \d"
