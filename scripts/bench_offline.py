@@ -1,7 +1,7 @@
 """End-to-end latency of spoken turns with the embedded offline stack, stage by stage.
 
 espeak-ng (or Piper) speaks a question into a scripted microphone, paced in real time; a session
-runs Silero VAD → Whisper tiny.en → Qwen2.5-0.5B (llama.cpp) → Piper/Hibari and "plays" the reply
+runs Silero VAD → Whisper tiny.en → Qwen2.5-Coder-0.5B-Instruct (llama.cpp) → Piper/Hibari and "plays" the reply
 on a real-time fake speaker. Every time below is measured from the end of the user's voice (the
 last voiced sample the microphone sent):
 

@@ -4,6 +4,8 @@ arithmetic in words."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from voicetui.agents.llm import ChatContext, FunctionCall, FunctionCallOutput
@@ -149,3 +151,40 @@ def test_calculator_takes_words(expression: str, value: float) -> None:
 
 def test_spoken_expression() -> None:
     assert spoken_expression("12 * 7.5 / 2 + 1 - 3") == "12 times 7.5 divided by 2 plus 1 minus 3"
+
+
+@pytest.mark.parametrize(
+    ("request_text", "phrase"),
+    [
+        ("What's the square root of 169?", "the square root of 169"),
+        ("What time is it in Tokyo and what is 12 times 9?", "12 times 9"),
+        (
+            "How much is a 15 percent tip on a 60 dollar bill?",
+            "a 15 percent tip on a 60 dollar bill",
+        ),
+        ("How many hours are in a week?", "How many hours are in a week"),
+        ("Blah the fizzbuzz over the thing.", None),
+        ("What time is it?", None),
+    ],
+)
+def test_arithmetic_in_a_request(request_text: str, phrase: str | None) -> None:
+    from voicetui.default_agent.calculator import arithmetic_in
+
+    assert arithmetic_in(request_text) == phrase
+
+
+async def test_arithmetic_the_calculator_reads_is_called_without_the_model(tmp_path: Any) -> None:
+    from voicetui.agents import AgentSession
+    from voicetui.agents.testing import FakeLLM, FakeLLMResponse
+    from voicetui.default_agent import DefaultAgent
+
+    llm = FakeLLM([FakeLLMResponse(content="The answer is 13.")])  # only the answer is asked for
+    agent = DefaultAgent(notes_path=tmp_path / "notes.json")
+    session: AgentSession[None] = AgentSession(llm=llm, user_away_timeout=None)
+    await session.start(agent)
+    result = await session.run(user_input="What's the square root of 169?")
+    call = result.expect.next_event().is_function_call(name="calculate")
+    assert call.item.arguments == '{"expression": "the square root of 169"}'
+    result.expect.next_event().is_function_call_output(output="the square root of 169 is 13")
+    result.expect.next_event().is_message(role="assistant")
+    await session.aclose()

@@ -1,6 +1,6 @@
 """End to end: the real ``voicetui`` in a real terminal (tmux, 120×40) on virtual audio devices,
 with the default agent and the embedded offline models (Silero VAD, Whisper tiny.en,
-Qwen2.5-0.5B on llama.cpp, Piper). A question spoken with espeak-ng goes into the virtual
+Qwen2.5-Coder-0.5B-Instruct on llama.cpp, Piper). A question spoken with espeak-ng goes into the virtual
 microphone; the test reads the transcript, the tool call and the reply off the screen (which
 tool is called is decided by the default agent's rules, not by the model, so the call is
 checked exactly; the quality of replies is left to ``voicetui eval``), checks that the reply was heard on the virtual speaker, quits with ctrl+q and

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -18,13 +19,21 @@ from ..agents.llm import (
     ChatContext,
     ChatItem,
     ChatMessage,
+    ChoiceDelta,
     FunctionCall,
     FunctionCallOutput,
     FunctionTool,
+    FunctionToolCall,
     ToolChoice,
 )
 from ..agents.voice import AgentSession, CloseEvent, ModelSettings
-from .calculator import CalculatorError, evaluate, format_number, spoken_expression
+from .calculator import (
+    CalculatorError,
+    arithmetic_in,
+    evaluate,
+    format_number,
+    spoken_expression,
+)
 from .clock import TimeZoneError, current_time
 from .notes import NotesStore
 from .router import route
@@ -120,6 +129,12 @@ class DefaultAgent(Agent):
         choice = model_settings.tool_choice
         if choice is None:
             choice = tool_choice_for(chat_ctx, {t.name for t in tools})
+        if _named(choice) == "calculate" and (phrase := arithmetic_in(self._user_text)):
+            # arithmetic the calculator reads as the user said it: no need for the model to
+            # rewrite it (the 0.5B model turns "square root of 169" into "169 * 169 / 2")
+            call = FunctionToolCall(name="calculate", arguments=json.dumps({"expression": phrase}))
+            yield ChatChunk(id="rule", delta=ChoiceDelta(tool_calls=[call]))
+            return
         text = SpeakableText()
         said_or_called = False
         async for chunk in Agent.default.llm_node(
@@ -267,6 +282,13 @@ def _turns(chat_ctx: ChatContext) -> tuple[str, list[str], list[str]]:
         if isinstance(it, FunctionCall):
             before.insert(0, it.name)
     return user_item.text_content or "", called, before
+
+
+def _named(choice: ToolChoice | None) -> str | None:
+    if isinstance(choice, dict):
+        name = choice.get("function", {}).get("name")
+        return name if isinstance(name, str) else None
+    return None
 
 
 def tool_choice_for(chat_ctx: ChatContext, available: set[str]) -> ToolChoice:

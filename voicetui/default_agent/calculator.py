@@ -176,6 +176,10 @@ _WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     for pattern, replacement in (
         (r"\bsquare root of\s*([\d.]+)", r"sqrt(\1)"),
         (r"\bcube root of\s*([\d.]+)", r"cbrt(\1)"),
+        (
+            r"([\d.]+)\s*(?:%|percent)\s*tip\s*(?:on|for)\s*(?:an?\s*)?\$?([\d.]+)",
+            r"\2 * \1 / 100",
+        ),
         (r"([\d.]+)\s*(?:%|percent)\s*of\b", r"\1 / 100 *"),
         (r"([\d.]+)\s*(?:%(?!\s*[\d(.])|percent\b)", r"(\1 / 100)"),
         (r"\bto the power of\b", "**"),
@@ -186,7 +190,11 @@ _WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\bplus\b", "+"),
         (r"\bminus\b", "-"),
         (r"(?<=\d),(?=\d{3}\b)", ""),
-        (r"[$€£?]|\b(?:what is|what's|dollars?|euros?|pounds?)\b", ""),
+        (
+            r"[$€£?]|\b(?:what is|what's|how much is|calculate|dollars?|euros?|pounds?|bill|"
+            r"(?:tip|the result) is|an?|the)\b",
+            "",
+        ),
     )
 )
 
@@ -288,3 +296,21 @@ def spoken_expression(expression: str) -> str:
     for symbol, words in _SPOKEN_OPERATORS:
         text = text.replace(symbol, words)
     return " ".join(text.split())
+
+
+def arithmetic_in(text: str) -> str | None:
+    """The part of ``text`` (a user's request) that is arithmetic the calculator can do as
+    written (``"What's 15 percent of 80?"`` → ``"15 percent of 80"``), or None."""
+    for part in (text, *re.split(r"\band\b|[,;]", text)):
+        phrase = re.sub(r"^\s*(?:and\s+|so\s+|ok(?:ay)?,?\s+)?", "", part).strip(" ?.!")
+        phrase = re.sub(
+            r"^(?:what(?:'s| is)|how much is|calculate|compute)\s+", "", phrase, flags=re.I
+        )
+        if not re.search(r"\d", phrase) and not _UNITS_IN.search(phrase):
+            continue
+        try:
+            evaluate(phrase)
+        except CalculatorError:
+            continue
+        return phrase
+    return None

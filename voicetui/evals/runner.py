@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Callable
@@ -38,6 +39,8 @@ __all__ = ["EvalModels", "Mode", "TurnResult", "load_models", "run_scenario"]
 
 Mode = Literal["text", "audio"]
 REPLY_TIMEOUT = 90.0
+CLOSE_TIMEOUT = 10.0
+logger = logging.getLogger("voicetui.evals")
 INTERRUPTION = "Wait, stop."
 
 
@@ -282,11 +285,14 @@ async def run_scenario(
             session.input.audio = mic
             session.output.audio = out
         await session.start(agent)
+        broken: str | None = None
         try:
             if mode == "audio":
                 await _settled(session)  # a greeting from on_enter plays out first
             for index, turn in enumerate(scenario.turns, start=1):
-                if mode == "text":
+                if broken is not None:
+                    outcome = TurnOutcome(turn.label(), error=broken)
+                elif mode == "text":
                     text = turn.say if turn.say is not None else None
                     if text is None:
                         outcome = TurnOutcome(turn.label(), error="audio turns need --mode audio")
@@ -294,6 +300,8 @@ async def run_scenario(
                         outcome = await _text_turn(session, text)
                 else:
                     outcome = await _audio_turn(session, mic, out, watcher, turn)
+                if outcome.error is not None and outcome.error.startswith("no reply within"):
+                    broken = f"not run: turn {index} got no reply"  # the session is stuck
                 checks = check_turn(outcome, turn.expect, loaded.suite.defaults)
                 verdict = None
                 if turn.expect.judge is not None and models.judge is not None:
@@ -318,5 +326,8 @@ async def run_scenario(
                 if on_turn is not None:
                     on_turn(result)
         finally:
-            await session.aclose()
+            try:
+                await asyncio.wait_for(session.aclose(), CLOSE_TIMEOUT)
+            except TimeoutError:
+                logger.warning("the session of %r did not close in time", scenario.name)
     return results
