@@ -155,6 +155,9 @@ async def _run(
                     f"{result.run}): {result.why}"
                 )
             progress.update(task, advance=1, failed=failed)
+            if not console.is_terminal and result.turn == 1:  # no bar to see: a line a scenario
+                done = int(progress.tasks[0].completed)
+                console.print(f"{done}/{total} {result.mode} {result.run}: {result.scenario}")
 
         try:
             for run in range(1, args.repeat + 1):
