@@ -330,4 +330,5 @@ async def run_scenario(
                 await asyncio.wait_for(session.aclose(), CLOSE_TIMEOUT)
             except TimeoutError:
                 logger.warning("the session of %r did not close in time", scenario.name)
+            await out.aclose()
     return results
