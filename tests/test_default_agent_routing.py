@@ -143,6 +143,8 @@ def test_parse_duration_refuses_what_is_not_a_duration() -> None:
         ("seconds in 3 hours", 10800),
         ("How many hours are in a week?", 168),
         ("2 days in minutes", 2880),
+        ("How many minutes are in two days?", 2880),
+        ("seconds in five minutes", 300),
     ],
 )
 def test_calculator_takes_words(expression: str, value: float) -> None:

@@ -208,13 +208,18 @@ _UNIT_SECONDS = {
     "year": 31536000,
 }
 _UNIT = r"(second|minute|hour|day|week|year)s?"
-_AMOUNT = r"(\d+(?:\.\d+)?|an?|one)"
+_NUMBER_WORDS = {
+    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "twelve": 12, "twenty": 20, "thirty": 30,
+}  # fmt: skip
+_AMOUNT = r"(\d+(?:\.\d+)?|" + "|".join(_NUMBER_WORDS) + ")"
 _UNITS_IN = re.compile(rf"\b{_UNIT}\s+(?:are\s+)?(?:there\s+)?in\s+{_AMOUNT}\s+{_UNIT}\b", re.I)
 _AMOUNT_IN = re.compile(rf"\b{_AMOUNT}\s+{_UNIT}\s+in\s+{_UNIT}\b", re.I)
 
 
 def _amount(text: str) -> str:
-    return "1" if text.casefold() in ("a", "an", "one") else text
+    """A unit conversion's amount as digits ("two" → "2": how Whisper writes small numbers)."""
+    return str(_NUMBER_WORDS.get(text.casefold(), text))
 
 
 def _convert_units(text: str) -> str:
