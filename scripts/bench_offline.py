@@ -1,7 +1,7 @@
 """End-to-end latency of spoken turns with the embedded offline stack, stage by stage.
 
 espeak-ng (or Piper) speaks a question into a scripted microphone, paced in real time; a session
-runs Silero VAD → Whisper tiny.en → Qwen2.5-0.5B (llama.cpp) → Piper/Hibari and "plays" the reply
+runs Silero VAD → Whisper tiny.en → Qwen2.5-Coder-0.5B-Instruct (llama.cpp) → Piper/Hibari and "plays" the reply
 on a real-time fake speaker. Every time below is measured from the end of the user's voice (the
 last voiced sample the microphone sent):
 
@@ -52,6 +52,7 @@ from voicetui.agents.stt import StreamAdapter as STTStreamAdapter
 from voicetui.agents.testing import FakeAudioOutput
 from voicetui.agents.tts import StreamAdapter as TTSStreamAdapter
 from voicetui.agents.voice.io import AudioInput
+from voicetui.default_agent import DefaultAgent
 from voicetui.plugins import silero
 from voicetui.plugins.local.llama_llm import LlamaLLM
 from voicetui.plugins.local.whisper_stt import WhisperSTT
@@ -73,6 +74,16 @@ QUESTIONS = [
     "How do I boil an egg?",
     "What is the opposite of hot?",
 ]
+AGENT_QUESTIONS = [
+    "What time is it?",
+    "What is 12 times 9?",
+    "What is the capital of France?",
+    "Set a timer for 5 minutes.",
+    "What's 15 percent of 80?",
+    "Tell me a joke.",
+    "What time is it in Tokyo?",
+]
+"""``--questions agent``: what the default agent is for, tool calls and plain answers mixed."""
 INSTRUCTIONS = "You are a voice assistant. Answer in one short spoken sentence."
 RATE = 16000
 STEP = 0.01
@@ -91,6 +102,7 @@ class Config:
     vad_silence: float | None = None  # None: the Silero plugin's default (0.4 s)
     min_endpointing_delay: float | None = None  # None: the session's default (0.5 s)
     llm_threads: tuple[int, int] | None = None  # (generation, prompt); None: LlamaLLM's default
+    default_agent: bool = False  # the app's DefaultAgent (tools, router, examples), not a plain one
 
 
 CONFIGS = {
@@ -105,6 +117,9 @@ CONFIGS = {
         tts="piper",
     ),
     "no-preemptive": Config("default without preemptive generation", preemptive=False),
+    "default-agent": Config(
+        "default stack with the app's default agent (tools, rules, examples)", default_agent=True
+    ),
     "piper": Config("default with the Piper voice", tts="piper"),
     "piper-no-preemptive": Config(
         "Piper, no preemptive generation (the stack's first improved state)",
@@ -235,7 +250,14 @@ async def build_rig(name: str, cfg: Config) -> Rig:
                 f"  {name:<18} {p.kind:>3} {p.stage:<6} {p.elapsed:5.1f} s  {p.label} {p.message}"
             )
 
-    if errors := await prewarm_models(models, instructions=INSTRUCTIONS, on_progress=show):
+    agent = (
+        DefaultAgent(notes_path=Path(tempfile.mkdtemp()) / "notes.json")
+        if cfg.default_agent
+        else Agent(instructions=INSTRUCTIONS)
+    )
+    if errors := await prewarm_models(
+        models, instructions=agent.instructions, tools=list(agent.tools), on_progress=show
+    ):
         sys.exit("\n".join(errors))
     stt = STTStreamAdapter(stt=whisper, vad=vad, speculate_after=cfg.speculate_after)
     tts = TTSStreamAdapter(
@@ -249,7 +271,7 @@ async def build_rig(name: str, cfg: Config) -> Rig:
     session.input.audio = rig.mic
     session.output.audio = FakeAudioOutput()
     _instrument(rig, models.llm, inner_tts)
-    await session.start(Agent(instructions=INSTRUCTIONS))
+    await session.start(agent)
     return rig
 
 
@@ -298,7 +320,7 @@ def _instrument(rig: Rig, llm: Any, tts: Any) -> None:
             rig.listening.clear()
 
     def on_item(ev: Any) -> None:
-        if ev.item.role == "assistant":
+        if getattr(ev.item, "role", None) == "assistant":
             rig.replied.set()
 
     session.on("agent_state_changed", on_agent_state)
@@ -337,13 +359,13 @@ def _row(
     llm = llm_requests.get(used_llm.request_id, math.nan) if used_llm else math.nan
     tts = at("tts")
     tts_m = next((v for _, k, v in trace if k == "tts_metrics"), None)
-    items = [v for _, k, v in trace if k == "item"]
+    items = [v for _, k, v in trace if k == "item" and hasattr(v, "role")]  # messages
     heard = next((i.text_content or "" for i in items if i.role == "user"), "")
     return {
         "turn": turn,
         "vad_eos": at("user", lambda v: v == "listening"),
         "stt": at("final"),
-        "eou": at("item", lambda v: v.role == "user"),
+        "eou": at("item", lambda v: getattr(v, "role", None) == "user"),
         "llm": llm,
         "ttft": llm + used_llm.ttft if used_llm else math.nan,
         "tts": tts,
@@ -399,7 +421,9 @@ def _fmt(row: dict[str, Any]) -> str:
 HEADER = " ".join(f"{k:>7}" for k in STAGES)
 
 
-async def run(names: list[str], turns: int, voices: list[str]) -> dict[str, Any]:
+async def run(
+    names: list[str], turns: int, voices: list[str], questions: list[str]
+) -> dict[str, Any]:
     started_load = _uptime()
     print(f"machine: {os.cpu_count()} CPUs; {started_load}")
     print("loading models:")
@@ -408,7 +432,7 @@ async def run(names: list[str], turns: int, voices: list[str]) -> dict[str, Any]
     print(f"  all loaded in {time.perf_counter() - t0:.1f} s\n")
     speak = {"espeak": espeak, "piper": piper}
     for i in range(turns):
-        question = QUESTIONS[i % len(QUESTIONS)]
+        question = questions[i % len(questions)]
         voice = voices[i % len(voices)]
         audio = speak[voice](question)
         for rig in rigs:
@@ -464,6 +488,12 @@ def main() -> None:
     parser.add_argument(
         "--voices", default="espeak", help="who speaks the questions: espeak, piper or both"
     )
+    parser.add_argument(
+        "--questions",
+        choices=["plain", "agent"],
+        default="plain",
+        help="plain: general questions; agent: the default agent's (tools and plain answers)",
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--list", action="store_true", help="list the configurations")
     args = parser.parse_args()
@@ -477,7 +507,8 @@ def main() -> None:
     voices = ["espeak", "piper"] if args.voices == "both" else [args.voices]
     if shutil.which("espeak-ng") is None:
         sys.exit("espeak-ng is needed: ./scripts/system_deps.sh")
-    report = asyncio.run(run(names, args.turns, voices))
+    questions = AGENT_QUESTIONS if args.questions == "agent" else QUESTIONS
+    report = asyncio.run(run(names, args.turns, voices, questions))
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2, default=str))
         print(f"\nwrote {args.json}")

@@ -107,7 +107,7 @@ def test_format_number() -> None:
 
 async def test_calculate_tool_reports_errors_to_the_llm(tmp_path: Path) -> None:
     agent = DefaultAgent(notes_path=tmp_path / "notes.json")
-    assert await agent.calculate(expression="6 * 7") == "6 * 7 = 42"
+    assert await agent.calculate(expression="6 * 7") == "6 times 7 is 42"
     with pytest.raises(ToolError, match="'import os' is not a valid calculation"):
         await agent.calculate(expression="import os")
     with pytest.raises(ToolError, match="unknown name 'y'"):
@@ -175,12 +175,14 @@ def timer_llm() -> FakeLLM:
         [
             FakeLLMResponse(
                 input="tea timer please",
-                tool_calls=[FakeToolCall("set_timer", {"seconds": 300, "label": "tea"})],
+                tool_calls=[FakeToolCall("set_timer", {"duration": "5 minutes", "label": "tea"})],
             ),
             FakeLLMResponse(content="Your tea timer is set."),
             FakeLLMResponse(
                 input="and an egg timer",
-                tool_calls=[FakeToolCall("set_timer", {"seconds": 420, "label": "egg"})],
+                tool_calls=[
+                    FakeToolCall("set_timer", {"duration": "seven minutes", "label": "egg"})
+                ],
             ),
             FakeLLMResponse(content="Egg timer set."),
         ]
@@ -220,7 +222,10 @@ async def test_timers_are_cancelled_with_the_session(tmp_path: Path) -> None:
     await session.run(user_input="and an egg timer")
     assert [t.label for t in agent.timers.active()] == ["tea", "egg"]
     assert await agent.cancel_timer(label="egg") == "cancelled the egg timer"
-    assert await agent.cancel_timer(label="egg") == "there is no such timer running"
+    assert (
+        await agent.cancel_timer(label="egg")
+        == "no timer is running, so there was nothing to cancel"
+    )
     tasks = [t.task for t in agent.timers.active()]
     await session.aclose()
     assert agent.timers.active() == []
@@ -278,7 +283,10 @@ def test_a_corrupt_notes_file_is_set_aside(tmp_path: Path) -> None:
 
 async def test_note_tools(tmp_path: Path) -> None:
     agent = DefaultAgent(notes_path=tmp_path / "notes.json")
-    assert await agent.remember(note="The dentist is on Friday") == "noted"
+    assert (
+        await agent.remember(note="The dentist is on Friday")
+        == "saved the note: The dentist is on Friday"
+    )
     found = await agent.recall(query="dentist")
     assert found.startswith("- The dentist is on Friday (saved ")
     assert await agent.recall(query="zebra") == "no matching notes"

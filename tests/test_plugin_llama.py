@@ -21,7 +21,9 @@ from voicetui.agents.llm import ChatContext, FunctionCall, FunctionCallOutput
 from voicetui.agents.metrics import LLMMetrics
 from voicetui.agents.testing import FakeTextOutput
 from voicetui.plugins.local import model_store
+from voicetui.plugins.local._llama_worker import Steering
 from voicetui.plugins.local.llama_llm import (
+    ANSWER_REQUEST,
     TOOL_GUIDANCE,
     LlamaLLM,
     build_messages,
@@ -66,7 +68,7 @@ def test_import_is_cheap() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_messages_fold_calls_and_results() -> None:
+def test_messages_keep_calls_and_results_in_the_native_format() -> None:
     ctx = ChatContext()
     ctx.add_message(role="system", content=INSTRUCTIONS)
     ctx.add_message(role="user", content="What time is it?")
@@ -88,28 +90,37 @@ def test_messages_fold_calls_and_results() -> None:
         FunctionCallOutput(call_id="c3", name="nope", output="Unknown function", is_error=True)
     )
     msgs = build_messages(ctx, tools=[get_time, get_weather])
+    call = {"type": "function", "function": {"name": "get_time", "arguments": {}}}
     assert msgs == [
         {"role": "system", "content": f"{INSTRUCTIONS}\n\n{TOOL_GUIDANCE}"},
         {"role": "user", "content": "What time is it?"},
-        {"role": "assistant", "content": ""},  # never null
-        {
-            "role": "user",
-            "content": '(Result of get_time: {"time": "14:35"}. Answer in one spoken sentence.)',
-        },
+        {"role": "assistant", "content": "", "tool_calls": [call]},  # content never null
+        {"role": "tool", "name": "get_time", "content": '{"time": "14:35"}'},
         {"role": "assistant", "content": "It is 14:35."},
         {"role": "user", "content": "And the weather in Oslo?"},
-        {"role": "assistant", "content": "Let me check."},
         {
-            "role": "user",
-            "content": '(Result of get_weather: {"temp_c": 3}. nope failed: Unknown function. '
-            "Answer in one spoken sentence.)",
+            "role": "assistant",
+            "content": "Let me check.",
+            "tool_calls": [
+                {
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": {"city": "Oslo"}},
+                },
+                {"type": "function", "function": {"name": "nope", "arguments": {}}},
+            ],
         },
-    ]
-    # without tools: no guidance; tool_choice="none" steers the last user turn
+        {"role": "tool", "name": "get_weather", "content": '{"temp_c": 3}'},
+        {"role": "tool", "name": "nope", "content": "error: Unknown function"},
+    ]  # an answer given with a result is in the prompt: no request to answer
+    # without tools: no guidance
     plain = build_messages(ctx)
     assert plain[0] == {"role": "system", "content": INSTRUCTIONS}
-    last = build_messages(ctx, tools=[get_time], tool_choice="none")[-1]
-    assert last["content"].endswith("(Do not call a tool.)")
+    # the first results of a conversation: the model is asked for the answer
+    first = ChatContext(ctx.items[:4])
+    assert build_messages(first, tools=[get_time])[-1] == {
+        "role": "user",
+        "content": ANSWER_REQUEST,
+    }
 
 
 def test_prefix_is_stable() -> None:
@@ -368,8 +379,9 @@ class _ScriptedWorker:
 
         from voicetui.plugins.local._llama_worker import GenerationStats
 
-        _messages, _tools, _sampling, cancel, sink, on_start = args
+        _messages, _tools, _sampling, cancel, sink, on_start, steering = args
         self.tools_offered = _tools
+        self.steering = steering
         loop = asyncio.get_running_loop()
         fut: cf.Future[GenerationStats] = cf.Future()
 
@@ -446,14 +458,25 @@ async def test_a_stalled_local_llm_still_times_out(worker: _ScriptedWorker, afte
 
 @pytest.mark.looptime
 @pytest.mark.parametrize(
-    ("after_tool_results", "tool_choice", "offered"),
-    [(False, None, True), (True, None, False), (True, "required", True), (False, "none", False)],
+    ("after_tool_results", "tool_choice", "steering"),
+    [
+        (False, None, Steering()),
+        (True, None, Steering(no_calls=True)),
+        (True, "required", Steering(prefix='<tool_call>\n{"name": "')),
+        (False, "none", Steering(no_calls=True)),
+        (
+            True,
+            {"type": "function", "function": {"name": "get_time"}},
+            Steering(prefix='<tool_call>\n{"name": "get_time", "arguments":'),
+        ),
+    ],
 )
-async def test_tools_offered_to_the_embedded_model(
-    after_tool_results: bool, tool_choice: Any, offered: bool
+async def test_tool_choice_steers_the_embedded_model(
+    after_tool_results: bool, tool_choice: Any, steering: Steering
 ) -> None:
-    """Right after tool results the 0.5B model is offered no tools (it would call the same one
-    again instead of answering), nor with tool_choice="none" (a call could not be used)."""
+    """The tools stay in the prompt (its cached prefix); no call right after tool results (the
+    0.5B model would call the same tool again) nor with tool_choice="none"; a required call, or
+    a named one, is the start of the reply."""
     worker = _ScriptedWorker(queued=0.0, prompt_tokens=5, gaps=[0.1])
     llm = _scripted_llm(worker)
     ctx = _ctx()
@@ -464,7 +487,8 @@ async def test_tools_offered_to_the_embedded_model(
         )
     tools = Clock().tools
     await llm.chat(chat_ctx=ctx, tools=tools, tool_choice=tool_choice).collect()
-    assert bool(worker.tools_offered) is offered
+    assert worker.tools_offered
+    assert worker.steering == steering
 
 
 def test_thread_counts_are_checked() -> None:

@@ -5,6 +5,7 @@
     voicetui config               the effective settings (secrets masked) and their sources
     voicetui show DIR             a recording in the TUI, read-only (--text: printed)
     voicetui replay DIR           a recording's user turns against the current agent, diffed
+    voicetui eval FILE.yaml...    scenarios run against an agent, every turn scored
 
 Exit codes: 0 fine, 1 a runtime failure, 2 a usage or setup problem (bad flags, invalid
 config, an agent that does not load, missing model requirements), 130 interrupted.
@@ -214,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("dir", help="the recording's folder")
     replay.add_argument("--realtime", action="store_true", help="pace the audio in real time")
     _settings_flags(replay)
+    from .evals.command import add_eval_parser
+
+    add_eval_parser(sub)
     return parser
 
 
@@ -262,6 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command in ("recording", "show", "replay"):
         return _recording_command(args, settings, out, err)
+    if args.command == "eval":
+        from .evals.command import eval_main
+
+        return eval_main(args, settings, out, err)
     if args.command == "config":
         if args.path:
             from .config import default_config_path

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -170,6 +171,84 @@ def _eval(node: ast.AST) -> Number:
     raise CalculatorError(f"{type(node).__name__} is not allowed in a calculation")
 
 
+_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), replacement)
+    for pattern, replacement in (
+        (r"\bsquare root of\s*([\d.]+)", r"sqrt(\1)"),
+        (r"\bcube root of\s*([\d.]+)", r"cbrt(\1)"),
+        (
+            r"([\d.]+)\s*(?:%|percent)\s*tip\s*(?:on|for)\s*(?:an?\s*)?\$?([\d.]+)",
+            r"\2 * \1 / 100",
+        ),
+        (r"([\d.]+)\s*(?:%|percent)\s*of\b", r"\1 / 100 *"),
+        (r"([\d.]+)\s*(?:%(?!\s*[\d(.])|percent\b)", r"(\1 / 100)"),
+        (r"\bto the power of\b", "**"),
+        (r"\bsquared\b", "** 2"),
+        (r"\bcubed\b", "** 3"),
+        (r"\b(?:multiplied by|times)\b", "*"),
+        (r"\b(?:divided by|over)\b", "/"),
+        (r"\bplus\b", "+"),
+        (r"\bminus\b", "-"),
+        (r"(?<=\d),(?=\d{3}\b)", ""),
+        (
+            r"[$€£?]|\b(?:what is|what's|how much is|calculate|dollars?|euros?|pounds?|bill|"
+            r"(?:tip|the result) is|an?|the)\b",
+            "",
+        ),
+    )
+)
+
+
+_UNIT_SECONDS = {
+    "second": 1,
+    "minute": 60,
+    "hour": 3600,
+    "day": 86400,
+    "week": 604800,
+    "year": 31536000,
+}
+_UNIT = r"(second|minute|hour|day|week|year)s?"
+_NUMBER_WORDS = {
+    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "twelve": 12, "twenty": 20, "thirty": 30,
+}  # fmt: skip
+_AMOUNT = r"(\d+(?:\.\d+)?|" + "|".join(_NUMBER_WORDS) + ")"
+_UNITS_IN = re.compile(rf"\b{_UNIT}\s+(?:are\s+)?(?:there\s+)?in\s+{_AMOUNT}\s+{_UNIT}\b", re.I)
+_AMOUNT_IN = re.compile(rf"\b{_AMOUNT}\s+{_UNIT}\s+in\s+{_UNIT}\b", re.I)
+
+
+def _amount(text: str) -> str:
+    """A unit conversion's amount as digits ("two" → "2": how Whisper writes small numbers)."""
+    return str(_NUMBER_WORDS.get(text.casefold(), text))
+
+
+def _convert_units(text: str) -> str:
+    """``"seconds in 3 hours"`` / ``"3 hours in seconds"`` → ``"(3 * 3600 / 1)"``."""
+    text = re.sub(r"^\s*how many\s+", "", text, flags=re.I)
+    text = _UNITS_IN.sub(
+        lambda m: (
+            f"({_amount(m[2])} * {_UNIT_SECONDS[m[3].lower()]} / {_UNIT_SECONDS[m[1].lower()]})"
+        ),
+        text,
+    )
+    return _AMOUNT_IN.sub(
+        lambda m: (
+            f"({_amount(m[1])} * {_UNIT_SECONDS[m[2].lower()]} / {_UNIT_SECONDS[m[3].lower()]})"
+        ),
+        text,
+    )
+
+
+def _from_words(text: str) -> str:
+    """Arithmetic said in words (``"15 percent of 80"``, ``"square root of 169"``, ``"12
+    times 9"``, ``"seconds in 3 hours"``) as symbols: the small model often passes the user's
+    words as they are."""
+    text = _convert_units(text)
+    for pattern, replacement in _WORDS:
+        text = pattern.sub(replacement, text)
+    return text.strip()
+
+
 def evaluate(expression: str) -> Number:
     """The value of ``expression``. Raises :class:`CalculatorError`."""
     text = expression.strip()
@@ -178,6 +257,7 @@ def evaluate(expression: str) -> Number:
     if len(text) > MAX_EXPRESSION_LENGTH:
         raise CalculatorError(f"expressions are limited to {MAX_EXPRESSION_LENGTH} characters")
     text = text.replace("×", "*").replace("÷", "/").replace("−", "-")
+    text = _from_words(text)
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError:
@@ -199,3 +279,43 @@ def format_number(value: Number) -> str:
     if value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.10g}"
+
+
+_SPOKEN_OPERATORS = (
+    ("**", " to the power of "),
+    ("//", " divided by "),
+    ("*", " times "),
+    ("×", " times "),
+    ("/", " divided by "),
+    ("÷", " divided by "),
+    ("+", " plus "),
+    (" - ", " minus "),
+    ("%", " modulo "),
+)
+
+
+def spoken_expression(expression: str) -> str:
+    """``"12 * 7.5"`` → ``"12 times 7.5"``: an expression as it is said aloud (a tool result the
+    model may repeat word for word)."""
+    text = " ".join(expression.split())
+    for symbol, words in _SPOKEN_OPERATORS:
+        text = text.replace(symbol, words)
+    return " ".join(text.split())
+
+
+def arithmetic_in(text: str) -> str | None:
+    """The part of ``text`` (a user's request) that is arithmetic the calculator can do as
+    written (``"What's 15 percent of 80?"`` → ``"15 percent of 80"``), or None."""
+    for part in (text, *re.split(r"\band\b|[,;]", text)):
+        phrase = re.sub(r"^\s*(?:and\s+|so\s+|ok(?:ay)?,?\s+)?", "", part).strip(" ?.!")
+        phrase = re.sub(
+            r"^(?:what(?:'s| is)|how much is|calculate|compute)\s+", "", phrase, flags=re.I
+        )
+        if not re.search(r"\d", phrase) and not _UNITS_IN.search(phrase):
+            continue
+        try:
+            evaluate(phrase)
+        except CalculatorError:
+            continue
+        return phrase
+    return None

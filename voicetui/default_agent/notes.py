@@ -20,7 +20,15 @@ MAX_NOTES = 1000
 MAX_NOTE_LENGTH = 2000
 
 
+NOTES_PATH_ENV = "VOICETUI_NOTES_PATH"
+
+
 def default_notes_path() -> Path:
+    """``$VOICETUI_NOTES_PATH`` if set (``voicetui eval`` gives each scenario its own), else
+    ``notes.json`` in the user data dir."""
+    override = os.environ.get(NOTES_PATH_ENV)
+    if override:
+        return Path(override)
     import platformdirs
 
     return Path(platformdirs.user_data_dir("voicetui")) / "notes.json"

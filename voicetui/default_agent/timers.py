@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import itertools
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -26,6 +27,39 @@ def describe_duration(seconds: float) -> str:
         if n
     ]
     return " ".join(parts) if parts else "0 seconds"
+
+
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0}  # by the unit's first letter
+_WORD_NUMBERS = {
+    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15,
+    "twenty": 20, "thirty": 30, "forty": 40, "forty-five": 45, "fifty": 50, "sixty": 60,
+    "ninety": 90, "half": 0.5, "half an": 0.5, "half a": 0.5,
+}  # fmt: skip
+_DURATION_PART = re.compile(
+    r"(\d+(?:\.\d+)?|half an?|" + "|".join(sorted(_WORD_NUMBERS, key=len, reverse=True)) + r")"
+    r"[\s-]*(hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)\b"
+)
+
+
+def parse_duration(text: str) -> float:
+    """``"1 hour 30 minutes"``, ``"five minutes"``, ``"90 seconds"``, ``"300"`` → seconds.
+    Raises ValueError with a readable message."""
+    cleaned = text.strip().casefold()
+    try:
+        return float(cleaned)  # a bare number: seconds
+    except ValueError:
+        pass
+    total = 0.0
+    found = False
+    for amount, unit in _DURATION_PART.findall(cleaned):
+        number = _WORD_NUMBERS.get(amount)
+        value = float(amount) if number is None else float(number)
+        total += value * _UNIT_SECONDS[unit[0]]
+        found = True
+    if not found:
+        raise ValueError(f"{text!r} is not a duration; say it like 5 minutes or 90 seconds")
+    return total
 
 
 @dataclass

@@ -29,7 +29,24 @@ logger = logging.getLogger("voicetui.plugins.local.llama")
 _llama_log = logging.getLogger("voicetui.plugins.local.llama.cpp")
 
 T = TypeVar("T")
-Message = dict[str, str]
+Message = dict[str, Any]
+"""A chat-template message: ``role`` and ``content``, and ``tool_calls`` on an assistant turn."""
+
+
+@dataclass(frozen=True)
+class Steering:
+    """How a generation is steered toward or away from tool calls.
+
+    ``prefix``: text the reply is made to start with (evaluated as part of the prompt and sent
+    to the sink first), e.g. the opening of a tool call whose arguments the model then writes.
+    ``no_calls``: the model may not start a tool call (the template's ``<tool_call>`` token is
+    banned, and so is a reply opening with a JSON object, the 0.5B model's other way of
+    calling a tool)."""
+
+    prefix: str = ""
+    no_calls: bool = False
+
+
 Sink = Callable[[str | None], None]
 """Receives text pieces, then ``None`` once the generation is over (always, even on error)."""
 OnStart = Callable[[int], None]
@@ -81,6 +98,17 @@ class Sampling:
     """None: a new random seed for every generation."""
 
 
+def _tokens_opening_json(llm: Any) -> list[int]:
+    """Every token whose text starts (after spaces) with ``{`` or a code fence: how the model
+    opens a tool call written as plain JSON."""
+    found: list[int] = []
+    for token in range(llm.n_vocab()):
+        text = llm.detokenize([token]).lstrip()
+        if text.startswith((b"{", b"`")):
+            found.append(token)
+    return found
+
+
 @dataclass(frozen=True)
 class GenerationStats:
     prompt_tokens: int
@@ -102,6 +130,8 @@ class LlamaWorker:
         self._llm: Any = None  # touched only on the worker thread
         self._formatter: Any = None
         self._is_eog: Callable[[int], bool] = lambda token: False
+        self._tool_call_token: int | None = None
+        self._json_open_tokens: list[int] = []
         self._closed = False
 
     @property
@@ -130,10 +160,11 @@ class LlamaWorker:
         cancel: threading.Event,
         sink: Sink,
         on_start: OnStart | None = None,
+        steering: Steering = Steering(),
     ) -> cf.Future[GenerationStats]:
         try:
             return self._submit(
-                self._generate_to_sink, messages, tools, sampling, cancel, sink, on_start
+                self._generate_to_sink, messages, tools, sampling, cancel, sink, on_start, steering
             )
         except BaseException:
             sink(None)
@@ -203,6 +234,9 @@ class LlamaWorker:
             bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
         )
         vocab = llm._model.vocab
+        tag = llm.tokenize(b"<tool_call>", add_bos=False, special=True)
+        self._tool_call_token = tag[0] if len(tag) == 1 else None
+        self._json_open_tokens = _tokens_opening_json(llm)
         self._is_eog = lambda token: bool(llama_cpp.llama_vocab_is_eog(vocab, token))
         self._llm = llm
         return path
@@ -274,6 +308,25 @@ class LlamaWorker:
             gen.close()
         return len(prefix)
 
+    def _no_calls_processor(self, prompt_length: int) -> Any:
+        """A llama.cpp logits processor banning the start of a tool call."""
+        import numpy as np
+
+        banned_anywhere = [t for t in (self._tool_call_token,) if t is not None]
+        banned_first = [*banned_anywhere, *self._json_open_tokens]
+
+        banned_first_ids = np.array(banned_first, dtype=np.intc)
+
+        def ban(input_ids: Any, scores: Any) -> Any:
+            if len(input_ids) == prompt_length:
+                scores[banned_first_ids] = -np.inf
+            else:
+                for token in banned_anywhere:
+                    scores[token] = -np.inf
+            return scores
+
+        return import_llama_cpp().LogitsProcessorList([ban])
+
     def _generate_to_sink(
         self,
         messages: list[Message],
@@ -282,9 +335,10 @@ class LlamaWorker:
         cancel: threading.Event,
         sink: Sink,
         on_start: OnStart | None,
+        steering: Steering,
     ) -> GenerationStats:
         try:
-            return self._generate(messages, tools, sampling, cancel, sink, on_start)
+            return self._generate(messages, tools, sampling, cancel, sink, on_start, steering)
         finally:
             sink(None)
 
@@ -296,9 +350,16 @@ class LlamaWorker:
         cancel: threading.Event,
         sink: Sink,
         on_start: OnStart | None = None,
+        steering: Steering = Steering(),
     ) -> GenerationStats:
         llm = self._require_model()
-        tokens, dropped = self._fit(messages, tools, sampling.max_tokens)
+        prefix_tokens: list[int] = (
+            llm.tokenize(steering.prefix.encode("utf-8"), add_bos=False, special=True)
+            if steering.prefix
+            else []
+        )
+        tokens, dropped = self._fit(messages, tools, sampling.max_tokens + len(prefix_tokens))
+        tokens = tokens + prefix_tokens
         if dropped:
             logger.info("dropped the %d oldest messages to fit the context", dropped)
         cached = 0
@@ -313,6 +374,8 @@ class LlamaWorker:
             on_start(len(tokens) - cached)
         llm.set_seed(sampling.seed if sampling.seed is not None else random.getrandbits(31))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        if steering.prefix:
+            sink(steering.prefix)
         produced = 0
         finish = "length"
         gen = llm.generate(
@@ -322,6 +385,7 @@ class LlamaWorker:
             top_p=sampling.top_p,
             min_p=sampling.min_p,
             repeat_penalty=sampling.repeat_penalty,
+            logits_processor=self._no_calls_processor(len(tokens)) if steering.no_calls else None,
         )
         try:
             for token in gen:

@@ -7,9 +7,9 @@
   generation at the next token.
 * Tools go through the model's own chat template. The model answers a tool request as text,
   which :mod:`.tool_call_parser` turns into :class:`FunctionToolCall` chunks (the JSON is never
-  spoken). In the history, the turn that called a tool keeps only its words and the tool's
-  result is folded into a user turn, which the 0.5B model follows far better than ``tool``
-  messages or its own call's JSON (it repeats the call).
+  spoken). The history keeps earlier calls and results in the template's native form
+  (``<tool_call>`` / ``<tool_response>``): with them folded away, the model saw only answers
+  given without tools and stopped calling tools after the first turn.
 * Timeouts measure progress, not wall time: the time a request waits for the worker (behind a
   preemptive generation being cancelled, say) does not count, the first token may take the
   ``conn_options.timeout`` plus 20 ms per prompt token to evaluate (a long history on a loaded
@@ -47,16 +47,18 @@ from voicetui.agents.llm import (
 )
 from voicetui.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 
-from ._llama_worker import LlamaWorker, Message, Sampling
+from ._llama_worker import LlamaWorker, Message, Sampling, Steering
 from .model_store import DEFAULT_MODEL, ModelStoreError, is_catalog_model, resolve_model
 from .tool_call_parser import ParsedToolCall, ParserEvent, TextPiece, ToolCallParser
 
 __all__ = [
+    "ANSWER_REQUEST",
     "TOOL_GUIDANCE",
     "LlamaLLM",
     "PrewarmProgress",
     "build_messages",
     "clean_arguments",
+    "steering_for",
     "tool_schemas",
 ]
 
@@ -69,7 +71,10 @@ is checked or assembled, then "load" and "prime" as 0/1 and 1/1."""
 
 _PROMPT_SECONDS_PER_TOKEN = 0.02
 _QUEUE_ALLOWANCE_FACTOR = 5.0
-_ANSWER_HINT = "Answer in one spoken sentence."
+ANSWER_REQUEST = "(Answer my question with this result in one short spoken sentence.)"
+"""Added after the results of the first tool call of a conversation: the 0.5B model, shown
+results in its native format with no earlier answer to imitate, calls the tool again or says
+"Here's the response from the tool:" (6/6 good answers with it, 2/6 without, on 6 questions)."""
 TOOL_GUIDANCE = (
     "Call a tool only when the request needs it; otherwise answer directly in one or two "
     "spoken sentences."
@@ -245,9 +250,10 @@ class LlamaLLMStream(LLMStream):
         # loading does not count against the first-token timeout, nor does waiting behind the
         # worker's current job (bounded all the same: that job has a deadline of its own)
         self._restart_deadline(_QUEUE_ALLOWANCE_FACTOR * self._conn_options.timeout)
-        tools = self._offered_tools()
+        tools = self._tools
+        steering = steering_for(self._chat_ctx, tools, self._tool_choice)
         messages = build_messages(self._chat_ctx, tool_choice=self._tool_choice, tools=tools)
-        emit_calls = bool(tools)
+        emit_calls = not steering.no_calls
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str | None] = asyncio.Queue()
         cancel = threading.Event()
@@ -265,7 +271,7 @@ class LlamaLLMStream(LLMStream):
         llm._track(cancel)
         try:
             fut = llm.worker.submit_generate(
-                messages, tool_schemas(tools), llm.sampling, cancel, sink, on_start
+                messages, tool_schemas(tools), llm.sampling, cancel, sink, on_start, steering
             )
             parser = ToolCallParser()
             while (piece := await queue.get()) is not None:
@@ -293,20 +299,6 @@ class LlamaLLMStream(LLMStream):
                 ),
             )
         )
-
-    def _offered_tools(self) -> Sequence[FunctionTool]:
-        """The tools the model sees. None with ``tool_choice="none"`` (a tool call it wrote
-        anyway could not be used, and the reply would be empty), and none right after tool
-        results unless a tool is required: the 0.5B model calls the same tool again instead of
-        answering with the result (seen in every end-to-end run of the default agent), so the
-        embedded model makes one tool step per reply. (The prompt then differs from the primed
-        prefix after the system prompt: that reply evaluates more of its prompt.)"""
-        if self._tool_choice == "none":
-            return ()
-        items = self._chat_ctx.items
-        if items and isinstance(items[-1], FunctionCallOutput) and self._tool_choice != "required":
-            return ()
-        return self._tools
 
     def _restart_deadline(self, extra: float = 0.0) -> None:
         deadline = self._deadline
@@ -367,52 +359,38 @@ def clean_arguments(tool: FunctionTool, arguments: str) -> str:
     return arguments if len(kept) == len(args) else json.dumps(kept, ensure_ascii=False)
 
 
-def fold_outputs(outputs: list[FunctionCallOutput]) -> str:
-    """Tool results as the text of a user turn."""
-    parts: list[str] = []
-    for out in outputs:
-        name = out.name or "the tool"
-        if out.is_error:
-            parts.append(f"{name} failed: {out.output or 'unknown error'}.")
-        elif out.output:
-            parts.append(f"Result of {name}: {out.output}.")
-        else:
-            parts.append(f"{name} is done.")
-    return f"({' '.join(parts)} {_ANSWER_HINT})"
-
-
 def build_messages(
     chat_ctx: ChatContext,
     *,
     tool_choice: ToolChoice | None = None,
     tools: Sequence[FunctionTool] = (),
 ) -> list[Message]:
-    """The chat template's messages for ``chat_ctx``: the first instructions become the system
-    prompt (plus :data:`TOOL_GUIDANCE` when there are tools); the turn that made tool calls is
-    an assistant message with only its words (``""`` if none: never null); the tools' results
-    become a user turn right after it (see :func:`fold_outputs`)."""
+    """The chat template's messages for ``chat_ctx``, in the model's native tool format: the
+    first instructions become the system prompt (plus :data:`TOOL_GUIDANCE` when there are
+    tools); a turn that called tools is an assistant message with its words (``""`` if none:
+    never null) and ``tool_calls``; each result is a ``tool`` message (the Qwen2.5 template
+    renders them as ``<tool_call>`` and ``<tool_response>``). Earlier turns keep their calls, so
+    the model sees that questions like the current one were answered with a tool.
+    ``tool_choice`` is enforced on the first token by the worker (see :func:`steering_for`)."""
     messages: list[Message] = []
-    outputs: list[FunctionCallOutput] = []
-
-    def flush_outputs() -> None:
-        if outputs:
-            messages.append({"role": "user", "content": fold_outputs(outputs)})
-            outputs.clear()
-
     for item in chat_ctx.items:
         if isinstance(item, ChatMessage):
-            flush_outputs()
             role = "system" if item.role in ("system", "developer") else item.role
             messages.append({"role": role, "content": item.text_content or ""})
         elif isinstance(item, FunctionCall):
-            flush_outputs()
-            # the assistant's turn that made the call: its words, without the call's JSON (with
-            # the JSON in its history the 0.5B model repeats the call: 3/5 good answers vs 5/5)
-            if not messages or messages[-1]["role"] != "assistant":
-                messages.append({"role": "assistant", "content": ""})
+            call = {"name": item.name, "arguments": _arguments_object(item.arguments)}
+            last = messages[-1] if messages else None
+            if last is None or last["role"] != "assistant":
+                last = {"role": "assistant", "content": ""}
+                messages.append(last)
+            last.setdefault("tool_calls", []).append({"type": "function", "function": call})
         elif isinstance(item, FunctionCallOutput):
-            outputs.append(item)
-    flush_outputs()
+            text = item.output or ("done" if not item.is_error else "unknown error")
+            content = f"error: {text}" if item.is_error else text
+            messages.append({"role": "tool", "name": item.name, "content": content})
+    if chat_ctx.items and isinstance(chat_ctx.items[-1], FunctionCallOutput):
+        if not _answered_a_result_before(messages):
+            messages.append({"role": "user", "content": ANSWER_REQUEST})
     if tools:
         if messages and messages[0]["role"] == "system":
             messages[0] = {
@@ -421,12 +399,52 @@ def build_messages(
             }
         else:
             messages.insert(0, {"role": "system", "content": TOOL_GUIDANCE})
-    if tools and messages and messages[-1]["role"] == "user":
-        if tool_choice == "none":
-            messages[-1] = {
-                **messages[-1],
-                "content": messages[-1]["content"] + " (Do not call a tool.)",
-            }
-        elif tool_choice == "required":
-            messages[-1] = {**messages[-1], "content": messages[-1]["content"] + " (Call a tool.)"}
     return messages
+
+
+def _answered_a_result_before(messages: list[Message]) -> bool:
+    """Whether the prompt already shows an answer given with a tool's result (a tool message
+    followed by the assistant's words), which the model then imitates."""
+    seen_result = False
+    for message in messages:
+        if message["role"] == "tool":
+            seen_result = True
+        elif message["role"] == "assistant" and seen_result and message.get("content"):
+            if not message.get("tool_calls"):
+                return True
+        elif message["role"] == "user":
+            seen_result = False
+    return False
+
+
+def _arguments_object(arguments: str) -> Any:
+    """A call's arguments as the template's ``tojson`` should print them (an object)."""
+    try:
+        return json.loads(arguments) if arguments.strip() else {}
+    except json.JSONDecodeError:
+        return arguments
+
+
+def steering_for(
+    chat_ctx: ChatContext, tools: Sequence[FunctionTool], tool_choice: ToolChoice | None
+) -> Steering:
+    """How ``tool_choice`` is enforced on the embedded model. ``required`` starts the reply with
+    the template's tool-call opening, a named tool (``{"type": "function", "function": {"name":
+    ...}}``) with the call up to its arguments, which the model then writes. No call right
+    after tool results unless one is required: the 0.5B model calls the same tool again instead
+    of answering with the result (seen in every end-to-end run of the default agent), so the
+    embedded model makes one tool step per reply unless told otherwise. The tools stay in the
+    prompt all the same (its cached prefix is kept)."""
+    if not tools or tool_choice == "none":
+        return Steering(no_calls=True)
+    if isinstance(tool_choice, dict):
+        name = tool_choice.get("function", {}).get("name")
+        if isinstance(name, str) and any(t.name == name for t in tools):
+            return Steering(prefix=f'<tool_call>\n{{"name": "{name}", "arguments":')
+        return Steering(prefix='<tool_call>\n{"name": "')
+    if tool_choice == "required":
+        return Steering(prefix='<tool_call>\n{"name": "')
+    items = chat_ctx.items
+    if items and isinstance(items[-1], FunctionCallOutput):
+        return Steering(no_calls=True)
+    return Steering()
