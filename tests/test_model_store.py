@@ -275,3 +275,39 @@ def test_concurrent_assemblies_in_two_processes(
     assert results == [str(cache / "fake.gguf")] * 3
     assert (cache / "fake.gguf").read_bytes() == whole
     assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_file_damaged_in_place_is_rebuilt_on_request(
+    fake_model: tuple[CatalogModel, bytes], cache: Path
+) -> None:
+    """Damage that keeps the size and the time passes the stamp; a model that then fails to
+    load asks for a rebuild from the packages (LlamaWorker does, once)."""
+    _, whole = fake_model
+    path = resolve_model("fake", cache_dir=cache)
+    st = path.stat()
+    with path.open("r+b") as f:  # flip bytes in the middle, keep size and mtime
+        f.seek(len(whole) // 2)
+        f.write(b"\xff" * 16)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert resolve_model("fake", cache_dir=cache).read_bytes() != whole  # the stamp trusted it
+    assert model_store.rebuild_model("fake", cache_dir=cache).read_bytes() == whole
+
+
+def test_the_worker_rebuilds_a_model_that_does_not_load(tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp")
+    from voicetui.agents import LLMError
+    from voicetui.plugins.local._llama_worker import LlamaWorker
+
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 64)
+    worker = LlamaWorker(n_ctx=256, n_threads=1)
+    rebuilt: list[int] = []
+
+    def rebuild() -> Path:
+        rebuilt.append(1)
+        return bad  # still bad: the second failure is the one reported
+
+    with pytest.raises(LLMError, match="cannot load the model"):
+        worker.submit_load(lambda: bad, rebuild).result(60)
+    assert rebuilt == [1]  # tried once, not in a loop
+    worker.close().result(10)

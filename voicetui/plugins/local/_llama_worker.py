@@ -143,9 +143,13 @@ class LlamaWorker:
             raise LLMError("the local LLM is closed", recoverable=False)
         return self._executor.submit(fn, *args)
 
-    def submit_load(self, load: Callable[[], Path]) -> cf.Future[Path]:
-        """Run ``load`` (which finds the model file: blocking I/O) then load the model."""
-        return self._submit(self._load, load)
+    def submit_load(
+        self, load: Callable[[], Path], rebuild: Callable[[], Path] | None = None
+    ) -> cf.Future[Path]:
+        """Run ``load`` (which finds the model file: blocking I/O) then load the model. If the
+        file does not load and ``rebuild`` is given, it rebuilds the file (from its packages)
+        and the load is tried once more."""
+        return self._submit(self._load, load, rebuild)
 
     def submit_prime(
         self, variants: Sequence[list[Message]], tools: list[dict[str, Any]]
@@ -188,11 +192,22 @@ class LlamaWorker:
         return fut
 
     # --- on the worker thread -------------------------------------------------------------
-    def _load(self, find: Callable[[], Path]) -> Path:
+    def _load(self, find: Callable[[], Path], rebuild: Callable[[], Path] | None = None) -> Path:
         llama_cpp = import_llama_cpp()  # first: no point assembling a model nothing can run
         path = find()
         if self._llm is not None:
             return path
+        try:
+            return self._load_file(llama_cpp, path)
+        except LLMError as e:
+            if rebuild is None:
+                raise
+            # the store trusts its stamp when the file's size and time are unchanged: a file
+            # damaged in place passes that; rebuild it from its packages and try once more
+            logger.warning("%s; rebuilding the model file from its packages", e.message)
+            return self._load_file(llama_cpp, rebuild())
+
+    def _load_file(self, llama_cpp: ModuleType, path: Path) -> Path:
         started = time.monotonic()
         try:
             # verbose=True keeps llama-cpp-python from redirecting the process's stdout/stderr

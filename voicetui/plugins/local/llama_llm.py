@@ -48,7 +48,13 @@ from voicetui.agents.llm import (
 from voicetui.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 
 from ._llama_worker import LlamaWorker, Message, Sampling, Steering
-from .model_store import DEFAULT_MODEL, ModelStoreError, is_catalog_model, resolve_model
+from .model_store import (
+    DEFAULT_MODEL,
+    ModelStoreError,
+    is_catalog_model,
+    rebuild_model,
+    resolve_model,
+)
 from .tool_call_parser import ParsedToolCall, ParserEvent, TextPiece, ToolCallParser
 
 __all__ = [
@@ -212,7 +218,16 @@ class LlamaLLM(LLM):
                     report("load", 0, 1)
                 return path
 
-            fut = self._ready = self._worker.submit_load(find)
+            rebuild: Callable[[], Path] | None = None
+            if is_catalog_model(self._model_ref):
+
+                def rebuild() -> Path:
+                    try:
+                        return rebuild_model(self._model_ref, cache_dir=self._cache_dir)
+                    except ModelStoreError as e:
+                        raise LLMError(str(e), recoverable=False) from e
+
+            fut = self._ready = self._worker.submit_load(find, rebuild)
         path: Path = await asyncio.shield(asyncio.wrap_future(fut))
         self._model_path = path
         if report is not None:

