@@ -416,7 +416,7 @@ def test_show_prints_text_off_a_terminal_and_opens_the_tui_on_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import voicetui.tui.app as app
-    from voicetui.recording.view_runtime import RecordingRuntime
+    from voicetui.runtime.recording_view import RecordingRuntime
 
     directory = _voice_recording(tmp_path)
     assert main(["show", str(directory)]) == 0  # stdout is not a terminal: text

@@ -14,7 +14,6 @@ import pytest
 from livekit import rtc
 
 from voicetui.agents import APIConnectOptions
-from voicetui.agents._aio import cancel_and_wait, now
 from voicetui.agents._stream import FlushSentinel
 from voicetui.agents.audio import frame_duration, frames_duration
 from voicetui.agents.exceptions import LLMError, STTError, TTSError
@@ -41,6 +40,7 @@ from voicetui.agents.testing.fake_tts import _FakeChunkedStream
 from voicetui.agents.tts import TEXT_KEY, ChunkedStream, SynthesizedAudio
 from voicetui.agents.tts import FallbackAdapter as TTSFallbackAdapter
 from voicetui.agents.types import DEFAULT_API_CONNECT_OPTIONS
+from voicetui.agents.utils.aio import cancel_and_wait, now
 
 pytestmark = [pytest.mark.looptime, pytest.mark.usefixtures("no_leaks")]
 

@@ -17,7 +17,6 @@ from livekit import rtc
 from pydantic import Field
 
 from voicetui.agents import Agent, APIConnectOptions, RunContext, function_tool
-from voicetui.agents._aio import now
 from voicetui.agents.audio import AudioByteStream, as_array, frame_duration, frames_duration
 from voicetui.agents.exceptions import LLMError, TTSError
 from voicetui.agents.llm import (
@@ -57,6 +56,7 @@ from voicetui.agents.tokenize import SentenceStream, split_sentences
 from voicetui.agents.tts import TEXT_KEY, SynthesizedAudio
 from voicetui.agents.tts import StreamAdapter as TTSStreamAdapter
 from voicetui.agents.types import DEFAULT_API_CONNECT_OPTIONS
+from voicetui.agents.utils.aio import now
 
 # ------------------------------------------------------------------------------------------------
 # ChatContext

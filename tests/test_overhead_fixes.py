@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from voicetui.agents._aio import Chan, ChanClosed, Feed
 from voicetui.agents._stream import DuplexStream, FlushSentinel
+from voicetui.agents.utils.aio import Chan, ChanClosed, Feed
 
 
 async def test_bound_chan_delivers_queued_then_live_items_and_close() -> None:
@@ -133,7 +133,7 @@ async def test_pipe_to_raises_the_consumer_error() -> None:
 
 
 def test_event_emitter_passes_as_many_arguments_as_each_handler_takes() -> None:
-    from voicetui.agents._aio import EventEmitter
+    from voicetui.agents.utils.aio import EventEmitter
 
     em: EventEmitter[str] = EventEmitter()
     calls: list[tuple[object, ...]] = []
@@ -152,7 +152,7 @@ def test_event_emitter_passes_as_many_arguments_as_each_handler_takes() -> None:
 
 
 def test_event_emitter_logs_handler_errors_and_goes_on(caplog: pytest.LogCaptureFixture) -> None:
-    from voicetui.agents._aio import EventEmitter
+    from voicetui.agents.utils.aio import EventEmitter
 
     em: EventEmitter[str] = EventEmitter()
     seen: list[int] = []

@@ -25,8 +25,8 @@ from tests.audio_fixtures import (
 )
 from voicetui.agents.audio import frames_duration
 from voicetui.agents.exceptions import VADError
+from voicetui.agents.utils.windowed_vad import SegmenterOptions, _Segmenter
 from voicetui.agents.vad import VAD, VADEvent, VADEventType
-from voicetui.plugins.webrtcvad._windowed import SegmenterOptions, _Segmenter
 
 SENTENCE = "Please turn off the lights in the kitchen."
 MODEL_RATE = 16000

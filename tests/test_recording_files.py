@@ -18,8 +18,8 @@ import pytest
 
 from voicetui.recording import load_recording, repair_main
 from voicetui.recording.files import NotARecordingFile, read_bytes
-from voicetui.recording.view_runtime import RecordingRuntime
 from voicetui.recording.wav_writer import wav_header
+from voicetui.runtime.recording_view import RecordingRuntime
 
 RATE = 16000
 VICTIM = b"my notes: do not touch\nsecond line, no newline at the end"

@@ -14,12 +14,12 @@ import pytest
 from livekit import rtc
 
 from voicetui.agents import APIConnectOptions
-from voicetui.agents._aio import now
 from voicetui.agents._retry import MAX_RETRY_AFTER, parse_retry_after, retry_delay
 from voicetui.agents.exceptions import LLMError, STTError, TTSError
 from voicetui.agents.llm import ChatContext
 from voicetui.agents.stt import STT, SpeechData, SpeechEvent, SpeechEventType, STTCapabilities
 from voicetui.agents.testing import FakeLLM, FakeLLMResponse, FakeTTS
+from voicetui.agents.utils.aio import now
 from voicetui.plugins.openai._client import ClientConfig
 from voicetui.plugins.openai._errors import map_error
 

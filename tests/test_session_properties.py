@@ -784,7 +784,7 @@ def test_taskset_aclose_reaps_a_task_that_just_finished() -> None:
     # in a subprocess: the bug freezes its event loop for good
     code = """
 import asyncio
-from voicetui.agents._aio import TaskSet
+from voicetui.agents.utils.aio import TaskSet
 
 async def main() -> None:
     tasks = TaskSet("repro")

@@ -29,10 +29,10 @@ from voicetui.config import Settings
 from voicetui.plugins.selection import SessionModels
 from voicetui.recording.load import load_recording
 from voicetui.recording.session_info import to_jsonable
-from voicetui.recording.view_runtime import READ_ONLY_MESSAGE, ReadOnlyError, RecordingRuntime
 from voicetui.recording.wav_writer import wav_header
 from voicetui.runtime.api import ModeChanged, Notice, RuntimeStatus
 from voicetui.runtime.controller import SessionController
+from voicetui.runtime.recording_view import READ_ONLY_MESSAGE, ReadOnlyError, RecordingRuntime
 from voicetui.tui.app import VoiceTUIApp
 from voicetui.tui.widgets.conversation import ConversationView
 from voicetui.tui.widgets.logs import LogsPanel

@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from voicetui.agents._aio import TaskSet
 from voicetui.agents.exceptions import STTError, TTSError
+from voicetui.agents.utils.aio import TaskSet
 
 
 async def test_model_errors_are_one_line_bugs_keep_their_traceback(

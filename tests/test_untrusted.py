@@ -30,12 +30,12 @@ from voicetui.headless import _Printer, run_headless
 from voicetui.plugins.selection import SessionModels
 from voicetui.recording import Recorder, load_recording
 from voicetui.recording.diff import diff, format_recording
-from voicetui.recording.view_runtime import RecordingRuntime
 from voicetui.runtime._io_modes import build_backend
 from voicetui.runtime._loop import LoopRuntime
 from voicetui.runtime.api import CommandError, LogRecordEvent, Notice, RoomDetails
 from voicetui.runtime.controller import SessionController
 from voicetui.runtime.log_capture import SanitizingFormatter
+from voicetui.runtime.recording_view import RecordingRuntime
 from voicetui.tui.app import VoiceTUIApp
 from voicetui.untrusted import clean_text, is_clean
 

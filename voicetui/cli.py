@@ -409,7 +409,7 @@ def _is_terminal(stream: TextIO) -> bool:
 
 def _show_in_tui(args: argparse.Namespace, settings: Any, err: TextIO) -> int:
     """``voicetui show DIR`` on a terminal: the recording in the TUI, read-only."""
-    from .recording.view_runtime import RecordingRuntime
+    from .runtime.recording_view import RecordingRuntime
 
     speed, at = getattr(args, "speed", None), getattr(args, "at", None)
     if speed is not None and speed <= 0:

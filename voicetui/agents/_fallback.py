@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from ._aio import TaskSet
+from .utils.aio import TaskSet
 
 logger = logging.getLogger("voicetui.agents")
 

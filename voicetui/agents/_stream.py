@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Generic, Self, TypeVar
 
-from ._aio import Chan, ChanClosed, cancel_and_wait
+from .utils.aio import Chan, ChanClosed, cancel_and_wait
 
 In = TypeVar("In")
 Out = TypeVar("Out")

@@ -9,8 +9,8 @@ from typing import Literal
 
 from livekit import rtc
 
-from ._aio import EventEmitter
 from ._stream import DuplexStream
+from .utils.aio import EventEmitter
 
 
 class VADEventType(str, Enum):

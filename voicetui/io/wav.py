@@ -20,8 +20,8 @@ import numpy as np
 import soxr
 from livekit import rtc
 
-from ..agents._aio import now
 from ..agents.audio import as_array, frame_duration, make_frame
+from ..agents.utils.aio import now
 from ..agents.voice.io import AudioInput, AudioOutput
 
 

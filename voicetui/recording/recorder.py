@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from ..agents._aio import cancel_and_wait
+from ..agents.utils.aio import cancel_and_wait
 from ..agents.voice.agent_session import AgentSession
 from ..agents.voice.events import EventTypes
 from ..agents.voice.io import AudioInput, AudioOutput

@@ -31,9 +31,9 @@ from typing import Any, TextIO
 import numpy as np
 from livekit import rtc
 
-from ..agents._aio import cancel_and_wait
 from ..agents.audio import make_frame
 from ..agents.testing.fake_io import FakeAudioOutput
+from ..agents.utils.aio import cancel_and_wait
 from ..agents.voice.agent import Agent
 from ..agents.voice.agent_session import AgentSession
 from ..agents.voice.io import AudioInput

@@ -1,7 +1,7 @@
 """The Textual app. It only talks to a :class:`~voicetui.runtime.api.SessionRuntime`, through
 the :class:`~voicetui.tui.bridge.RuntimeBridge`; see :func:`run_app`.
 
-Read-only mode (``voicetui show DIR``: a recording, :mod:`voicetui.recording.view_runtime`):
+Read-only mode (``voicetui show DIR``: a recording, :mod:`voicetui.runtime.recording_view`):
 the same panels, but session commands are refused with one message and never reach the
 runtime, typing is off, the session controls leave the footer, and what the recording replays
 raises no pop-ups (it is history)."""
@@ -31,8 +31,8 @@ from textual.widgets import (
     Tabs,
 )
 
-from ..recording.view_runtime import READ_ONLY_MESSAGE
 from ..runtime.api import RoomDetails, SessionRuntime
+from ..runtime.recording_view import READ_ONLY_MESSAGE
 from ..signals import on_terminate
 from . import messages as m
 from .bridge import RuntimeBridge

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._aio import TaskSet
 from .._fallback import ProviderAvailability
 from ..exceptions import LLMError
 from ..metrics import LLMMetrics
 from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from ..utils.aio import TaskSet
 from .chat_context import ChatContext
 from .llm import LLM, LLMStream
 from .tool_context import FunctionTool, ToolChoice

@@ -17,11 +17,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .._aio import Chan, ChanClosed, EventEmitter, cancel_and_wait, now
 from .._retry import with_retries
 from ..exceptions import LLMError
 from ..metrics import LLMMetrics
 from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from ..utils.aio import Chan, ChanClosed, EventEmitter, cancel_and_wait, now
 from .chat_context import ChatContext
 from .history import HistoryLimits, request_context
 from .tool_context import FunctionTool, ToolChoice

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 from livekit import rtc
 
-from .._aio import TaskSet, cancel_and_wait
 from .._fallback import ProviderAvailability
 from .._stream import FlushSentinel
 from ..audio import frame_duration, silence
 from ..exceptions import STTError
 from ..metrics import STTMetrics
 from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from ..utils.aio import TaskSet, cancel_and_wait
 from ..vad import VAD
 from .stream_adapter import StreamAdapter
 from .stt import STT, AudioBuffer, SpeechEvent, SpeechEventType, SpeechStream, STTCapabilities

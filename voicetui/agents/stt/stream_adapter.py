@@ -25,10 +25,10 @@ from typing import cast
 
 from livekit import rtc
 
-from .._aio import TaskSet
 from .._stream import FlushSentinel
 from ..audio import as_array, frame_duration, frames_duration, make_frame
 from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from ..utils.aio import TaskSet
 from ..vad import VAD, VADEvent, VADEventType
 from .stt import STT, SpeechEvent, SpeechEventType, SpeechStream, STTCapabilities
 

@@ -11,13 +11,13 @@ from typing import Literal
 
 from livekit import rtc
 
-from .._aio import now
 from .._retry import with_retries
 from .._stream import DuplexStream
 from ..audio import frames_duration
 from ..exceptions import STTError
 from ..metrics import STTMetrics
 from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from ..utils.aio import now
 
 logger = logging.getLogger("voicetui.agents.stt")
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from livekit import rtc
 
-from .._aio import Chan, now
 from ..audio import frame_duration, make_frame, silence
+from ..utils.aio import Chan, now
 from ..voice.io import AudioInput, AudioOutput, TextOutput
 
 

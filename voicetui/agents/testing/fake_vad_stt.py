@@ -8,12 +8,12 @@ from collections.abc import Sequence
 
 from livekit import rtc
 
-from .._aio import now
 from .._stream import FlushSentinel
 from ..audio import frame_duration, rms_dbfs
 from ..exceptions import STTError
 from ..stt import STT, SpeechData, SpeechEvent, SpeechEventType, SpeechStream, STTCapabilities
 from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from ..utils.aio import now
 from ..vad import VAD, VADCapabilities, VADEvent, VADEventType, VADStream
 
 

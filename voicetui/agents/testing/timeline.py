@@ -34,8 +34,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._aio import now
 from ..llm import FunctionToolCall
+from ..utils.aio import now
 from ..voice.agent import Agent
 from ..voice.agent_session import AgentSession
 from .fake_io import FakeAudioOutput, FakeTextOutput

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from livekit import rtc
 
-from .._aio import Chan, TaskSet, now
 from .._stream import FlushSentinel
 from ..audio import make_frame, silence
 from ..exceptions import TTSError
@@ -32,6 +31,7 @@ from ..stt import STT, SpeechData, SpeechEvent, SpeechEventType, SpeechStream, S
 from ..tts import TEXT_KEY, TTS, ChunkedStream, SynthesizedAudio, SynthesizeStream
 from ..tts import TTSCapabilities as _TTSCapabilities
 from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from ..utils.aio import Chan, TaskSet, now
 from ..vad import VAD, VADCapabilities, VADEvent, VADEventType, VADStream
 from ..voice.io import AudioInput
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 from livekit import rtc
 
-from .._aio import TaskSet
 from .._fallback import ProviderAvailability
 from ..exceptions import TTSError
 from ..metrics import TTSMetrics
 from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from ..utils.aio import TaskSet
 from .stream_adapter import StreamAdapter
 from .tts import TEXT_KEY, TTS, ChunkedStream, SynthesizeStream, TTSCapabilities
 

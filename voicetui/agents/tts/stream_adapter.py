@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
-from .._aio import TaskSet
 from .._stream import FlushSentinel
 from ..tokenize import SentenceStream
 from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from ..utils.aio import TaskSet
 from .tts import TTS, ChunkedStream, SynthesizedAudio, SynthesizeStream, TTSCapabilities
 
 

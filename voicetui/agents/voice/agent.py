@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from livekit import rtc
 
-from .._aio import Feed, cancel_and_wait
 from ..llm import LLM, ChatChunk, ChatContext, ChatMessage, FunctionTool, ToolChoice
 from ..llm.tool_context import find_function_tools
 from ..stt import STT, SpeechEvent
 from ..tts import TTS
 from ..types import NOT_GIVEN, NotGiven
+from ..utils.aio import Feed, cancel_and_wait
 from ..vad import VAD
 
 if TYPE_CHECKING:

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from livekit import rtc
 
-from .._aio import Chan, TaskSet, cancel_and_wait, now
 from ..exceptions import ModelError
 from ..llm import LLM, ChatContext, ChatMessage, FunctionTool, ToolChoice
 from ..metrics import AgentMetrics
@@ -19,6 +18,7 @@ from ..stt import STT
 from ..stt import StreamAdapter as STTStreamAdapter
 from ..tts import TTS
 from ..tts import StreamAdapter as TTSStreamAdapter
+from ..utils.aio import Chan, TaskSet, cancel_and_wait, now
 from ..vad import VAD
 from .agent import Agent, ModelSettings
 from .audio_recognition import AudioRecognition, EndpointingOptions, TurnDetectionMode

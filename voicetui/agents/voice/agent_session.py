@@ -13,7 +13,6 @@ from typing import Any, Generic, Self
 
 from livekit import rtc
 
-from .._aio import EventEmitter, TaskSet, cancel_and_wait
 from ..llm import (
     LLM,
     AgentHandoff,
@@ -27,6 +26,7 @@ from ..metrics import AgentMetrics
 from ..stt import STT
 from ..tts import TTS
 from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from ..utils.aio import EventEmitter, TaskSet, cancel_and_wait
 from ..vad import VAD
 from .agent import Agent
 from .agent_activity import AgentActivity

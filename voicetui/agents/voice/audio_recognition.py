@@ -17,13 +17,13 @@ from typing import Any, Literal, Protocol
 
 from livekit import rtc
 
-from .._aio import Chan, Feed, TaskSet, cancel_and_wait, now
 from .._retry import retry_delay
 from ..audio import frame_duration
 from ..exceptions import ModelError
 from ..metrics import STTMetrics, VADMetrics
 from ..stt import SpeechEvent, SpeechEventType
 from ..types import APIConnectOptions
+from ..utils.aio import Chan, Feed, TaskSet, cancel_and_wait, now
 from ..vad import VAD, VADEvent, VADEventType
 from .agent import ModelSettings
 from .generation import iterate_node

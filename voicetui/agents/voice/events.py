@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeAlias, T
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .._aio import now
 from ..llm.chat_context import AgentHandoff, ChatMessage, FunctionCall, FunctionCallOutput
 from ..metrics import AgentMetrics
+from ..utils.aio import now
 
 if TYPE_CHECKING:
     from .agent_session import AgentSession

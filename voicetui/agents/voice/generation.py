@@ -13,11 +13,11 @@ from typing import Any
 
 from livekit import rtc
 
-from .._aio import Chan, cancel_and_wait, now
 from ..audio import frame_duration
 from ..llm import ChatChunk, ChatContext, FunctionCall, FunctionCallOutput, FunctionTool
 from ..llm.tool_context import StopResponse, ToolArgumentsError, ToolError
 from ..tts import TEXT_KEY
+from ..utils.aio import Chan, cancel_and_wait, now
 from .agent import ModelSettings
 from .events import ToolExecution
 from .io import AudioOutput, TextOutput

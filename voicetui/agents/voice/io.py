@@ -14,7 +14,7 @@ from typing import Literal
 
 from livekit import rtc
 
-from .._aio import EventEmitter, now
+from ..utils.aio import EventEmitter, now
 
 
 class AudioInput(ABC):

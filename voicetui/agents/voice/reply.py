@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 from livekit import rtc
 
-from .._aio import cancel_and_wait
 from ..llm import ChatContext
+from ..utils.aio import cancel_and_wait
 from .agent import Agent, ModelSettings
 from .events import FunctionToolsExecutedEvent, FunctionToolsStartedEvent, RunContext
 from .generation import (

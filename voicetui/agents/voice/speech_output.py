@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from livekit import rtc
 
-from .._aio import cancel_and_wait, now
+from ..utils.aio import cancel_and_wait, now
 from .agent import ModelSettings
 from .generation import (
     AudioForwardData,

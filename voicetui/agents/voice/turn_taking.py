@@ -11,11 +11,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .._aio import TaskSet, cancel_and_wait, now
 from ..llm import ChatContext, ChatMessage
 from ..llm.tool_context import StopResponse
 from ..metrics import EOUMetrics, STTMetrics, VADMetrics
 from ..stt import SpeechEvent
+from ..utils.aio import TaskSet, cancel_and_wait, now
 from ..vad import VADEvent
 from .audio_recognition import EndOfTurnInfo
 from .events import AgentFalseInterruptionEvent, AgentState, UserInputTranscribedEvent

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ...agents._aio import cancel_and_wait, now
+from ...agents.utils.aio import cancel_and_wait, now
 from .devices import (
     DeviceInfo,
     DeviceSpec,

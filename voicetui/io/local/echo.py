@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
-from ...agents._aio import now
+from ...agents.utils.aio import now
 
 logger = logging.getLogger("voicetui.io.local")
 

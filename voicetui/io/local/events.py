@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ...agents._aio import EventEmitter
+from ...agents.utils.aio import EventEmitter
 from .devices import Direction
 
 LocalAudioEventTypes = Literal["levels", "error", "stream_opened"]

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Iterable
 
 from livekit import rtc
 
-from ...agents._aio import TaskSet, cancel_and_wait
 from ...agents.audio import frame_duration, silence
+from ...agents.utils.aio import TaskSet, cancel_and_wait
 from ...agents.voice.io import AudioInput
 from ._audio import remix
 from ._pre_connect import PreConnectAudio

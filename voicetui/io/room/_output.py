@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from livekit import rtc
 
-from ...agents._aio import TaskSet, now
 from ...agents.audio import frame_duration
+from ...agents.utils.aio import TaskSet, now
 from ...agents.voice.io import AudioOutput
 from ._audio import remix
 

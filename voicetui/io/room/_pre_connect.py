@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from livekit import rtc
 from livekit.rtc._proto.track_pb2 import AudioTrackFeature
 
-from ...agents._aio import TaskSet, now
 from ...agents.audio import AudioByteStream
+from ...agents.utils.aio import TaskSet, now
 from .options import ATTRIBUTE_PRE_CONNECT_AUDIO, TOPIC_PRE_CONNECT_AUDIO
 
 logger = logging.getLogger("voicetui.io.room")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from livekit import rtc
 
-from ...agents._aio import Chan, TaskSet
+from ...agents.utils.aio import Chan, TaskSet
 from ...agents.voice.io import TextOutput
 from ._output import RoomAudioOutput
 from .options import (

@@ -15,8 +15,8 @@ from typing import Any, Literal
 from livekit import rtc
 from livekit.rtc.room import EventTypes as RoomEventTypes
 
-from ...agents._aio import TaskSet, cancel_and_wait
 from ...agents.types import NotGiven
+from ...agents.utils.aio import TaskSet, cancel_and_wait
 from ...agents.voice.agent_session import AgentSession
 from ...agents.voice.events import (
     AgentStateChangedEvent,

@@ -13,11 +13,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from voicetui.agents._aio import cancel_and_wait
 from voicetui.agents.audio import AudioByteStream
 from voicetui.agents.exceptions import TTSError
 from voicetui.agents.tts import TTS, ChunkedStream, TTSCapabilities
 from voicetui.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from voicetui.agents.utils.aio import cancel_and_wait
 
 SAMPLE_RATE = 22_050
 FRAME_MS = 50

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from voicetui.agents.utils.windowed_vad import SegmenterOptions, WindowedVADStream
 from voicetui.agents.vad import VAD as _BaseVAD
 from voicetui.agents.vad import VADCapabilities, VADStream
-from voicetui.plugins.webrtcvad._windowed import SegmenterOptions, WindowedVADStream
 
 from ._model import SAMPLE_RATE, WINDOW, SileroState, default_model_path, infer, load_session
 

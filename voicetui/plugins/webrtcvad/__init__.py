@@ -14,7 +14,7 @@ from voicetui.agents.exceptions import VADError
 from voicetui.agents.vad import VAD as _BaseVAD
 from voicetui.agents.vad import VADCapabilities, VADStream
 
-from ._windowed import SegmenterOptions, WindowedVADStream
+from ...agents.utils.windowed_vad import SegmenterOptions, WindowedVADStream
 
 __all__ = ["VAD"]
 

@@ -18,7 +18,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from ..agents.llm.chat_context import FunctionCall
 from ..agents.voice.events import SessionEvent, ToolExecution
-from ..runtime.api import (
+from ..recording.load import RecordedEvent
+from ..recording.transcript import fmt_time
+from .api import (
     AgentTranscript,
     LogRecordEvent,
     ModeChanged,
@@ -29,8 +31,6 @@ from ..runtime.api import (
     ToolBreak,
     ToolRerun,
 )
-from .load import RecordedEvent
-from .transcript import fmt_time
 
 LOGGER = "voicetui.recording"
 

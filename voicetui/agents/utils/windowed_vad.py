@@ -15,10 +15,10 @@ import numpy as np
 import soxr
 from livekit import rtc
 
-from voicetui.agents._aio import now
 from voicetui.agents._stream import FlushSentinel
 from voicetui.agents.audio import as_array, make_frame
 from voicetui.agents.exceptions import VADError
+from voicetui.agents.utils.aio import now
 from voicetui.agents.vad import VAD, VADEvent, VADEventType, VADStream
 
 logger = logging.getLogger("voicetui.plugins.vad")

@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from livekit import rtc
 
-from .exceptions import ModelError
+from ..exceptions import ModelError
 
 T = TypeVar("T")
 E = TypeVar("E")

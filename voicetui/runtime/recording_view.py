@@ -1,7 +1,7 @@
 """``voicetui show DIR``: a recording as a read-only :class:`~voicetui.runtime.api.SessionRuntime`.
 
 :class:`RecordingRuntime` reads a recording's ``events.jsonl`` on its own thread and sends what
-the live session sent (:mod:`.view_events`), so a front end shows it as it showed the session:
+the live session sent (:mod:`.recording_view_events`), so a front end shows it as it showed the session:
 the conversation, tool calls, latency, the state at the end. By default everything is sent at
 once; ``speed`` replays it at its recorded pace (``speed`` times faster) and ``until`` stops
 at that many seconds into the recording. Every session command fails with
@@ -23,7 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 from ..agents.voice import ToolExecution
-from ..runtime.api import (
+from ..recording.files import NotARecordingFile, open_file, parse_json, read_json
+from ..recording.load import RecordedEvent, read_events
+from ..recording.repair import WAV_CHANNELS, inspect_wav
+from ..recording.transcript import fmt_time
+from ..untrusted import Sanitizer, clean_text, map_strings
+from .api import (
     LogRecordEvent,
     Mode,
     ModeChanged,
@@ -33,15 +38,10 @@ from ..runtime.api import (
     RuntimeStatus,
     ToolBreakResolution,
 )
-from ..untrusted import Sanitizer, clean_text, map_strings
-from .files import NotARecordingFile, open_file, parse_json, read_json
-from .load import RecordedEvent, read_events
-from .repair import WAV_CHANNELS, inspect_wav
-from .transcript import fmt_time
-from .view_events import LOGGER, Conversion, convert
+from .recording_view_events import LOGGER, Conversion, convert
 
 if TYPE_CHECKING:
-    from ..runtime.api import SessionRuntime
+    from .api import SessionRuntime
 
 logger = logging.getLogger(LOGGER)
 

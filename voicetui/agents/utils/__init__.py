@@ -1,0 +1,6 @@
+"""Public helpers of the framework, for plugins and audio backends as much as for the framework itself.
+
+- :mod:`.aio`: owned tasks (``TaskSet``), a closable channel (``Chan``), ``cancel_and_wait``,
+  ``EventEmitter`` and the loop clock ``now`` (as LiveKit Agents' ``utils.aio``).
+- :mod:`.windowed_vad`: the base for VADs that score fixed windows of audio (webrtcvad, Silero).
+"""
