@@ -40,6 +40,23 @@ def rms_dbfs(frame: rtc.AudioFrame) -> float:
     return 20.0 * float(np.log10(rms)) if rms > 0 else float("-inf")
 
 
+_CAPTURED_AT = "voicetui.captured_at"
+
+
+def mark_captured(frame: rtc.AudioFrame, at: float) -> rtc.AudioFrame:
+    """Note on ``frame`` when its last sample was captured (loop clock). An input backend that
+    knows (a device callback) marks its frames, so the session and the recorder date the audio
+    by when it was heard, not by when a busy loop got round to it."""
+    frame.userdata[_CAPTURED_AT] = at
+    return frame
+
+
+def captured_at(frame: rtc.AudioFrame) -> float | None:
+    """When ``frame``'s last sample was captured (loop clock), if its backend said."""
+    at = frame.userdata.get(_CAPTURED_AT)
+    return at if isinstance(at, float) else None
+
+
 class AudioByteStream:
     """Re-chunks a stream of PCM bytes into frames of exactly ``samples_per_frame`` samples."""
 
@@ -49,6 +66,11 @@ class AudioByteStream:
         self._samples_per_frame = samples_per_frame or sample_rate // 100
         self._bytes_per_frame = self._samples_per_frame * num_channels * 2
         self._buf = bytearray()
+
+    @property
+    def pending_samples(self) -> int:
+        """Samples (per channel) held back until a whole frame is there."""
+        return len(self._buf) // (2 * self._num_channels)
 
     def push(self, data: bytes | bytearray | memoryview) -> list[rtc.AudioFrame]:
         self._buf.extend(data)

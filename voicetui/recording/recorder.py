@@ -173,9 +173,11 @@ class Recorder:
         self._segment_ids += 1
         return self._segment_ids
 
-    def push_user_audio(self, loop_time: float, pcm: np.ndarray, rate: int) -> None:
+    def push_user_audio(
+        self, loop_time: float, pcm: np.ndarray, rate: int, *, captured: bool = False
+    ) -> None:
         t = self.rel(loop_time)
-        self._push_audio(UserAudio(t, pcm, rate), len(pcm) / rate, t)
+        self._push_audio(UserAudio(t, pcm, rate, captured), len(pcm) / rate, t)
 
     def push_agent_audio(
         self, segment: int, start: float, pcm: np.ndarray, rate: int, restart: bool

@@ -22,6 +22,7 @@ import numpy as np
 import soxr
 from livekit import rtc
 
+from ..agents.audio import captured_at
 from ..agents.voice.io import AudioInput, AudioOutput, PlaybackFinishedEvent, PlaybackStartedEvent
 
 logger = logging.getLogger("voicetui.recording")
@@ -41,7 +42,11 @@ class TapSink(Protocol):
         """Seconds since the recording started."""
         ...
 
-    def push_user_audio(self, loop_time: float, pcm: np.ndarray, rate: int) -> None: ...
+    def push_user_audio(
+        self, loop_time: float, pcm: np.ndarray, rate: int, *, captured: bool = False
+    ) -> None:
+        """``loop_time``: when the frame's last sample was captured (``captured``: the backend
+        said so) or arrived."""
 
     def push_agent_audio(
         self, segment: int, start: float, pcm: np.ndarray, rate: int, restart: bool
@@ -105,7 +110,14 @@ class RecordingAudioInput(AudioInput):
                     return
                 sink = self._live()
                 if sink is not None:
-                    sink.push_user_audio(sink.now(), frame_pcm(frame), frame.sample_rate)
+                    # placed where it was captured when the backend says (a busy loop
+                    # delivers late; the session dates speech by the same mark)
+                    at = captured_at(frame)
+                    pcm = frame_pcm(frame)
+                    if at is None:
+                        sink.push_user_audio(sink.now(), pcm, frame.sample_rate)
+                    else:
+                        sink.push_user_audio(at, pcm, frame.sample_rate, captured=True)
                 yield frame
         finally:
             aclose = getattr(it, "aclose", None)

@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 from livekit import rtc
 
 from .._retry import retry_delay
-from ..audio import frame_duration
+from ..audio import captured_at, frame_duration
 from ..exceptions import ModelError
 from ..metrics import STTMetrics, VADMetrics
 from ..stt import SpeechEvent, SpeechEventType
@@ -56,9 +56,15 @@ class EndOfTurnInfo:
 
 
 class RecognitionHooks(Protocol):
-    def on_start_of_speech(self, ev: VADEvent | None) -> None: ...
+    def on_start_of_speech(self, ev: VADEvent | None, at: float) -> None:
+        """The user's voice started at ``at`` (loop time; earlier than now when the VAD
+        waited for enough speech to be sure)."""
+
     def on_vad_inference_done(self, ev: VADEvent) -> None: ...
-    def on_end_of_speech(self, ev: VADEvent | None) -> None: ...
+    def on_end_of_speech(self, ev: VADEvent | None, at: float) -> None:
+        """The user's voice ended at ``at`` (loop time: the end of the audio heard as speech;
+        the same instant end-of-turn delays and end-to-end latency count from)."""
+
     def on_interim_transcript(self, ev: SpeechEvent) -> None: ...
     def on_final_transcript(self, ev: SpeechEvent) -> None: ...
     def on_preemptive_generation(self, transcript: str) -> None: ...
@@ -93,7 +99,8 @@ class _AudioClock:
     def fed(self, frame: rtc.AudioFrame) -> None:
         self.input_rate = frame.sample_rate
         self._fed += frame_duration(frame)
-        self._marks.append((self._fed, now()))
+        at = captured_at(frame)  # when the backend captured it; else now, as it arrives
+        self._marks.append((self._fed, now() if at is None else at))
         while self._marks and self._marks[0][0] < self._fed - self._KEEP:
             self._marks.popleft()
 
@@ -237,7 +244,7 @@ class AudioRecognition:
         if self._speaking:
             self._speaking = False
             self._last_speaking_time = now()
-            self._hooks.on_end_of_speech(None)
+            self._hooks.on_end_of_speech(None, self._last_speaking_time)
             if self._mode == "vad":
                 self._run_eou_detection()
         self._restart_vad()
@@ -258,7 +265,7 @@ class AudioRecognition:
         if self._speaking:
             self._speaking = False
             self._last_speaking_time = now()
-            self._hooks.on_end_of_speech(None)
+            self._hooks.on_end_of_speech(None, self._last_speaking_time)
             self._restart_vad()  # so that the user speaking on is a new start of speech
         if self._interim or (self._started_speaking_at is not None and not self._transcript):
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -339,11 +346,12 @@ class AudioRecognition:
             if self._speaking:
                 return
             self._speaking = True
+            started = self._vad_event_time(ev) - ev.speech_duration
             if self._started_speaking_at is None:
-                self._started_speaking_at = self._vad_event_time(ev) - ev.speech_duration
+                self._started_speaking_at = started
             if self._eou_task is not None:
                 self._eou_task.cancel()  # the user goes on: not the end of the turn
-            self._hooks.on_start_of_speech(ev)
+            self._hooks.on_start_of_speech(ev, started)
         elif ev.type == VADEventType.INFERENCE_DONE:
             self._vad_inference_total += ev.inference_duration
             self._vad_inference_count += 1
@@ -358,7 +366,7 @@ class AudioRecognition:
                 return
             self._speaking = False
             self._last_speaking_time = self._vad_event_time(ev) - ev.silence_duration
-            self._hooks.on_end_of_speech(ev)
+            self._hooks.on_end_of_speech(ev, self._last_speaking_time)
             if self._mode == "vad":
                 self._run_eou_detection()
 
@@ -435,7 +443,7 @@ class AudioRecognition:
                     self._started_speaking_at = now()
                 if self._eou_task is not None:
                     self._eou_task.cancel()
-                self._hooks.on_start_of_speech(None)
+                self._hooks.on_start_of_speech(None, now())
         elif ev.type == SpeechEventType.INTERIM_TRANSCRIPT:
             text = ev.text.strip()
             if text:
@@ -472,7 +480,7 @@ class AudioRecognition:
             # speech only ends the turn (turn_detection="stt")
             if self._vad is None and self._speaking:
                 self._speaking = False
-                self._hooks.on_end_of_speech(None)
+                self._hooks.on_end_of_speech(None, now())
             if self._vad is None or self._mode == "stt":
                 self._last_speaking_time = now()
             if self._mode == "stt":

@@ -111,8 +111,7 @@ class TurnTaking:
         return self._recognition.current_transcript if self._recognition is not None else ""
 
     # --- what the user does -----------------------------------------------------------------
-    def on_start_of_speech(self, ev: VADEvent | None) -> None:
-        at = now() - ev.speech_duration if ev is not None else None
+    def on_start_of_speech(self, ev: VADEvent | None, at: float) -> None:
         self._session._update_user_state("speaking", at=at)
         fi = self._false_interruption
         if fi is not None and fi.timer is not None:
@@ -152,8 +151,7 @@ class TurnTaking:
         ):
             self._interrupt_by_voice()
 
-    def on_end_of_speech(self, ev: VADEvent | None) -> None:
-        at = now() - ev.silence_duration if ev is not None else None
+    def on_end_of_speech(self, ev: VADEvent | None, at: float) -> None:
         self._session._update_user_state("listening", at=at)
         fi = self._false_interruption
         if fi is not None and fi.timer is None:
