@@ -19,6 +19,7 @@ from ..utils.aio import Feed, cancel_and_wait
 from ..vad import VAD
 
 if TYPE_CHECKING:
+    from ..turn_detector import TurnDetector
     from .agent_activity import AgentActivity
     from .agent_session import AgentSession
     from .audio_recognition import TurnDetectionMode
@@ -61,7 +62,7 @@ class Agent:
         resume_false_interruption: bool | NotGiven = NOT_GIVEN,
         min_consecutive_speech_delay: float | NotGiven = NOT_GIVEN,
         preemptive_generation: bool | NotGiven = NOT_GIVEN,
-        turn_detection: TurnDetectionMode | NotGiven | None = NOT_GIVEN,
+        turn_detection: TurnDetectionMode | TurnDetector | NotGiven | None = NOT_GIVEN,
         id: str | None = None,
     ) -> None:
         self._id = id or _default_id(type(self))

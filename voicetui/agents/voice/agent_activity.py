@@ -18,6 +18,7 @@ from ..stt import STT
 from ..stt import StreamAdapter as STTStreamAdapter
 from ..tts import TTS
 from ..tts import StreamAdapter as TTSStreamAdapter
+from ..turn_detector import TurnDetector
 from ..utils.aio import Chan, TaskSet, cancel_and_wait, now
 from ..vad import VAD
 from .agent import Agent, ModelSettings
@@ -137,10 +138,22 @@ class AgentActivity:
     def recognition(self) -> AudioRecognition | None:
         return self._recognition
 
+    def turn_detector(self) -> TurnDetector | None:
+        """The end-of-turn model, when ``turn_detection`` is one (and the mode is not
+        switched to something else for now, e.g. push-to-talk)."""
+        chosen = self.option("turn_detection")
+        override = self._session._turn_detection_override
+        if isinstance(chosen, TurnDetector) and override in (None, "vad"):
+            return chosen
+        return None
+
     def turn_detection_mode(self) -> TurnDetectionMode:
-        mode: TurnDetectionMode | None = self._session._turn_detection_override or self.option(
-            "turn_detection"
-        )
+        chosen: TurnDetectionMode | TurnDetector | None = self.option("turn_detection")
+        mode = self._session._turn_detection_override or chosen
+        if isinstance(mode, TurnDetector):  # a model decides at the VAD's pauses
+            if self.vad is None:
+                raise ValueError("an end-of-turn model needs a VAD: pass vad= to the session")
+            return "vad"
         if mode is None:
             return "vad" if self.vad is not None else "stt" if self.stt is not None else "manual"
         if mode == "vad" and self.vad is None:
@@ -156,6 +169,9 @@ class AgentActivity:
             model.on("metrics_collected", self._on_model_metrics)  # type: ignore[union-attr]
             self._metrics_sources.append(model)
         self._start_recognition()
+        if (detector := self.turn_detector()) is not None:
+            # loaded now, off the loop, rather than at the user's first pause
+            self._tasks.create(asyncio.to_thread(detector.prewarm), name="TurnDetector.prewarm")
         self._tasks.create(self._scheduling_loop(), name="AgentActivity.scheduling")
         self._on_enter_task = self._tasks.create(
             self._run_hook("on_enter", self._agent.on_enter), name="AgentActivity.on_enter"
@@ -243,6 +259,7 @@ class AgentActivity:
             stt_label=stt.label if stt is not None else "",
             turn_detection=mode,
             endpointing=endpointing,
+            turn_detector=self.turn_detector,
             preemptive_generation=lambda: bool(self.option("preemptive_generation")),
             stt_conn_options=self._session.conn_options.stt,
         )

@@ -25,6 +25,7 @@ from ..llm import (
 from ..metrics import AgentMetrics
 from ..stt import STT
 from ..tts import TTS
+from ..turn_detector import TurnDetector
 from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 from ..utils.aio import EventEmitter, TaskSet, cancel_and_wait
 from ..vad import VAD
@@ -83,7 +84,7 @@ class AgentSessionOptions:
     resume_false_interruption: bool = True
     min_consecutive_speech_delay: float = 0.0
     preemptive_generation: bool = False
-    turn_detection: TurnDetectionMode | None = None
+    turn_detection: TurnDetectionMode | TurnDetector | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -108,7 +109,7 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         resume_false_interruption: bool = True,
         min_consecutive_speech_delay: float = 0.0,
         preemptive_generation: bool = False,
-        turn_detection: TurnDetectionMode | None = None,
+        turn_detection: TurnDetectionMode | TurnDetector | None = None,
         conn_options: SessionConnectOptions | None = None,
     ) -> None:
         super().__init__()

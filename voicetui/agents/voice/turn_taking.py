@@ -389,6 +389,8 @@ class TurnTaking:
                 transcription_delay=info.transcription_delay,
                 on_user_turn_completed_delay=hook_delay,
                 speech_id=handle.id if handle is not None else None,
+                end_of_turn_probability=info.end_of_turn_probability,
+                end_of_turn_threshold=info.end_of_turn_threshold,
             )
         )
 
