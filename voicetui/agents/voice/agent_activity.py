@@ -21,7 +21,7 @@ from ..tts import StreamAdapter as TTSStreamAdapter
 from ..utils.aio import Chan, TaskSet, cancel_and_wait, now
 from ..vad import VAD
 from .agent import Agent, ModelSettings
-from .audio_recognition import AudioRecognition, EndpointingOptions, TurnDetectionMode
+from .audio_recognition import AudioRecognition, EndpointingOptions
 from .events import (
     SpeechCreatedEvent,
     SpeechSource,
@@ -35,6 +35,7 @@ from .io import AudioOutput
 from .reply import run_reply
 from .speech_handle import SPEECH_PRIORITY_NORMAL, SpeechHandle, TurnTiming
 from .speech_output import Spoken, speak
+from .turn_options import TurnDetectionMode, TurnOptions
 from .turn_taking import TurnTaking
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class AgentActivity:
     def __init__(self, agent: Agent, session: AgentSession[Any]) -> None:
         self._agent = agent
         self._session = session
+        self._options = session.options.with_overrides(agent.options)
         self._tasks = TaskSet(f"AgentActivity({agent.id})")
         self._speech_q: list[tuple[int, int, SpeechHandle]] = []
         self._seq = 0
@@ -120,10 +122,10 @@ class AgentActivity:
     def tools(self) -> list[FunctionTool]:
         return self._agent.tools
 
-    def option(self, name: str) -> Any:
-        """A turn-taking option: the agent's override, else the session's."""
-        agent_opts = self._agent.options
-        return agent_opts[name] if name in agent_opts else getattr(self._session.options, name)
+    @property
+    def options(self) -> TurnOptions:
+        """The effective turn-taking options: the agent's overrides over the session's."""
+        return self._options
 
     @property
     def current_speech(self) -> SpeechHandle | None:
@@ -138,9 +140,7 @@ class AgentActivity:
         return self._recognition
 
     def turn_detection_mode(self) -> TurnDetectionMode:
-        mode: TurnDetectionMode | None = self._session._turn_detection_override or self.option(
-            "turn_detection"
-        )
+        mode = self._session._turn_detection_override or self._options.turn_detection
         if mode is None:
             return "vad" if self.vad is not None else "stt" if self.stt is not None else "manual"
         if mode == "vad" and self.vad is None:
@@ -232,8 +232,8 @@ class AgentActivity:
 
         def endpointing() -> EndpointingOptions:
             return EndpointingOptions(
-                min_delay=self.option("min_endpointing_delay"),
-                max_delay=self.option("max_endpointing_delay"),
+                min_delay=self.options.min_endpointing_delay,
+                max_delay=self.options.max_endpointing_delay,
             )
 
         self._recognition = AudioRecognition(
@@ -243,7 +243,7 @@ class AgentActivity:
             stt_label=stt.label if stt is not None else "",
             turn_detection=mode,
             endpointing=endpointing,
-            preemptive_generation=lambda: bool(self.option("preemptive_generation")),
+            preemptive_generation=lambda: self.options.preemptive_generation,
             stt_conn_options=self._session.conn_options.stt,
         )
         self._turns.attach(self._recognition)
@@ -258,7 +258,7 @@ class AgentActivity:
             speech is not None
             and not speech.done()
             and not speech.allow_interruptions
-            and self.option("discard_audio_if_uninterruptible")
+            and self.options.discard_audio_if_uninterruptible
         ):
             return  # the user talks over a speech that cannot be interrupted: not a turn
         self._recognition.push_audio(frame)
@@ -387,7 +387,7 @@ class AgentActivity:
                 _, _, speech = heapq.heappop(self._speech_q)
                 if speech.done():
                     continue
-                delay = self.option("min_consecutive_speech_delay")
+                delay = self.options.min_consecutive_speech_delay
                 if delay > 0 and self._last_speech_end is not None:
                     await asyncio.sleep(max(0.0, self._last_speech_end + delay - now()))
                     if speech.done():
@@ -507,7 +507,7 @@ class AgentActivity:
         return handle
 
     def _allow_interruptions(self, value: bool | None) -> bool:
-        return bool(self.option("allow_interruptions")) if value is None else value
+        return self.options.allow_interruptions if value is None else value
 
     # --- speaking -------------------------------------------------------------------------
     def audio_output(self) -> AudioOutput | None:
