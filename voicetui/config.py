@@ -18,8 +18,8 @@ The file (``platformdirs.user_config_dir("voicetui")/config.toml``, or ``$VOICET
     url = "wss://example.livekit.cloud"
     name = "voicetui"
 
-    [turn]                         # AgentSession turn-taking options
-    min_endpointing_delay = 0.4
+    [turn]                         # agents.voice.TurnOptions: AgentSession's turn-taking
+    min_endpointing_delay = 0.4    # options (the CLI's turn flags come from it too)
     user_away_timeout = 0          # 0 disables it
 
 Environment: ``VOICETUI_<KEY>`` for top-level keys (``VOICETUI_MODE``),
