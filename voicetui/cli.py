@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
-from .config import Mode
+from .config import DISABLED_BY_ZERO, Mode, TurnSettings
 
 USAGE_ERROR = 2
 
@@ -126,8 +126,6 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
 def _turn_flags(group: argparse._ArgumentGroup) -> None:
     """One flag per turn option, generated from its field: type, choices and help (the field's
     docstring). Booleans get a ``--no-`` form too."""
-    from .config import DISABLED_BY_ZERO, TurnSettings
-
     for name, info in TurnSettings.model_fields.items():
         kind = _without_none(info.annotation)
         help_text = " ".join((info.description or "").split()).replace("%", "%%")
@@ -160,8 +158,6 @@ def _without_none(annotation: Any) -> Any:
 
 def _flag_keys() -> dict[str, str]:
     """argparse's ``dest`` → the dotted settings key it sets."""
-    from .config import TurnSettings
-
     return {**_FLAG_KEYS, **{name: f"turn.{name}" for name in TurnSettings.model_fields}}
 
 
