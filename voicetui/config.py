@@ -27,6 +27,9 @@ Environment: ``VOICETUI_<KEY>`` for top-level keys (``VOICETUI_MODE``),
 keys also without their section (``VOICETUI_LLM``, ``VOICETUI_LLM_MODEL``), plus the usual
 ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``LIVEKIT_URL``, ``LIVEKIT_API_KEY`` and
 ``LIVEKIT_API_SECRET`` (the ``VOICETUI_`` names win over those).
+
+The layering is done here rather than with pydantic-settings: its sources do not tell which one
+a value came from, and ``voicetui config`` shows that for every key.
 """
 
 from __future__ import annotations
@@ -313,6 +316,6 @@ def _explain(error: ValidationError, sources: Mapping[str, str]) -> str:
         if err["type"] == "extra_forbidden":
             msg = "unknown setting"
         else:
-            msg = err["msg"]
+            msg = err["msg"].removeprefix("Value error, ")  # (a validator's own message)
         lines.append(f"{key}: {msg}" + (f" (from {where})" if where else ""))
     return "invalid settings:\n  " + "\n  ".join(lines)
