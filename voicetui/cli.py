@@ -17,12 +17,14 @@ import argparse
 import inspect
 import logging
 import sys
+import types
 import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
+from .config import DISABLED_BY_ZERO, Mode, TurnSettings
 
 USAGE_ERROR = 2
 
@@ -48,7 +50,7 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("session")
     g.add_argument(
         "--mode",
-        choices=["local", "room", "text", "wav"],
+        choices=typing.get_args(Mode),
         default=S,
         help="where the conversation happens (default: local; wav with --input-wav)",
     )
@@ -113,11 +115,7 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
         default=S,
         help="an OpenAI-compatible server (default: $OPENAI_BASE_URL)",
     )
-    t = parser.add_argument_group("turn-taking")
-    t.add_argument("--min-endpointing-delay", type=float, metavar="SECONDS", default=S)
-    t.add_argument("--max-endpointing-delay", type=float, metavar="SECONDS", default=S)
-    t.add_argument("--turn-detection", choices=["vad", "stt", "manual"], default=S)
-    t.add_argument("--preemptive-generation", action="store_true", default=S)
+    _turn_flags(parser.add_argument_group("turn-taking"))
     r = parser.add_argument_group("LiveKit room")
     r.add_argument("--url", default=S, help="LiveKit server URL (default: $LIVEKIT_URL)")
     r.add_argument("--room", default=S, help="room name (default: voicetui)")
@@ -125,7 +123,45 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--token", default=S, help="a join token (default: minted from the API key)")
 
 
-_FLAG_KEYS: dict[str, str] = {
+def _turn_flags(group: argparse._ArgumentGroup) -> None:
+    """One flag per turn option, generated from its field: type, choices and help (the field's
+    docstring). Booleans get a ``--no-`` form too."""
+    for name, info in TurnSettings.model_fields.items():
+        kind = _without_none(info.annotation)
+        help_text = " ".join((info.description or "").split()).replace("%", "%%")
+        if name in DISABLED_BY_ZERO:
+            help_text += " 0 disables it."
+        flag = f"--{name.replace('_', '-')}"
+        if kind is bool:
+            group.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                help=help_text,
+            )  # fmt: skip
+        elif typing.get_origin(kind) is typing.Literal:
+            group.add_argument(
+                flag, choices=typing.get_args(kind), default=argparse.SUPPRESS, help=help_text
+            )
+        else:
+            metavar = "SECONDS" if kind is float else "N"  # (every float option is a duration)
+            group.add_argument(
+                flag, type=kind, metavar=metavar, default=argparse.SUPPRESS, help=help_text
+            )
+
+
+def _without_none(annotation: Any) -> Any:
+    """``X | None`` → ``X``; anything else as is."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return annotation
+
+
+def _flag_keys() -> dict[str, str]:
+    """argparse's ``dest`` → the dotted settings key it sets."""
+    return {**_FLAG_KEYS, **{name: f"turn.{name}" for name in TurnSettings.model_fields}}
+
+
+_FLAG_KEYS: dict[str, str] = {  # (the turn options' flags are generated: _turn_flags)
     "mode": "mode",
     "agent": "agent",
     "theme": "theme",
@@ -144,10 +180,6 @@ _FLAG_KEYS: dict[str, str] = {
     "stt_model": "models.stt_model",
     "tts_voice": "models.tts_voice",
     "openai_base_url": "models.openai_base_url",
-    "min_endpointing_delay": "turn.min_endpointing_delay",
-    "max_endpointing_delay": "turn.max_endpointing_delay",
-    "turn_detection": "turn.turn_detection",
-    "preemptive_generation": "turn.preemptive_generation",
     "url": "room.url",
     "room": "room.name",
     "identity": "room.identity",
@@ -224,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
 def flags_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The settings the flags set, by dotted key."""
     given = vars(args)
-    flags = {key: given[name] for name, key in _FLAG_KEYS.items() if name in given}
+    flags = {key: given[name] for name, key in _flag_keys().items() if name in given}
     if "input_wav" in flags and "mode" not in flags:
         flags["mode"] = "wav"
     return flags

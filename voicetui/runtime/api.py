@@ -22,8 +22,7 @@ from typing import Any, Literal, Protocol, TypeAlias
 
 from ..agents.llm import FunctionCall
 from ..agents.voice import ToolExecution
-
-Mode: TypeAlias = Literal["local", "room", "text", "wav"]
+from ..config import Mode as Mode  # (re-exported: part of the runtime contract)
 
 
 @dataclass(frozen=True)

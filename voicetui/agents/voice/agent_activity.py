@@ -22,7 +22,7 @@ from ..turn_detector import TurnDetector
 from ..utils.aio import Chan, TaskSet, cancel_and_wait, now
 from ..vad import VAD
 from .agent import Agent, ModelSettings
-from .audio_recognition import AudioRecognition, EndpointingOptions, TurnDetectionMode
+from .audio_recognition import AudioRecognition, EndpointingOptions
 from .events import (
     SpeechCreatedEvent,
     SpeechSource,
@@ -36,6 +36,7 @@ from .io import AudioOutput
 from .reply import run_reply
 from .speech_handle import SPEECH_PRIORITY_NORMAL, SpeechHandle, TurnTiming
 from .speech_output import Spoken, speak
+from .turn_options import TurnDetectionMode, TurnOptions
 from .turn_taking import TurnTaking
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class AgentActivity:
     def __init__(self, agent: Agent, session: AgentSession[Any]) -> None:
         self._agent = agent
         self._session = session
+        self._options = session.options.with_overrides(agent.options)
         self._tasks = TaskSet(f"AgentActivity({agent.id})")
         self._speech_q: list[tuple[int, int, SpeechHandle]] = []
         self._seq = 0
@@ -121,10 +123,10 @@ class AgentActivity:
     def tools(self) -> list[FunctionTool]:
         return self._agent.tools
 
-    def option(self, name: str) -> Any:
-        """A turn-taking option: the agent's override, else the session's."""
-        agent_opts = self._agent.options
-        return agent_opts[name] if name in agent_opts else getattr(self._session.options, name)
+    @property
+    def options(self) -> TurnOptions:
+        """The effective turn-taking options: the agent's overrides over the session's."""
+        return self._options
 
     @property
     def current_speech(self) -> SpeechHandle | None:
@@ -139,21 +141,19 @@ class AgentActivity:
         return self._recognition
 
     def turn_detector(self) -> TurnDetector | None:
-        """The end-of-turn model, when ``turn_detection`` is one (and the mode is not
-        switched to something else for now, e.g. push-to-talk)."""
-        chosen = self.option("turn_detection")
-        override = self._session._turn_detection_override
-        if isinstance(chosen, TurnDetector) and override in (None, "vad"):
-            return chosen
-        return None
+        """The end-of-turn model deciding at the VAD's pauses: the agent's, else the
+        session's unless the agent chose another mode; none while the mode is switched to
+        something else for now (push-to-talk)."""
+        if self._session._turn_detection_override not in (None, "vad"):
+            return None
+        if self._agent.turn_detector is not None:
+            return self._agent.turn_detector
+        if "turn_detection" in self._agent.options.given():
+            return None  # the agent chose a mode of its own
+        return self._session.turn_detector
 
     def turn_detection_mode(self) -> TurnDetectionMode:
-        chosen: TurnDetectionMode | TurnDetector | None = self.option("turn_detection")
-        mode = self._session._turn_detection_override or chosen
-        if isinstance(mode, TurnDetector):  # a model decides at the VAD's pauses
-            if self.vad is None:
-                raise ValueError("an end-of-turn model needs a VAD: pass vad= to the session")
-            return "vad"
+        mode = self._session._turn_detection_override or self._options.turn_detection
         if mode is None:
             return "vad" if self.vad is not None else "stt" if self.stt is not None else "manual"
         if mode == "vad" and self.vad is None:
@@ -248,8 +248,8 @@ class AgentActivity:
 
         def endpointing() -> EndpointingOptions:
             return EndpointingOptions(
-                min_delay=self.option("min_endpointing_delay"),
-                max_delay=self.option("max_endpointing_delay"),
+                min_delay=self.options.min_endpointing_delay,
+                max_delay=self.options.max_endpointing_delay,
             )
 
         self._recognition = AudioRecognition(
@@ -260,7 +260,7 @@ class AgentActivity:
             turn_detection=mode,
             endpointing=endpointing,
             turn_detector=self.turn_detector,
-            preemptive_generation=lambda: bool(self.option("preemptive_generation")),
+            preemptive_generation=lambda: self.options.preemptive_generation,
             stt_conn_options=self._session.conn_options.stt,
         )
         self._turns.attach(self._recognition)
@@ -275,7 +275,7 @@ class AgentActivity:
             speech is not None
             and not speech.done()
             and not speech.allow_interruptions
-            and self.option("discard_audio_if_uninterruptible")
+            and self.options.discard_audio_if_uninterruptible
         ):
             return  # the user talks over a speech that cannot be interrupted: not a turn
         self._recognition.push_audio(frame)
@@ -404,7 +404,7 @@ class AgentActivity:
                 _, _, speech = heapq.heappop(self._speech_q)
                 if speech.done():
                     continue
-                delay = self.option("min_consecutive_speech_delay")
+                delay = self.options.min_consecutive_speech_delay
                 if delay > 0 and self._last_speech_end is not None:
                     await asyncio.sleep(max(0.0, self._last_speech_end + delay - now()))
                     if speech.done():
@@ -524,7 +524,7 @@ class AgentActivity:
         return handle
 
     def _allow_interruptions(self, value: bool | None) -> bool:
-        return bool(self.option("allow_interruptions")) if value is None else value
+        return self.options.allow_interruptions if value is None else value
 
     # --- speaking -------------------------------------------------------------------------
     def audio_output(self) -> AudioOutput | None:

@@ -13,7 +13,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from livekit import rtc
@@ -29,10 +29,9 @@ from ..utils.aio import Chan, Feed, TaskSet, cancel_and_wait, now
 from ..vad import VAD, VADEvent, VADEventType
 from .agent import ModelSettings
 from .generation import iterate_node
+from .turn_options import TurnDetectionMode
 
 logger = logging.getLogger("voicetui.agents.voice")
-
-TurnDetectionMode = Literal["vad", "stt", "manual"]
 
 # audio kept for replay into a reconnected STT stream: everything since the last final
 # transcript, at most this much (older audio is dropped), and only this much while silent

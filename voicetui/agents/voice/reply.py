@@ -64,11 +64,11 @@ async def run_reply(
         calls = llm_data.function_calls
         if not calls:
             return []
-        if handle.step_index >= activity.option("max_tool_steps"):
+        if handle.step_index >= activity.options.max_tool_steps:
             logger.warning(
                 "%s: max_tool_steps (%d) reached, ignoring %d tool call(s)",
                 activity._agent.label,
-                activity.option("max_tool_steps"),
+                activity.options.max_tool_steps,
                 len(calls),
             )
             return []
@@ -190,7 +190,7 @@ def _record_tool_step(
     if not any(o.reply_required for o in outcomes):
         return
     step = handle.step_index + 1
-    last_step = step >= activity.option("max_tool_steps")
+    last_step = step >= activity.options.max_tool_steps
     reply = SpeechHandle(
         allow_interruptions=handle.allow_interruptions, step_index=step, parent=handle
     )

@@ -147,7 +147,7 @@ class TurnTaking:
             ev.speaking
             and self._recognition is not None
             and self._recognition.user_speaking  # (not the tail of a turn already committed)
-            and ev.speech_duration >= self._activity.option("min_interruption_duration")
+            and ev.speech_duration >= self._activity.options.min_interruption_duration
         ):
             self._interrupt_by_voice()
 
@@ -180,7 +180,7 @@ class TurnTaking:
     def _on_words(self) -> None:
         words = _words(self._current_transcript())
         fi = self._false_interruption
-        if fi is not None and words >= max(1, self._activity.option("min_interruption_words")):
+        if fi is not None and words >= max(1, self._activity.options.min_interruption_words):
             # the user really is talking: the interruption stands
             self._false_interruption = None
             if fi.timer is not None:
@@ -188,7 +188,7 @@ class TurnTaking:
             if not fi.speech.done():
                 fi.speech._cancel()
             return
-        if self._activity.vad is None or self._activity.option("min_interruption_words") > 0:
+        if self._activity.vad is None or self._activity.options.min_interruption_words > 0:
             self._interrupt_by_voice()
 
     def on_metrics(self, metrics: STTMetrics | VADMetrics) -> None:
@@ -206,14 +206,14 @@ class TurnTaking:
         fi = self._false_interruption
         if fi is not None and fi.speech is speech:
             return  # already paused for this voice
-        min_words = activity.option("min_interruption_words")
+        min_words = activity.options.min_interruption_words
         if min_words > 0 and _words(self._current_transcript()) < min_words:
             return
-        timeout = activity.option("false_interruption_timeout")
+        timeout = activity.options.false_interruption_timeout
         out = activity.audio_output()
         has_words = _words(self._current_transcript()) >= max(1, min_words)
         may_resume = (
-            timeout is not None and not has_words and activity.option("resume_false_interruption")
+            timeout is not None and not has_words and activity.options.resume_false_interruption
         )
         state = self._session.agent_state
         if may_resume and state == "speaking" and out is not None and out.can_pause:
@@ -257,7 +257,9 @@ class TurnTaking:
         self._false_interruption = fi
 
     def _start_false_interruption_timer(self, fi: _FalseInterruption) -> None:
-        timeout = self._activity.option("false_interruption_timeout")
+        timeout = self._activity.options.false_interruption_timeout
+        if timeout is None:  # (cannot be: only a timeout makes an interruption maybe false)
+            return
         fi.timer = self._tasks.create(
             self._false_interruption_timer(fi, timeout), name="TurnTaking.false_interruption"
         )
@@ -295,7 +297,7 @@ class TurnTaking:
         speech = activity.current_speech
         if speech is not None and not speech.done() and not speech.interrupted:
             if speech.allow_interruptions:
-                min_words = activity.option("min_interruption_words")
+                min_words = activity.options.min_interruption_words
                 if min_words > 0 and _words(info.new_transcript) < min_words:
                     logger.debug(
                         "user turn %r shorter than min_interruption_words: kept for the next turn",
