@@ -39,6 +39,7 @@ def _choices(name: str) -> list[str]:
         "llm": selection.LLMChoice,
         "tts": selection.TTSChoice,
         "vad": selection.VADChoice,
+        "turn_detector": selection.TurnDetectorChoice,
     }[name]
     return list(typing.get_args(alias))
 
@@ -106,6 +107,13 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
             default=S,
             help=f"{kind.upper()} provider (default: auto)",
         )
+    m.add_argument(
+        "--turn-detector",
+        choices=_choices("turn_detector"),
+        default=S,
+        help="an end-of-turn model that decides at the VAD's pauses whether the user is done "
+        "(smart_turn: Smart Turn v3, the voicetui[smart-turn] extra; default: none)",
+    )
     m.add_argument("--llm-model", metavar="NAME", default=S)
     m.add_argument("--stt-model", metavar="NAME", default=S)
     m.add_argument("--tts-voice", metavar="NAME", default=S)
@@ -176,6 +184,7 @@ _FLAG_KEYS: dict[str, str] = {  # (the turn options' flags are generated: _turn_
     "llm": "models.llm",
     "tts": "models.tts",
     "vad": "models.vad",
+    "turn_detector": "models.turn_detector",
     "llm_model": "models.llm_model",
     "stt_model": "models.stt_model",
     "tts_voice": "models.tts_voice",
@@ -506,7 +515,7 @@ def _recording_command(args: argparse.Namespace, settings: Any, out: TextIO, err
     async def session_factory() -> Any:
         models = build_models(resolved)
         session: AgentSession[Any] = AgentSession(
-            **models.as_kwargs(), **settings.turn.session_kwargs()
+            **models.session_kwargs(settings.turn.session_kwargs())
         )
         return session, await make_agent(agent_source)
 

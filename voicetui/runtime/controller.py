@@ -301,7 +301,7 @@ class SessionController(LoopRuntime):
             **self._settings.turn.session_kwargs(),
             **self._session_options,
         }
-        session: AgentSession[Any] = AgentSession(**self._models.as_kwargs(), **kwargs)
+        session: AgentSession[Any] = AgentSession(**self._models.session_kwargs(kwargs))
         session.tool_call_interceptor = self._breaks.intercept
         for name in SESSION_EVENTS:
             session.on(name, self._on_session_event)  # type: ignore[arg-type]
