@@ -14,7 +14,6 @@ config, an agent that does not load, missing model requirements), 130 interrupte
 from __future__ import annotations
 
 import argparse
-import inspect
 import logging
 import sys
 import typing
@@ -362,13 +361,6 @@ def _run_tui(settings: Any, agent_factory: Any, err: TextIO) -> int:
     capture = LogCapture(settings.log_level)
     capture.install()  # from here on nothing is logged to the raw terminal
     controller = SessionController(settings, agent=agent_factory, log_capture=capture)
-    # run_app(runtime, *, theme=..., title=...) today; pass the settings if it takes them
-    params = inspect.signature(run_app).parameters
-    kwargs: dict[str, Any] = {}
-    if "settings" in params:
-        kwargs["settings"] = settings
-    if "theme" in params:
-        kwargs["theme"] = settings.theme
     from platformdirs import user_log_dir
 
     from .runtime.native_output import native_output_to
@@ -381,8 +373,7 @@ def _run_tui(settings: Any, agent_factory: Any, err: TextIO) -> int:
             try:
                 # C libraries (ALSA, llama.cpp) write straight to the terminal: into a log file
                 with native_output_to(Path(user_log_dir("voicetui")) / "native.log"):
-                    result = run_app(controller, **kwargs)
-                code = int(result) if isinstance(result, int) else 0
+                    code = run_app(controller, theme=settings.theme)
             except KeyboardInterrupt as e:
                 code = exit_code(e)
             finally:
@@ -424,7 +415,7 @@ def _show_in_tui(args: argparse.Namespace, settings: Any, err: TextIO) -> int:
         return _fail(f"the terminal UI is not available in this build ({e}); use --text", err)
     theme = getattr(settings, "theme", None) if settings is not None else None
     try:
-        return run_app(view, theme=theme, title=view.title, read_only=True)
+        return run_app(view, theme=theme)
     except KeyboardInterrupt:
         return 130
     finally:

@@ -128,11 +128,6 @@ class Recording:
         return [t for t in self.turns if t.user is not None]
 
     @property
-    def user_turn_times(self) -> list[float]:
-        """When each user message was committed (seconds since the start)."""
-        return [t.t for t in self.user_turns]
-
-    @property
     def tool_calls(self) -> list[ToolCallRecord]:
         return [c for t in self.turns for c in t.tools]
 

@@ -101,11 +101,11 @@ class TranscriptSink(TextOutput):
         if not self._text:
             self._current_id = self._speech_id()
         self._text += text
-        self._emit(AgentTranscript(self._current_id, self._text))
+        self._emit(AgentTranscript(speech_id=self._current_id, text=self._text))
 
     def flush(self) -> None:
         if self._text:
-            self._emit(AgentTranscript(self._current_id, self._text, final=True))
+            self._emit(AgentTranscript(speech_id=self._current_id, text=self._text, final=True))
         self._text = ""
 
 
