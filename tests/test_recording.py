@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.transcript_md import parse_transcript
 from voicetui.agents import Agent, AgentSession, RunContext, function_tool
 from voicetui.agents.llm import FunctionCall, FunctionCallOutput
 from voicetui.agents.testing import (
@@ -31,7 +32,7 @@ from voicetui.agents.testing import (
     Utterance,
 )
 from voicetui.agents.voice import ToolExecution
-from voicetui.recording import Recorder, RecordingError, load_recording, parse_transcript
+from voicetui.recording import Recorder, RecordingError, load_recording
 from voicetui.recording.taps import RecordingAudioInput, RecordingAudioOutput
 from voicetui.runtime.api import AudioLevels, ModeChanged, Notice, RoomDetails, ToolRerun
 

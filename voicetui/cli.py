@@ -442,10 +442,10 @@ def _recording_command(args: argparse.Namespace, settings: Any, out: TextIO, err
             return _fail(f"cannot read the recording: {e}", err)
         at = getattr(args, "at", None)
         if at is not None:
-            from .recording.load import build_turns
+            from .recording.load import turns_of
 
             rec.events = [e for e in rec.events if e.t <= at]
-            rec.turns = build_turns(rec.events)
+            rec.turns = turns_of(rec.events)
         out.write(format_recording(rec) + "\n")
         return 0
     # replay: the current agent and models, as the app would build them

@@ -25,7 +25,7 @@ import time
 from concurrent.futures import Future
 from typing import TextIO, assert_never
 
-from .agents.llm import AgentHandoff, ChatMessage
+from .agents.llm import ChatMessage
 from .agents.voice.events import (
     AgentFalseInterruptionEvent,
     AgentStateChangedEvent,
@@ -39,7 +39,7 @@ from .agents.voice.events import (
     UserInputTranscribedEvent,
     UserStateChangedEvent,
 )
-from .runtime._transcript import format_tool_call
+from .conversation import Entry, Handoff, Said, ToolCall, event_entries, format_tool_call
 from .runtime.api import (
     AgentTranscript,
     AudioLevels,
@@ -73,6 +73,19 @@ def event_json(ev: RuntimeEvent) -> str:
     return json.dumps(event_data(ev), ensure_ascii=False)
 
 
+def _entry_line(entry: Entry) -> str:
+    match entry:
+        case Handoff():
+            # (the first agent of the session is announced as a handoff from "(start)")
+            return f"handoff: {entry.old_agent_id or '(start)'} → {entry.new_agent_id}"
+        case Said():
+            who = "user" if entry.role == "user" else "agent"
+            return f"{who}: {entry.text}{' [interrupted]' if entry.interrupted else ''}"
+        case ToolCall():
+            call = format_tool_call(entry.name, entry.arguments, entry.output, entry.is_error)
+            return f"tool: {call}"
+
+
 def _notice_line(level: NoticeLevel, message: str) -> str:
     return f"voicetui: {'' if level == 'info' else f'{level}: '}{message}"
 
@@ -80,22 +93,9 @@ def _notice_line(level: NoticeLevel, message: str) -> str:
 def event_line(ev: RuntimeEvent) -> tuple[str, bool] | None:
     """The line for ``ev`` and whether it goes to stderr (None: not shown)."""
     match ev:
-        case ConversationItemAddedEvent(item=AgentHandoff() as item):
-            # (the first agent of the session is announced as a handoff from "(start)")
-            return f"handoff: {item.old_agent_id or '(start)'} → {item.new_agent_id}", False
-        case ConversationItemAddedEvent(item=ChatMessage(role="user" | "assistant") as item):
-            who = "user" if item.role == "user" else "agent"
-            mark = " [interrupted]" if item.interrupted else ""
-            return f"{who}: {item.text_content or ''}{mark}", False
-        case FunctionToolsExecutedEvent():
-            lines = [
-                "tool: "
-                + format_tool_call(
-                    e.call.name, e.call.arguments, e.output.output, e.output.is_error
-                )
-                for e in ev.executions
-            ]
-            return "\n".join(lines), False
+        case ConversationItemAddedEvent() | FunctionToolsExecutedEvent():
+            lines = [_entry_line(entry) for entry in event_entries(ev, 0.0)]
+            return ("\n".join(lines), False) if lines else None
         case ErrorEvent():
             return f"error: {ev.source}: {ev.message}", False
         case Notice():
@@ -110,8 +110,7 @@ def event_line(ev: RuntimeEvent) -> tuple[str, bool] | None:
             what = {"start": "loading", "ready": "ready", "failed": "failed"}[ev.stage]
             return f"voicetui: {what} {ev.kind.upper()} {ev.label} {ev.message}".rstrip(), True
         case (
-            ConversationItemAddedEvent()
-            | ModelLoading()
+            ModelLoading()
             | UserInputTranscribedEvent()
             | AgentStateChangedEvent()
             | UserStateChangedEvent()

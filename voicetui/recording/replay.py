@@ -39,9 +39,10 @@ from ..agents.voice.agent import Agent
 from ..agents.voice.agent_session import AgentSession
 from ..agents.voice.events import ConversationItemAddedEvent
 from ..agents.voice.io import AudioInput
+from ..conversation import Turn
 from ..events import SessionEventModel
 from .diff import compare, diff
-from .load import Recording, Turn, load_recording
+from .load import Recording, load_recording
 from .recorder import Recorder
 
 logger = logging.getLogger("voicetui.recording")
