@@ -14,7 +14,6 @@ config, an agent that does not load, missing model requirements), 130 interrupte
 from __future__ import annotations
 
 import argparse
-import inspect
 import logging
 import sys
 import types
@@ -403,13 +402,6 @@ def _run_tui(settings: Any, agent_factory: Any, err: TextIO) -> int:
     capture = LogCapture(settings.log_level)
     capture.install()  # from here on nothing is logged to the raw terminal
     controller = SessionController(settings, agent=agent_factory, log_capture=capture)
-    # run_app(runtime, *, theme=..., title=...) today; pass the settings if it takes them
-    params = inspect.signature(run_app).parameters
-    kwargs: dict[str, Any] = {}
-    if "settings" in params:
-        kwargs["settings"] = settings
-    if "theme" in params:
-        kwargs["theme"] = settings.theme
     from platformdirs import user_log_dir
 
     from .runtime.native_output import native_output_to
@@ -422,8 +414,7 @@ def _run_tui(settings: Any, agent_factory: Any, err: TextIO) -> int:
             try:
                 # C libraries (ALSA, llama.cpp) write straight to the terminal: into a log file
                 with native_output_to(Path(user_log_dir("voicetui")) / "native.log"):
-                    result = run_app(controller, **kwargs)
-                code = int(result) if isinstance(result, int) else 0
+                    code = run_app(controller, theme=settings.theme)
             except KeyboardInterrupt as e:
                 code = exit_code(e)
             finally:
@@ -465,7 +456,7 @@ def _show_in_tui(args: argparse.Namespace, settings: Any, err: TextIO) -> int:
         return _fail(f"the terminal UI is not available in this build ({e}); use --text", err)
     theme = getattr(settings, "theme", None) if settings is not None else None
     try:
-        return run_app(view, theme=theme, title=view.title, read_only=True)
+        return run_app(view, theme=theme)
     except KeyboardInterrupt:
         return 130
     finally:
@@ -492,10 +483,10 @@ def _recording_command(args: argparse.Namespace, settings: Any, out: TextIO, err
             return _fail(f"cannot read the recording: {e}", err)
         at = getattr(args, "at", None)
         if at is not None:
-            from .recording.load import build_turns
+            from .recording.load import turns_of
 
             rec.events = [e for e in rec.events if e.t <= at]
-            rec.turns = build_turns(rec.events)
+            rec.turns = turns_of(rec.events)
         out.write(format_recording(rec) + "\n")
         return 0
     # replay: the current agent and models, as the app would build them

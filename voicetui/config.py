@@ -49,10 +49,9 @@ from pydantic import (
 )
 
 from .agents.voice.turn_options import TurnOptions
+from .events import Mode as Mode  # (defined once, with the events that carry it)
 from .plugins.selection import ModelSelection
 
-Mode: TypeAlias = Literal["local", "room", "text", "wav"]
-"""Where the conversation happens."""
 LogLevel: TypeAlias = Literal["debug", "info", "warning", "error", "critical"]
 
 SECRET_KEYS = frozenset({"models.openai_api_key", "room.token", "room.api_key", "room.api_secret"})

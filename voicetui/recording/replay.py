@@ -32,13 +32,17 @@ import numpy as np
 from livekit import rtc
 
 from ..agents.audio import make_frame
+from ..agents.llm.chat_context import ChatMessage
 from ..agents.testing.fake_io import FakeAudioOutput
 from ..agents.utils.aio import cancel_and_wait
 from ..agents.voice.agent import Agent
 from ..agents.voice.agent_session import AgentSession
+from ..agents.voice.events import ConversationItemAddedEvent
 from ..agents.voice.io import AudioInput
+from ..conversation import Turn
+from ..events import SessionEventModel
 from .diff import compare, diff
-from .load import Recording, Turn, load_recording
+from .load import Recording, load_recording
 from .recorder import Recorder
 
 logger = logging.getLogger("voicetui.recording")
@@ -145,10 +149,12 @@ class _Progress:
         ):
             session.on(name, self._on_event)
 
-    def _on_event(self, ev: Any) -> None:
-        item = getattr(ev, "item", None)
-        if getattr(item, "type", None) == "message" and getattr(item, "role", None) == "user":
-            self.user_turns += 1
+    def _on_event(self, ev: SessionEventModel) -> None:
+        match ev:
+            case ConversationItemAddedEvent(item=ChatMessage(role="user")):
+                self.user_turns += 1
+            case _:
+                pass
         self._changed.set()
 
     def quiet(self) -> bool:

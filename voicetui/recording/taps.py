@@ -24,6 +24,13 @@ from livekit import rtc
 
 from ..agents.audio import captured_at
 from ..agents.voice.io import AudioInput, AudioOutput, PlaybackFinishedEvent, PlaybackStartedEvent
+from .event_log import (
+    AudioInputAttached,
+    AudioInputDetached,
+    AudioPlaybackFinished,
+    AudioPlaybackStarted,
+    RecorderNote,
+)
 
 logger = logging.getLogger("voicetui.recording")
 
@@ -54,7 +61,7 @@ class TapSink(Protocol):
 
     def end_agent_segment(self, segment: int, keep: int | None, rate: int) -> None: ...
 
-    def note(self, type_: str, data: dict[str, Any], *, loop_time: float | None = None) -> None:
+    def note(self, note: RecorderNote, *, loop_time: float | None = None) -> None:
         """Record an event of the recorder's own."""
         ...
 
@@ -127,12 +134,12 @@ class RecordingAudioInput(AudioInput):
     def on_attached(self) -> None:
         self._inner.on_attached()
         if (sink := self._live()) is not None:
-            sink.note("audio_input_attached", {"label": self._inner.label})
+            sink.note(AudioInputAttached(label=self._inner.label))
 
     def on_detached(self) -> None:
         self._inner.on_detached()
         if (sink := self._live()) is not None:
-            sink.note("audio_input_detached", {"label": self._inner.label})
+            sink.note(AudioInputDetached(label=self._inner.label))
 
     def __getattr__(self, name: str) -> Any:
         # reached only for attributes the wrapper lacks: the backend's own API (close(), ...)
@@ -198,7 +205,7 @@ class AgentTap:
         for seg in self._segments:
             if seg.started is None:
                 seg.started = seg.run_time = loop_time
-                self._sink.note("audio_playback_started", {"segment": seg.id}, loop_time=loop_time)
+                self._sink.note(AudioPlaybackStarted(segment=seg.id), loop_time=loop_time)
                 return
 
     def progress(self, now: float) -> None:
@@ -232,15 +239,10 @@ class AgentTap:
             self._commit(seg, total)
             keep = total if seg.committed > total else None
             self._sink.end_agent_segment(seg.id, keep, seg.rate)
-        self._sink.note(
-            "audio_playback_finished",
-            {
-                "segment": seg.id,
-                "playback_position": ev.playback_position,
-                "interrupted": ev.interrupted,
-            },
-            loop_time=now,
+        finished = AudioPlaybackFinished(
+            segment=seg.id, playback_position=ev.playback_position, interrupted=ev.interrupted
         )
+        self._sink.note(finished, loop_time=now)
 
     def stop(self, now: float) -> None:
         """The recording stops: commit what was played so far."""

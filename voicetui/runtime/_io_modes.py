@@ -20,8 +20,8 @@ from livekit import rtc
 
 from ..agents.voice import AgentSession, AudioInput, AudioOutput
 from ..config import Settings
-from ._loop import NoticeLevel
-from .api import Mode, RoomDetails
+from ..io.room.events import RoomIOEvent, RoomIOEventTypes
+from .api import Mode, NoticeLevel, RoomDetails, RoomUpdate, RuntimeEvent
 
 logger = logging.getLogger("voicetui.runtime")
 
@@ -54,6 +54,7 @@ class BackendHooks:
 
     notice: NoticeFn
     levels: LevelsFn
+    emit: Callable[[RuntimeEvent], None]
 
 
 class ModeBackend:
@@ -219,7 +220,7 @@ class RoomBackend(ModeBackend):
             self._room,
             input_options=RoomInputOptions(close_on_disconnect=False, delete_room_on_close=False),
         )
-        levels: dict[str, NoticeLevel] = {
+        levels: dict[RoomIOEventTypes, NoticeLevel] = {
             "participant_linked": "info",
             "participant_unlinked": "info",
             "disconnected": "warning",
@@ -228,9 +229,13 @@ class RoomBackend(ModeBackend):
             "error": "warning",
         }
         for name, level in levels.items():
-            io.on(name, lambda ev, level=level: self._hooks.notice(level, ev.message))  # type: ignore[arg-type]
+            io.on(name, lambda ev, level=level: self._room_update(ev, level))
         await io.start()
         self._io = io
+
+    def _room_update(self, ev: RoomIOEvent, level: NoticeLevel) -> None:
+        logger.log(logging.INFO if level == "info" else logging.WARNING, "%s", ev.message)
+        self._hooks.emit(RoomUpdate(event=ev, level=level))
 
     async def detach(self, session: AgentSession[Any]) -> None:
         io, self._io = self._io, None

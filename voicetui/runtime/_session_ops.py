@@ -1,6 +1,6 @@
-"""Operations of the controller on its session: break-on-tool-call, switching to manual turns
-for push-to-talk, interrupting without hanging, checking tool arguments, coalescing audio
-levels, describing the models."""
+"""Operations of the controller on its session: break-on-tool-call, whether push-to-talk can
+work, interrupting without hanging, checking tool arguments, coalescing audio levels,
+describing the models."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class ToolBreaks:
         break_id = f"break_{uuid.uuid4().hex[:10]}"
         fut: asyncio.Future[ToolBreakResolution] = asyncio.get_running_loop().create_future()
         self._pending[break_id] = fut
-        self._emit(ToolBreak(break_id, call))
+        self._emit(ToolBreak(break_id=break_id, call=call))
         try:
             resolution = await fut
         except asyncio.CancelledError:
@@ -88,25 +88,10 @@ class ToolBreaks:
         fut.set_result(resolution)
 
 
-def set_manual_turns(session: AgentSession[Any], manual: bool) -> None:
-    """Turn detection "manual" (no VAD/STT end-of-turn commits) while a push-to-talk turn is
-    open, back to the agent's own mode after. The framework has no public switch yet: use
-    ``AgentSession.set_turn_detection`` once it exists, else set the recognition's mode."""
-    setter = getattr(session, "set_turn_detection", None)
-    if setter is not None:
-        setter("manual" if manual else None)
-        return
-    activity = session._activity
-    recognition = activity.recognition if activity is not None else None
-    if activity is None or recognition is None:
-        return
-    recognition._mode = "manual" if manual else activity.turn_detection_mode()
-
-
 def can_take_turns(session: AgentSession[Any]) -> bool:
-    """The session listens to audio (it has an STT or a VAD)."""
-    activity = session._activity
-    return activity is not None and activity.recognition is not None
+    """The session listens to audio: its agent (or the session) has an STT or a VAD."""
+    agent = session.current_agent
+    return any(m is not None for m in (agent.stt, agent.vad, session.stt, session.vad))
 
 
 INTERRUPT_WAIT = 3.0
@@ -158,7 +143,14 @@ class LevelsCoalescer:
         self._last = asyncio.get_running_loop().time()
         in_rms, in_peak, out_rms, out_peak = self._values
         self._emit(
-            AudioLevels(in_rms, in_peak, out_rms, out_peak, self._echo_cancelling, self._erle_db)
+            AudioLevels(
+                input_dbfs=in_rms,
+                input_peak_dbfs=in_peak,
+                output_dbfs=out_rms,
+                output_peak_dbfs=out_peak,
+                echo_cancelling=self._echo_cancelling,
+                erle_db=self._erle_db,
+            )
         )
 
     def cancel(self) -> None:

@@ -36,8 +36,14 @@ from platformdirs import user_data_dir
 from ..agent_loader import make_agent
 from ..agents.llm import AgentHandoff, ChatMessage
 from ..agents.voice import Agent, AgentSession, CloseReason, SpeechHandle, ToolExecution
-from ..agents.voice.events import EventTypes
+from ..agents.voice.events import (
+    CloseEvent,
+    ConversationItemAddedEvent,
+    EventTypes,
+    SpeechCreatedEvent,
+)
 from ..config import Settings
+from ..events import SessionEventModel
 from ..plugins.selection import SessionModels
 from ._io_modes import (
     BackendFactory,
@@ -56,7 +62,6 @@ from ._session_ops import (
     check_arguments,
     describe_models,
     interrupt_quietly,
-    set_manual_turns,
 )
 from ._transcript import TranscriptSink, write_transcript
 from .api import (
@@ -67,12 +72,16 @@ from .api import (
     ModelLoading,
     ReplyCutOff,
     RoomDetails,
+    RuntimeEvent,
     RuntimeStatus,
     SessionRuntime,
     ToolBreakResolution,
     ToolRerun,
 )
 from .log_capture import LogCapture
+
+if TYPE_CHECKING:
+    from ..recording import Recorder
 
 logger = logging.getLogger("voicetui.runtime")
 
@@ -170,7 +179,7 @@ class SessionController(LoopRuntime):
         self._ptt_open = False
         self._breaks = ToolBreaks(self._emit, self._notice)
         self._last_status: RuntimeStatus | None = None
-        self._recorder: Any = None  # voicetui.recording.Recorder while recording
+        self._recorder: Recorder | None = None
         self._levels = LevelsCoalescer(self._emit, LEVELS_INTERVAL)
         self._restarts: deque[float] = deque()
         self._sink = TranscriptSink(self._emit, self._current_speech_id)
@@ -181,6 +190,14 @@ class SessionController(LoopRuntime):
     @property
     def mode(self) -> Mode:
         return self._mode
+
+    @property
+    def read_only(self) -> bool:
+        return False
+
+    @property
+    def title(self) -> str:
+        return "voicetui"
 
     @property
     def settings(self) -> Settings:
@@ -250,7 +267,13 @@ class SessionController(LoopRuntime):
             instructions=agent.instructions,
             tools=agent.tools,
             on_progress=lambda p: self._emit(
-                ModelLoading(p.kind, p.label, p.stage, p.fraction, p.message)
+                ModelLoading(
+                    kind=p.kind,
+                    label=p.label,
+                    stage=p.stage,
+                    fraction=p.fraction,
+                    message=p.message,
+                )
             ),
         )
         for err in errors:
@@ -323,7 +346,7 @@ class SessionController(LoopRuntime):
         )
 
     def _hooks(self) -> BackendHooks:
-        return BackendHooks(notice=self._notice, levels=self._levels.report)
+        return BackendHooks(notice=self._notice, levels=self._levels.report, emit=self._emit)
 
     async def _initial_backend(self) -> ModeBackend:
         """The configured mode; if it cannot start, local audio (when there are devices),
@@ -370,24 +393,27 @@ class SessionController(LoopRuntime):
 
     def _announce_mode(self) -> None:
         if self._backend is not None:
-            self._emit(ModeChanged(self._backend.mode, self._backend.description))
+            self._emit(ModeChanged(mode=self._backend.mode, description=self._backend.description))
 
     # --- session events ---------------------------------------------------------------------
-    def _on_session_event(self, ev: Any) -> None:
+    def _on_session_event(self, ev: SessionEventModel) -> None:
         self._dispatch(ev)
-        if ev.type == "speech_created":
-            ev.speech_handle.add_done_callback(self._on_speech_done)
-        elif ev.type == "conversation_item_added" and isinstance(ev.item, AgentHandoff):
-            self._emit_status()
-        elif ev.type == "close" and not self._stopping:
-            self._spawn(self._after_close(ev.reason, ev.error), "runtime.restart")
+        match ev:
+            case SpeechCreatedEvent():
+                ev.speech_handle.add_done_callback(self._on_speech_done)
+            case ConversationItemAddedEvent(item=AgentHandoff()):
+                self._emit_status()
+            case CloseEvent() if not self._stopping:
+                self._spawn(self._after_close(ev.reason, ev.error), "runtime.restart")
+            case _:
+                pass
 
     def _on_speech_done(self, handle: SpeechHandle) -> None:
         heard = any(
             isinstance(item, ChatMessage) and item.role == "assistant" for item in handle.chat_items
         )
         if handle.interrupted and not heard:
-            self._emit(ReplyCutOff(handle.id))
+            self._emit(ReplyCutOff(speech_id=handle.id))
 
     async def _after_close(self, reason: CloseReason, error: str | None) -> None:
         """The session closed by itself (repeated model failures, the agent ended it): start a
@@ -453,13 +479,14 @@ class SessionController(LoopRuntime):
             "model_loading",
             "status",
             "reply_cut_off",
+            "room",
         }
     )
 
-    def _emit(self, ev: Any) -> None:
+    def _emit(self, ev: RuntimeEvent) -> None:
         super()._emit(ev)
         rec = self._recorder  # session events reach the recorder directly
-        if rec is not None and getattr(ev, "type", None) in self._RECORDED_RUNTIME_EVENTS:
+        if rec is not None and ev.type in self._RECORDED_RUNTIME_EVENTS:
             rec.record_event(ev)
 
     def _emit_status(self, *, force: bool = False) -> None:
@@ -523,7 +550,7 @@ class SessionController(LoopRuntime):
             if not can_take_turns(session):
                 raise RuntimeError("push-to-talk needs speech recognition (an STT or a VAD)")
             await interrupt_quietly(session)
-            set_manual_turns(session, True)
+            session.set_turn_detection("manual")  # no end-of-turn commits: the key ends it
             session.clear_user_turn()  # what was heard before the key press is not this turn
             self._ptt_open = True
             self._apply_mute()
@@ -537,7 +564,7 @@ class SessionController(LoopRuntime):
     def _close_ptt(self, session: AgentSession[Any]) -> None:
         self._ptt_open = False
         if session.running:
-            set_manual_turns(session, False)
+            session.set_turn_detection(None)  # back to the agent's own mode
         self._apply_mute()
         self._emit_status()
 
@@ -631,7 +658,7 @@ class SessionController(LoopRuntime):
             if name not in {t.name for t in agent.tools}:
                 raise ValueError(f"{agent.label} has no tool {name!r}")
             execution = await session.rerun_tool(name, arguments)
-            self._emit(ToolRerun(execution))
+            self._emit(ToolRerun(execution=execution))
             return execution
 
         return self._submit(f"re-running {name}", run)
@@ -666,7 +693,9 @@ class SessionController(LoopRuntime):
         await rec.start()
         rec.attach()
         if self._backend is not None:  # how `show` names the I/O: as the live header did
-            rec.record_event(ModeChanged(self._backend.mode, self._backend.description))
+            rec.record_event(
+                ModeChanged(mode=self._backend.mode, description=self._backend.description)
+            )
         self._recorder = rec
         self._emit_status()
         self._notice("info", f"recording to {rec.directory}")

@@ -142,18 +142,15 @@ class VoiceTUIApp(RuntimeHandlers):
         clock: Callable[[], float] = time.time,
         bridge_interval: float = 0.05,
         start_runtime: bool = True,
-        read_only: bool | None = None,
         tune_gc: bool = False,
     ) -> None:
-        """``read_only``: a recording (default: whether the runtime says ``read_only``).
-        ``tune_gc``: the process is this app's alone (``run_app``): see :func:`_tune_gc`."""
+        """``title``: the header's (default: the runtime's). ``tune_gc``: the process is this app's alone (``run_app``): see :func:`_tune_gc`."""
         self.runtime = runtime
         self._tune_gc = tune_gc
         self.clock = clock
         self._start_runtime = start_runtime
-        self.read_only = (
-            read_only if read_only is not None else getattr(runtime, "read_only", False) is True
-        )
+        self.read_only = runtime.read_only
+        """A recording: the UI offers no command that would change the session."""
         self._replaying = self._in_batch = self._bindings_stale = False
         self._refused_at: dict[str, float] = {}
         self._room_details: RoomDetails | None = None
@@ -161,8 +158,7 @@ class VoiceTUIApp(RuntimeHandlers):
         self._remove_signal_handlers: Callable[[], None] = lambda: None
         super().__init__()
         self.init_state()
-        shown = getattr(runtime, "title", None) if self.read_only else None
-        self.title = title or (shown if isinstance(shown, str) else None) or "voicetui"
+        self.title = title or runtime.title
         self.bridge = RuntimeBridge(runtime, self, min_interval=bridge_interval)
         self._register_themes()
         self._wanted_theme = theme or DEFAULT_THEME
@@ -605,16 +601,14 @@ def run_app(
     *,
     theme: str | None = None,
     title: str | None = None,
-    read_only: bool | None = None,
 ) -> int:
     """Run the TUI on ``runtime`` until the user quits; returns the exit code (0).
 
     The app subscribes to the runtime and then calls ``runtime.start()`` (so it shows the model
     loading progress); a failed start is shown on screen and the app stays up. Stopping the
-    runtime is the caller's job, after this returns. ``read_only``: a recording (see the
-    module's doc; default: whether the runtime says ``read_only``)."""
+    runtime is the caller's job, after this returns."""
     _tune_gc()
-    app = VoiceTUIApp(runtime, theme=theme, title=title, read_only=read_only, tune_gc=True)
+    app = VoiceTUIApp(runtime, theme=theme, title=title, tune_gc=True)
     try:
         app.run()
     finally:

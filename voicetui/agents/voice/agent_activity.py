@@ -219,10 +219,6 @@ class AgentActivity:
             if self._all_done.is_set() and self._turns.user_turn_done:
                 return
 
-    async def wait_for_on_enter(self) -> None:
-        if self._on_enter_task is not None:
-            await asyncio.wait({self._on_enter_task})
-
     async def _run_hook(self, name: str, hook: Callable[[], Awaitable[None]]) -> None:
         try:
             await hook()

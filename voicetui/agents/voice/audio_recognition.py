@@ -249,10 +249,6 @@ class AudioRecognition:
     def user_speaking(self) -> bool:
         return self._speaking
 
-    @property
-    def stt_running(self) -> bool:
-        return self._stt_ch is not None
-
     # --- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
         if self._vad is not None:

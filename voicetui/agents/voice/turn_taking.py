@@ -91,14 +91,6 @@ class TurnTaking:
         await self._tasks.aclose()
 
     @property
-    def paused_speech(self) -> SpeechHandle | None:
-        """The speech paused or held for user voice that may turn out not to be a turn."""
-        fi = self._false_interruption
-        if fi is None or (fi.paused_output is None and not fi.held):
-            return None
-        return fi.speech
-
-    @property
     def user_turn_done(self) -> bool:
         return self._turn_task is None or self._turn_task.done()
 
