@@ -5,22 +5,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
 from typing import Any
 
 from ..llm.chat_context import ChatItem
-
-
-@dataclass(frozen=True)
-class TurnTiming:
-    """When the user turn this speech answers ended, for the per-turn latency report."""
-
-    stopped_speaking_at: float | None
-    """Loop time the user's voice ended (a typed turn: when the text was sent)."""
-    end_of_turn_delay: float | None
-    """None for a typed turn (no endpointing)."""
-    typed: bool = False
-
+from .turn_latency import TurnTiming
 
 SPEECH_PRIORITY_LOW = 0
 SPEECH_PRIORITY_NORMAL = 5
