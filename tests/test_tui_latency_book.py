@@ -56,3 +56,15 @@ def test_stages_make_the_bar_the_tools_column_and_the_summary() -> None:
     assert list(p50) == ["endpointing", "llm", "tools", "tts"]
     assert p50["llm"] == 0.4 and p50["tools"] == 1.0 and p50["endpointing"] == 0.5
     assert book.percentiles(50)["tools"] == 1.0
+
+
+def test_recordings_and_replay_diffs_read_the_same_stages() -> None:
+    from voicetui.conversation import Latency
+    from voicetui.recording.diff import _lat_text
+
+    stages = [("endpointing", 0.5), ("llm", 0.3), ("tools", 1.0), ("llm", 0.5), ("tts", 0.2)]
+    before = Latency.of(report("t", 2.5, stages))
+    after = Latency.of(report("t", 1.9, [*stages[:2], ("tools", 0.4), *stages[3:]]))
+    assert before.tools == 1.0 and before.stages == tuple(stages)
+    assert ("tools", 1.0) in before.parts()
+    assert "tools 0.40 (-0.60)" in _lat_text(after, before)
