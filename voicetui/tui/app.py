@@ -49,6 +49,7 @@ from .widgets.latency import LatencyPanel, RecentTurns
 from .widgets.loading import LoadingPanel
 from .widgets.logs import LogsPanel
 from .widgets.state import StatePanel
+from .widgets.timeline import TimelinePanel
 from .widgets.tools import ToolsPanel, full_text
 from .widgets.vlog import VirtualLog
 
@@ -192,6 +193,8 @@ class VoiceTUIApp(RuntimeHandlers):
                     yield ToolsPanel(id="tools")
                 with TabPane("Latency", id="latency-tab"):
                     yield latency
+                with TabPane("Timeline", id="timeline-tab"):
+                    yield TimelinePanel(live=not self.read_only, id="timeline")
                 with TabPane("Logs", id="logs-tab"):
                     yield LogsPanel(id="logs")
             with Vertical(id="sidebar"):
