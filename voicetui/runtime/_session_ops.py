@@ -1,6 +1,5 @@
-"""Operations of the controller on its session: break-on-tool-call, whether push-to-talk can
-work, interrupting without hanging, checking tool arguments, coalescing audio levels,
-describing the models."""
+"""Operations of the controller on its session: break-on-tool-call, interrupting without
+hanging, checking tool arguments, coalescing audio levels."""
 
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ from typing import Any, Literal
 
 from ..agents.llm import FunctionCall
 from ..agents.voice import AgentSession, MockToolError, MockToolResult, RunTool, ToolCallDecision
-from ..plugins.selection import SessionModels
 from .api import AudioLevels, ToolBreak, ToolBreakResolution
 
 logger = logging.getLogger("voicetui.runtime")
@@ -88,12 +86,6 @@ class ToolBreaks:
         fut.set_result(resolution)
 
 
-def can_take_turns(session: AgentSession[Any]) -> bool:
-    """The session listens to audio: its agent (or the session) has an STT or a VAD."""
-    agent = session.current_agent
-    return any(m is not None for m in (agent.stt, agent.vad, session.stt, session.vad))
-
-
 INTERRUPT_WAIT = 3.0
 
 
@@ -157,15 +149,3 @@ class LevelsCoalescer:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-
-
-def describe_models(models: SessionModels) -> str:
-    """One line: which model does what (for models given as objects, e.g. in tests)."""
-
-    def label(m: Any) -> str:
-        return "none" if m is None else str(getattr(m, "label", type(m).__name__))
-
-    return (
-        f"STT {label(models.stt)}, LLM {label(models.llm)}, TTS {label(models.tts)}, "
-        f"VAD {label(models.vad)}"
-    )
