@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from ..agents.llm import FunctionCall
 from ..agents.voice import AgentSession, MockToolError, MockToolResult, RunTool, ToolCallDecision
-from .api import AudioLevels, ToolBreak, ToolBreakResolution
+from .api import AudioLevels, NoticeLevel, ToolBreak, ToolBreakResolution
 
 logger = logging.getLogger("voicetui.runtime")
 
@@ -31,7 +31,9 @@ class ToolBreaks:
     """Break-on-tool-call: :meth:`intercept` is the session's ``tool_call_interceptor``; while
     enabled, each call emits a :class:`ToolBreak` and waits for :meth:`resolve`."""
 
-    def __init__(self, emit: Callable[[Any], None], notice: Callable[[Any, str], None]) -> None:
+    def __init__(
+        self, emit: Callable[[ToolBreak], None], notice: Callable[[NoticeLevel, str], None]
+    ) -> None:
         self._emit = emit
         self._notice = notice
         self.enabled = False
