@@ -13,22 +13,31 @@ from platformdirs import user_data_dir
 
 from ..agents.voice import AgentSession
 from ..config import Settings
-from .api import ModeChanged, NoticeLevel, RuntimeEvent
+from .api import (
+    ModeChanged,
+    ModelLoading,
+    Notice,
+    NoticeLevel,
+    ReplyCutOff,
+    RoomUpdate,
+    RuntimeEvent,
+    RuntimeStatus,
+    ToolBreak,
+    ToolRerun,
+)
 
 if TYPE_CHECKING:
     from ..recording import Recorder
 
-RECORDED_RUNTIME_EVENTS = frozenset(
-    {
-        "mode_changed",
-        "notice",
-        "tool_break",
-        "tool_rerun",
-        "model_loading",
-        "status",
-        "reply_cut_off",
-        "room",
-    }
+RECORDED_RUNTIME_EVENTS = (
+    ModeChanged,
+    Notice,
+    ToolBreak,
+    ToolRerun,
+    ModelLoading,
+    RuntimeStatus,
+    ReplyCutOff,
+    RoomUpdate,
 )
 """The runtime's own events a recording keeps (session events reach the recorder directly)."""
 
@@ -70,7 +79,7 @@ class SessionRecording:
         return self._recorder.started_at if self._recorder is not None else None
 
     def record(self, ev: RuntimeEvent) -> None:
-        if self._recorder is not None and ev.type in RECORDED_RUNTIME_EVENTS:
+        if self._recorder is not None and isinstance(ev, RECORDED_RUNTIME_EVENTS):
             self._recorder.record_event(ev)
 
     def attach(self) -> None:
