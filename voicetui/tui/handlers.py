@@ -18,7 +18,7 @@ from textual.app import App
 from textual.message import Message
 from textual.widgets import TabbedContent
 
-from ..agents.llm.chat_context import ChatMessage
+from ..agents.llm.chat_context import AgentHandoff, ChatMessage
 from ..agents.metrics import EOUMetrics
 from ..runtime.api import ModeChanged, RuntimeStatus, SessionRuntime, ToolBreak, ToolBreakResolution
 from . import messages as m
@@ -165,25 +165,26 @@ class RuntimeHandlers(App[int]):
         self.conversation.agent_text(msg.speech_id, msg.text, msg.final)
 
     def on_conversation_item(self, msg: m.ConversationItem) -> None:
-        item = msg.item
-        if not isinstance(item, ChatMessage):
-            self.conversation.handoff(item.old_agent_id, item.new_agent_id)
-            return
-        text = item.text_content or ""
-        if item.role == "user":
-            self.conversation.user_message(text)
-        elif item.role == "assistant":
-            self.conversation.agent_message(text, item.interrupted)
-            self.timeline.model.reply(
-                item.metrics.started_speaking_at, item.metrics.stopped_speaking_at, item.interrupted
-            )
-            row = self.latency_panel.book.add_assistant_report(item.metrics)
-            self.latency_panel.row_changed(row)
-            if row is not None:
-                self._recent_dirty = True
-            if row is not None and row.e2e is not None:
-                self._last_e2e = row.e2e
-                self._states_dirty = True
+        match msg.item:
+            case AgentHandoff() as handoff:
+                self.conversation.handoff(handoff.old_agent_id, handoff.new_agent_id)
+            case ChatMessage(role="user") as said:
+                self.conversation.user_message(said.text_content or "")
+            case ChatMessage(role="assistant") as said:
+                self.conversation.agent_message(said.text_content or "", said.interrupted)
+                metrics = said.metrics
+                self.timeline.model.reply(
+                    metrics.started_speaking_at, metrics.stopped_speaking_at, said.interrupted
+                )
+                row = self.latency_panel.book.add_assistant_report(said.metrics)
+                self.latency_panel.row_changed(row)
+                if row is not None:
+                    self._recent_dirty = True
+                if row is not None and row.e2e is not None:
+                    self._last_e2e = row.e2e
+                    self._states_dirty = True
+            case ChatMessage():
+                pass  # (system and developer messages are not shown)
 
     def on_reply_was_cut_off(self, _: m.ReplyWasCutOff) -> None:
         self.conversation.agent_message("", interrupted=True)  # "… ⏹ interrupted"

@@ -34,7 +34,6 @@ class SpeechHandle:
         self._scheduled_fut: asyncio.Future[None] = loop.create_future()
         self._generation_fut: asyncio.Future[None] = loop.create_future()
         self._done_fut: asyncio.Future[None] = loop.create_future()
-        self._generations: list[asyncio.Future[None]] = []
         self._chat_items: list[ChatItem] = []
         self._done_callbacks: list[Callable[[SpeechHandle], None]] = []
         self._item_added_callbacks: list[Callable[[ChatItem], None]] = []
@@ -140,9 +139,6 @@ class SpeechHandle:
     def _authorize_generation(self) -> None:
         if not self._authorized.done():
             self._authorized.set_result(None)
-
-    async def _wait_for_authorization(self) -> None:
-        await asyncio.shield(self._authorized)
 
     async def _wait_for_generation(self) -> None:
         await asyncio.shield(self._generation_fut)
