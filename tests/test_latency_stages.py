@@ -78,9 +78,10 @@ async def run(responses: list[FakeLLMResponse], *, typed: str | None = None) -> 
         session.generate_reply(user_input=typed)
     await asyncio.sleep(8)
     replies = [m for m in session.history.messages() if m.role == "assistant"]
+    users = [m for m in session.history.messages() if m.role == "user"]
     await session.aclose()
     await out.aclose()
-    return {"replies": replies, "metrics": metrics}
+    return {"replies": replies, "users": users, "metrics": metrics}
 
 
 def stages(reply: ChatMessage) -> list[tuple[str, float]]:
@@ -184,3 +185,20 @@ async def test_every_metric_of_a_turn_carries_its_id() -> None:
     assert by_type["eou_metrics"] == {turn_id}
     assert by_type["llm_metrics"] == {turn_id}  # both rounds
     assert by_type["tts_metrics"] == {turn_id}
+
+
+async def test_the_reports_read_as_livekits_metrics_dicts() -> None:
+    result = await run([FakeLLMResponse("Sunny all day.", ttft=0.3)])
+    [user] = result["users"]
+    [reply] = result["replies"]
+    # the user's message: how its turn ended (LiveKit's keys)
+    assert user.metrics["transcription_delay"] == pytest.approx(0.2, abs=0.02)
+    assert user.metrics["end_of_turn_delay"] == pytest.approx(0.5, abs=0.02)
+    assert user.metrics["on_user_turn_completed_delay"] == pytest.approx(0.1, abs=0.02)
+    assert "e2e_latency" not in user.metrics
+    # the reply's: how long the answer took
+    assert reply.metrics["e2e_latency"] == reply.metrics.e2e_latency
+    assert reply.metrics.get("llm_node_ttft") == pytest.approx(0.3, abs=0.02)
+    assert "tts_node_ttfb" in reply.metrics and "transcription_delay" not in reply.metrics
+    with pytest.raises(KeyError):
+        reply.metrics["transcription_delay"]

@@ -325,6 +325,7 @@ class TurnTaking:
         msg = ChatMessage(role="user", content=[info.new_transcript])
         msg.metrics.started_speaking_at, msg.metrics.stopped_speaking_at = walls
         msg.metrics.end_of_turn_delay = info.end_of_utterance_delay
+        msg.metrics.transcription_delay = info.transcription_delay
         turn_ctx = agent._chat_ctx.copy()
         started = now()
         stop = False
@@ -338,6 +339,7 @@ class TurnTaking:
                 "agent", f"{agent.label}.on_user_turn_completed failed: {e}", e
             )
         hook_delay = now() - started
+        msg.metrics.on_user_turn_completed_delay = hook_delay
         if activity.draining or not self._session.running:
             # too late to answer; keep what the user said
             activity.record_user_message(msg)
