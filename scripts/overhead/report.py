@@ -42,6 +42,11 @@ def run_stats(run: dict[str, Any]) -> dict[str, Any]:
         "rss_before_mb": run["rss_before_kb"] / 1024,
         "loop_lag_p99_ms": (run["loop_lag_p99"] or 0.0) * 1000,
         "errors": len(run["errors"]),
+        # (runs before GC pauses were recorded have none)
+        "gc_collections": len(run.get("gc_pauses", [])),
+        "gc_pause_max_ms": max((p["seconds"] for p in run.get("gc_pauses", [])), default=0.0)
+        * 1000,
+        "gc_gen2_collections": sum(1 for p in run.get("gc_pauses", []) if p["generation"] == 2),
     }
 
 
@@ -118,6 +123,12 @@ def table(summary: dict[str, Any], frameworks: list[str]) -> str:
                 b["cpu_ms_per_turn"] - f,
             )
         row(f"peak RSS, {n} session{'s' if n > 1 else ''} (MB)", a["rss_peak_mb"], b["rss_peak_mb"])
+        if "gc_pause_max_ms" in a and "gc_pause_max_ms" in b:
+            row(
+                f"longest GC pause, {n} session{'s' if n > 1 else ''} (ms)",
+                a["gc_pause_max_ms"],
+                b["gc_pause_max_ms"],
+            )
     for n, (a, b) in sorted(s.get("rss_per_session_mb", {}).items(), key=lambda kv: int(kv[0])):
         row(f"RSS per extra session, at {n} sessions (MB)", a, b, 2)
     sweep = s.get("max_sessions_per_core")

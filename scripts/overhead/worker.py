@@ -34,9 +34,35 @@ def _rss_kb(field: str) -> int:
     return 0
 
 
+class GCPauses:
+    """Every garbage collection of the run: its generation and how long it stopped the world
+    (``gc.callbacks``: a start/stop pair around each collection)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], time.perf_counter() - self._started))
+
+    def __enter__(self) -> GCPauses:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
 def _cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
+
+
+FREEZE_GC = False
+"""gc.freeze() once the sessions are up (what voicetui's runtime does after start-up)."""
 
 
 async def _run(framework: str, sessions: int, t: Timings) -> dict[str, Any]:
@@ -66,13 +92,16 @@ async def _run(framework: str, sessions: int, t: Timings) -> dict[str, Any]:
 
     mon = asyncio.create_task(monitor())
     gc.collect()
+    if FREEZE_GC:
+        gc.freeze()
     cpu0, wall0 = _cpu(), time.perf_counter()
-    await asyncio.gather(
-        *(
-            drive(i, t, b.user, b.sink, r, start_delay=0.2 + period * i / sessions)
-            for i, (b, r) in enumerate(zip(benches, results, strict=True))
+    with GCPauses() as gc_pauses:
+        await asyncio.gather(
+            *(
+                drive(i, t, b.user, b.sink, r, start_delay=0.2 + period * i / sessions)
+                for i, (b, r) in enumerate(zip(benches, results, strict=True))
+            )
         )
-    )
     cpu1, wall1 = _cpu(), time.perf_counter()
     rss_live = _rss_kb("VmRSS")
     stop.set()
@@ -107,6 +136,7 @@ async def _run(framework: str, sessions: int, t: Timings) -> dict[str, Any]:
         "loop_lag_p50": lag[len(lag) // 2] if lag else None,
         "loop_lag_p99": lag[min(len(lag) - 1, int(len(lag) * 0.99))] if lag else None,
         "interrupted_segments": sum(b.sink.stats.interrupted for b in benches),
+        "gc_pauses": [{"generation": g, "seconds": s} for g, s in gc_pauses.pauses],
     }
 
 
@@ -129,7 +159,10 @@ def main() -> None:
         action="store_true",
         help="voicetui: fake VAD/STT streams read input in a task (one wake-up per frame)",
     )
+    p.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after start-up")
     a = p.parse_args()
+    global FREEZE_GC
+    FREEZE_GC = a.gc_freeze
     if a.cpu is not None:
         os.sched_setaffinity(0, {a.cpu})
     if a.nice:
@@ -162,6 +195,7 @@ def main() -> None:
     res["nice"] = a.nice
     res["lk_text_transforms"] = a.lk_text_transforms
     res["vt_task_fakes"] = a.vt_task_fakes
+    res["gc_freeze"] = a.gc_freeze
     Path(a.out).write_text(json.dumps(res))
 
 
