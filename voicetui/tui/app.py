@@ -277,6 +277,8 @@ class VoiceTUIApp(RuntimeHandlers):
             return self.read_only
         if self.read_only and action in SESSION_ACTIONS:
             return False
+        if action in getattr(self.runtime, "unsupported", ()):  # greyed: the runtime says why
+            return None
         if action == "cancel_push_to_talk":
             return self.ptt_open and len(self.screen_stack) == 1
         if action == "rerun_tool":

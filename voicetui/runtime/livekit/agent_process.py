@@ -24,12 +24,16 @@ STOP_GRACE = 5.0  # seconds between SIGTERM (LiveKit's graceful shutdown) and SI
 
 
 def agent_command(
-    python: str, agent_file: Path, connect_addr: str, extra_args: Sequence[str] = ()
+    python: str,
+    agent_file: Path,
+    connect_addr: str,
+    extra_args: Sequence[str] = (),
+    *,
+    launcher: Sequence[str] | None = None,
 ) -> list[str]:
+    """``launcher``: what runs instead of ``PYTHON -m livekit.agents`` (tests)."""
     return [
-        python,
-        "-m",
-        "livekit.agents",
+        *(launcher or (python, "-m", "livekit.agents")),
         "console",
         str(agent_file),
         "--connect-addr",

@@ -68,6 +68,10 @@ UNSUPPORTED: dict[str, str] = {
     "toggle_room": "the LiveKit agent is in console mode (run it with `lk agent dev` for a room)",
 }
 """Session commands (TUI action names) a LiveKit agent cannot take, and why."""
+UNAVAILABLE_NOTICE = (
+    "LiveKit agent: interrupt (F4), push-to-talk (F3), tool breakpoints (F8), re-running "
+    "tools and rooms are not part of the console protocol (greyed out); typing interrupts"
+)
 _LEVELS = re.compile(r"\b(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL)\b")
 _LEVEL_NUMBERS = {"WARN": logging.WARNING} | {
     name: logging.getLevelName(name) for name in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -107,7 +111,9 @@ class LiveKitAgentRuntime(LoopRuntime):
         input_device: str | int | None = None,
         output_device: str | int | None = None,
         echo_cancellation: bool = True,
+        launcher: Sequence[str] | None = None,
     ) -> None:
+        """``launcher``: the command that replaces ``PYTHON -m livekit.agents`` (tests)."""
         super().__init__(log_capture=log_capture)
         self.agent_file = Path(agent_file).expanduser().resolve()
         self.python = python or sys.executable
@@ -118,6 +124,7 @@ class LiveKitAgentRuntime(LoopRuntime):
         self._connect_timeout = connect_timeout
         self._devices = (input_device, output_device)
         self._echo_cancellation = echo_cancellation
+        self._launcher = list(launcher) if launcher is not None else None
         self._server: ConsoleServer | None = None
         self._process: AgentProcess | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -213,6 +220,7 @@ class LiveKitAgentRuntime(LoopRuntime):
     async def _start_session(self) -> None:
         self._emit(self._mode_changed())
         self._emit(self._status())
+        self._notice("info", UNAVAILABLE_NOTICE)
         self._server = ConsoleServer(on_message=self._on_message)
         await self._server.start()
         try:
@@ -234,7 +242,13 @@ class LiveKitAgentRuntime(LoopRuntime):
         assert self._server is not None
         if not self.agent_file.is_file():
             raise RuntimeError(f"{self.agent_file}: no such file")
-        argv = agent_command(self.python, self.agent_file, self._server.address, self.extra_args)
+        argv = agent_command(
+            self.python,
+            self.agent_file,
+            self._server.address,
+            self.extra_args,
+            launcher=self._launcher,
+        )
         self._server.expect_new_connection()
         self._mapper = EventMapper()
         proc = AgentProcess(argv, on_line=self._on_agent_line, cwd=Path.cwd())
