@@ -211,6 +211,9 @@ class VoiceTUIApp(RuntimeHandlers):
 
     def on_mount(self) -> None:
         self.cache_widgets()
+        unsupported: dict[str, str] = getattr(self.runtime, "unsupported", {})
+        if "toggle_break" in unsupported:
+            self.tools_panel.make_unavailable(unsupported["toggle_break"])
         self.header.app_title = self.title
         self.theme_changed_signal.subscribe(self, self._apply_theme_css)
         if self._wanted_theme in self.available_themes:

@@ -1,0 +1,139 @@
+"""voicetui as the console of a real LiveKit Agents agent (livekit-agents from PyPI, in its own
+virtualenv: ``.venv-lk``, made by scripts/_bootstrap.sh, or $VOICETUI_LK_PYTHON). The agent's
+LLM is LiveKit's OpenAI plugin pointed at the local OpenAI-compatible test server; the app is
+driven with Textual's Pilot."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, redirect_stdout
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+from tests.fake_runtime import settle
+from tests.openai_test_server import OpenAITestServer, Reply, ScriptedToolCall
+from voicetui.runtime.livekit import LiveKitAgentRuntime
+from voicetui.tui.app import VoiceTUIApp
+from voicetui.tui.widgets.conversation import ConversationView
+from voicetui.tui.widgets.error_banner import ErrorBanner
+from voicetui.tui.widgets.tools import ToolsPanel
+
+ROOT = Path(__file__).resolve().parent.parent
+AGENT = Path(__file__).parent / "fixtures" / "livekit_agents" / "weather_agent.py"
+LK_VERSION = "1.8.9"  # scripts/_bootstrap.sh installs this one
+
+
+def lk_python() -> str:
+    python = os.environ.get("VOICETUI_LK_PYTHON") or str(ROOT / ".venv-lk" / "bin" / "python")
+    if not Path(python).exists():
+        pytest.skip(f"no Python with livekit-agents ({python}): run ./scripts/test once")
+    return python
+
+
+@pytest.fixture
+async def llm_server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[OpenAITestServer]:
+    server = OpenAITestServer(strict_content=False)  # LiveKit sends tool-call turns' null content
+    url = await server.start()
+    monkeypatch.setenv("OPENAI_BASE_URL", url)  # the agent process inherits them
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    try:
+        yield server
+    finally:
+        await server.aclose()
+
+
+@asynccontextmanager
+async def app_on_agent(
+    **kw: object,
+) -> AsyncIterator[tuple[VoiceTUIApp, Pilot[int], LiveKitAgentRuntime]]:
+    runtime = LiveKitAgentRuntime(AGENT, python=lk_python(), mode="text", **kw)  # type: ignore[arg-type]
+    app = VoiceTUIApp(runtime, bridge_interval=0)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            yield app, pilot, runtime
+    finally:
+        runtime.stop().result(30)
+        runtime.join(10)
+
+
+async def until(pilot: Pilot[int], ok: object, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while not ok():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        await pilot.pause(0.05)
+    await settle(pilot)
+
+
+def lines(app: VoiceTUIApp) -> list[str]:
+    return [line.strip() for line in app.query_one(ConversationView).plain_lines()]
+
+
+async def type_and_send(pilot: Pilot[int], text: str) -> None:
+    await pilot.click("#talk")
+    await pilot.press(*text, "enter")
+
+
+async def test_a_typed_turn_with_a_tool_call_shows_the_call_and_the_reply(
+    llm_server: OpenAITestServer, tmp_path: Path
+) -> None:
+
+    llm_server.add(
+        Reply(tool_calls=[ScriptedToolCall("get_weather", {"city": "Paris"})]),
+        Reply(text="It is sunny in Paris."),
+    )
+    async with app_on_agent(record_dir=str(tmp_path)) as (app, pilot, runtime):
+        await until(pilot, lambda: runtime._agent_alive)
+        await type_and_send(pilot, "weather in Paris?")
+        await until(pilot, lambda: "Agent  It is sunny in Paris." in lines(app))
+        assert "You    weather in Paris?" in lines(app)
+        records = list(app.query_one(ToolsPanel).records.values())
+        assert [(r.call.name, r.state, r.output) for r in records] == [
+            ("get_weather", "ok", "sunny and 21 degrees in Paris")
+        ]
+        # the tool's output went back to the LLM through LiveKit's plugin
+        second = llm_server.received()[-1]
+        assert any(m.get("role") == "tool" for m in second["messages"])
+        assert app.check_action("toggle_break", ()) is None  # greyed out: not in the protocol
+        assert runtime._framework == f"LiveKit Agents {LK_VERSION}"
+        tools = app.query_one(ToolsPanel)
+        assert tools.query_one("#tools-break").disabled and tools.unavailable
+        runtime.stop_recording().result(30)
+        await until(pilot, lambda: app.recording_dir is None)
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]  # noqa: ASYNC240
+    from voicetui.cli import main
+
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["show", str(folder), "--text"]) == 0
+    assert "It is sunny in Paris." in out.getvalue() and "get_weather" in out.getvalue()
+
+
+async def test_an_agent_that_crashes_is_reported_with_its_last_lines(
+    llm_server: OpenAITestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LK_TEST_CRASH", "at_start")
+    async with app_on_agent() as (app, pilot, runtime):
+        banner = app.query_one(ErrorBanner)
+        await until(pilot, lambda: banner.shown)
+        shown = "\n".join(lines(app))
+        assert "the LiveKit agent did not start" in shown
+        assert "broken on purpose" in shown  # its last log lines
+        assert runtime._process is not None and runtime._process.returncode not in (None, 0)
+
+
+def test_the_pinned_livekit_agents_is_the_one_tested() -> None:
+    import subprocess
+
+    python = lk_python()
+    version = subprocess.run(
+        [python, "-c", "import livekit.agents as a; print(a.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert version == LK_VERSION, f"{python} has livekit-agents {version}"
