@@ -228,3 +228,25 @@ def test_a_recording_opens_with_show(
         sys.stdout = sys_stdout
     shown = out.getvalue()
     assert "weather" in shown and "answer to weather" in shown and "lookup" in shown
+
+
+def test_the_command_runs_the_agent_headless(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from voicetui.cli import main
+
+    monkeypatch.setenv("FAKE_AGENT_PYTHON", sys.executable)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("weather\n"))
+    fake_python = FAKE_AGENT.parent / "fake_python"
+    argv = ["livekit-agent", str(FAKE_AGENT), "--python", str(fake_python), "--mode", "text"]
+    code = main([*argv, "--headless", "--", "--extra", "arg"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "answer to weather" in out.out and "lookup" in out.out
+
+
+def test_the_command_says_how_it_is_used(capsys: pytest.CaptureFixture[str]) -> None:
+    from voicetui.cli import main
+
+    assert main(["livekit-agent", "--help"]) == 0
+    assert "--python" in capsys.readouterr().out

@@ -291,6 +291,9 @@ def _list_devices(out: TextIO, err: TextIO) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     out, err = sys.stdout, sys.stderr
     parser = build_parser()
+    from .livekit_cli import split_agent_args
+
+    argv, agent_args = split_agent_args(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, usage errors
@@ -327,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "livekit-agent":
         from .livekit_cli import runtime_factory
 
-        make = runtime_factory(args)
+        make = runtime_factory(args, agent_args)
         if args.headless:
             return _run_headless(settings, None, json_output=args.json, make_runtime=make)
         return _run_tui(settings, None, err, make_runtime=make)

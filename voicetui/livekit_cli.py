@@ -4,7 +4,7 @@ plays the part of ``lk agent console`` (see docs/livekit-agents.md)."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .runtime.livekit import LiveKitAgentRuntime
@@ -25,11 +25,9 @@ def add_livekit_parser(
         description="Starts `PYTHON -m livekit.agents console PATH.py --connect-addr ...` and "
         "talks to it: mic/speaker (--mode local) or typed text (--mode text), recording, the "
         "Tools and Latency tabs. Arguments after `--` go to the agent.",
+        usage="voicetui livekit-agent PATH.py [options] [-- AGENT_ARGS...]",
     )
     parser.add_argument("agent_file", metavar="PATH.py", help="the file with your AgentServer")
-    parser.add_argument(
-        "agent_args", nargs="*", metavar="ARGS", help="after --: extra arguments for the agent"
-    )
     parser.add_argument(
         "--python",
         metavar="PYTHON",
@@ -42,12 +40,21 @@ def add_livekit_parser(
     return parser
 
 
-def runtime_factory(args: argparse.Namespace) -> RuntimeFactory:
+def split_agent_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``voicetui livekit-agent PATH.py ... -- ARGS``: voicetui's arguments, and the agent's."""
+    argv = list(argv)
+    if COMMAND in argv and "--" in argv[argv.index(COMMAND) :]:
+        cut = argv.index("--", argv.index(COMMAND))
+        return argv[:cut], argv[cut + 1 :]
+    return argv, []
+
+
+def runtime_factory(args: argparse.Namespace, agent_args: Sequence[str]) -> RuntimeFactory:
     def make(settings: Any, capture: LogCapture | None) -> LiveKitAgentRuntime:
         return LiveKitAgentRuntime(
             args.agent_file,
             python=args.python,
-            extra_args=args.agent_args,
+            extra_args=agent_args,
             mode=settings.mode if settings.mode in ("text", "local") else "local",
             record_dir=settings.record_dir,
             log_capture=capture,

@@ -14,9 +14,10 @@ import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +92,11 @@ class _NoSession:
         pass
 
 
+@dataclass(frozen=True)
+class _AgentView:
+    running: bool
+
+
 def line_level(text: str) -> int:
     """The log level a LiveKit log line names (INFO when it names none)."""
     found = _LEVELS.search(text[:80])
@@ -135,6 +141,13 @@ class LiveKitAgentRuntime(LoopRuntime):
         self._mic_muted = False
         self._framework = "LiveKit Agents"
         self._agent_alive = False
+        self.input_finished = threading.Event()
+        """(``--headless``: no WAV input here, so never set.)"""
+
+    @property
+    def session(self) -> _AgentView:
+        """(``--headless`` asks whether the session runs: the agent does.)"""
+        return _AgentView(self._agent_alive)
 
     # --- what the header shows ------------------------------------------------------------
     @property
