@@ -17,6 +17,7 @@ from textual.pilot import Pilot
 
 from tests.fake_runtime import settle
 from tests.openai_test_server import OpenAITestServer, Reply, ScriptedToolCall
+from voicetui.agents.llm import ChatMessage
 from voicetui.runtime.livekit import LiveKitAgentRuntime
 from voicetui.tui.app import VoiceTUIApp
 from voicetui.tui.widgets.conversation import ConversationView
@@ -91,6 +92,11 @@ async def test_a_typed_turn_with_a_tool_call_shows_the_call_and_the_reply(
         await type_and_send(pilot, "weather in Paris?")
         await until(pilot, lambda: "Agent  It is sunny in Paris." in lines(app))
         assert "You    weather in Paris?" in lines(app)
+        reply = runtime.history[-1]
+        assert isinstance(reply, ChatMessage) and reply.role == "assistant"
+        # LiveKit's own measures, and the typed turn's end-to-end time (Latency tab)
+        assert reply.metrics.llm_node_ttft is not None and reply.metrics.typed_input
+        assert reply.metrics.e2e_latency is not None and 0 < reply.metrics.e2e_latency < 30
         records = list(app.query_one(ToolsPanel).records.values())
         assert [(r.call.name, r.state, r.output) for r in records] == [
             ("get_weather", "ok", "sunny and 21 degrees in Paris")

@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from livekit.protocol.agent_pb import agent_session as pb
 
-from ...agents.llm import ChatItem
+from ...agents.llm import ChatItem, ChatMessage
 from ...agents.voice import ToolExecution
 from ...agents.voice.events import (
     AgentStateChangedEvent,
@@ -141,6 +142,7 @@ class LiveKitAgentRuntime(LoopRuntime):
         self._mic_muted = False
         self._framework = "LiveKit Agents"
         self._agent_alive = False
+        self._typed_at: float | None = None
         self.input_finished = threading.Event()
         """(``--headless``: no WAV input here, so never set.)"""
 
@@ -160,7 +162,7 @@ class LiveKitAgentRuntime(LoopRuntime):
 
     @property
     def title(self) -> str:
-        return f"voicetui · LiveKit agent {self.agent_file.name}"
+        return "voicetui · LiveKit agent"
 
     @property
     def history(self) -> list[ChatItem]:
@@ -193,7 +195,8 @@ class LiveKitAgentRuntime(LoopRuntime):
     def _on_message(self, msg: pb.AgentSessionMessage) -> None:
         kind = msg.WhichOneof("message")
         if kind == "event":
-            for ev in self._mapper.map(msg.event):
+            for mapped in self._mapper.map(msg.event):
+                ev = self._typed_latency(mapped)
                 self._remember(ev)
                 self._emit(ev)
         elif kind == "audio_output":
@@ -211,6 +214,28 @@ class LiveKitAgentRuntime(LoopRuntime):
             self._mapper.note_once("request", "the agent sent a request: the console takes none")
         else:
             self._mapper.note_once(f"message:{kind}", "an unknown message from the agent: %s", kind)
+
+    def _typed_latency(self, ev: RuntimeEvent) -> RuntimeEvent:
+        """A typed turn's reply: LiveKit reports no end-to-end latency for it (no end of
+        speech); voicetui's is from sending the text to the reply's start, as for its own."""
+        typed_at = self._typed_at
+        if (
+            typed_at is None
+            or not isinstance(ev, ConversationItemAddedEvent)
+            or not isinstance(ev.item, ChatMessage)
+            or ev.item.role != "assistant"
+        ):
+            return ev
+        self._typed_at = None
+        m = ev.item.metrics
+        if m.e2e_latency is not None:
+            return ev
+        start = m.started_speaking_at or ev.item.created_at
+        metrics = m.model_copy(
+            update={"e2e_latency": max(0.0, start - typed_at), "typed_input": True}
+        )
+        item = ev.item.model_copy(update={"metrics": metrics})
+        return ev.model_copy(update={"item": item})
 
     def _remember(self, ev: RuntimeEvent) -> None:
         if isinstance(ev, ConversationItemAddedEvent):
@@ -379,6 +404,7 @@ class LiveKitAgentRuntime(LoopRuntime):
         async def run() -> None:
             await self._ensure_agent()
             assert self._server is not None
+            self._typed_at = time.time()
             self._spawn(self._run_input(text), "lk-agent.run_input")
 
         return self._submit("sending the text", run)
