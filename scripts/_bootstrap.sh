@@ -29,7 +29,8 @@ _voicetui_install() {  # $1 = extras, e.g. "dev"
             if [ ! -x "$ROOT/.venv-lk/bin/python" ]; then
                 "$PY" -m venv "$ROOT/.venv-lk"
             fi
-            "$ROOT/.venv-lk/bin/python" -m pip install --quiet "livekit-agents[openai]==1.8.9" >&2
+            "$ROOT/.venv-lk/bin/python" -m pip install --quiet \
+                "livekit-agents[openai]==1.8.9" "livekit-plugins-silero==1.8.9" >&2
         fi
         echo "$want" > "$stamp"
     fi

@@ -5,6 +5,7 @@ driven with Textual's Pilot."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import time
@@ -15,9 +16,13 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
+from tests.audio_fixtures import espeak_wav
 from tests.fake_runtime import settle
 from tests.openai_test_server import OpenAITestServer, Reply, ScriptedToolCall
+from tests.virtual_audio import VirtualAudio, virtual_audio_fixture  # noqa: F401
 from voicetui.agents.llm import ChatMessage
+from voicetui.agents.voice.events import ConversationItemAddedEvent
+from voicetui.events import RuntimeEvent
 from voicetui.runtime.livekit import LiveKitAgentRuntime
 from voicetui.tui.app import VoiceTUIApp
 from voicetui.tui.widgets.conversation import ConversationView
@@ -143,3 +148,62 @@ def test_the_pinned_livekit_agents_is_the_one_tested() -> None:
         check=True,
     ).stdout.strip()
     assert version == LK_VERSION, f"{python} has livekit-agents {version}"
+
+
+async def test_an_audio_turn_through_virtual_devices_is_heard_and_answered(
+    llm_server: OpenAITestServer,
+    virtual_audio: VirtualAudio,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The agent's STT (Whisper), TTS (Piper) and LLM are the test server's, its VAD Silero; the
+    question is spoken into the virtual microphone, the reply is heard on the virtual speaker."""
+    python = lk_python()
+    missing = lk_missing(python, "livekit.plugins.silero")
+    if missing:
+        pytest.skip(missing)
+    monkeypatch.setenv("LK_TEST_AUDIO", "1")
+    llm_server.add(
+        Reply(tool_calls=[ScriptedToolCall("get_weather", {"city": "Paris"})]),
+        Reply(text="It is sunny in Paris."),
+    )
+    question = espeak_wav("What is the weather in Paris?", tmp_path / "question.wav")
+    runtime = LiveKitAgentRuntime(AGENT, python=python, mode="local")
+    events: list[RuntimeEvent] = []
+    runtime.subscribe(events.append)
+    try:
+        await asyncio.to_thread(runtime.start().result, 120)
+        assert runtime.mode == "local", [e for e in events if e.type == "notice"]
+        async with virtual_audio.record_speaker() as speaker:
+            await virtual_audio.play_into_mic(question)
+            deadline = time.monotonic() + 90
+            while not any(
+                isinstance(e, ConversationItemAddedEvent)
+                and isinstance(e.item, ChatMessage)
+                and e.item.role == "assistant"
+                for e in events
+            ):
+                assert time.monotonic() < deadline, [e.type for e in events]
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(2.0)  # the reply's audio plays out
+        heard = [
+            " ".join(e.item.content)
+            for e in events
+            if isinstance(e, ConversationItemAddedEvent)
+            and isinstance(e.item, ChatMessage)
+            and e.item.role == "user"
+        ]
+        assert heard and "weather" in heard[0].lower(), heard
+        assert any(e.type == "function_tools_executed" for e in events)
+        assert any(e.type == "levels" for e in events)  # the meters move
+        assert speaker.loud_span() >= 0.5, "the reply was not heard on the speaker"
+    finally:
+        await asyncio.to_thread(runtime.stop().result, 30)
+        runtime.join(10)
+
+
+def lk_missing(python: str, module: str) -> str | None:
+    import subprocess
+
+    done = subprocess.run([python, "-c", f"import {module}"], capture_output=True, text=True)
+    return None if done.returncode == 0 else f"{python} has no {module}"

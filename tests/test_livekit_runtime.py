@@ -177,6 +177,20 @@ def test_an_agent_that_fails_at_start_is_reported_and_the_app_stays_up(
     events.wait(lambda: messages(events, "assistant") == ["answer to fixed"])
 
 
+def test_an_entrypoint_that_raises_is_reported_without_waiting_for_a_connection(
+    make_runtime: Callable[..., tuple[LiveKitAgentRuntime, Events]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKE_AGENT_CRASH", "job")
+    rt, events = make_runtime()
+    t0 = time.monotonic()
+    rt.start().result(30)
+    assert time.monotonic() - t0 < 10
+    (err,) = events.of("error")
+    assert "entrypoint raised" in err.message and "the entrypoint is broken" in err.message
+    assert rt._process is not None and rt._process.returncode is not None  # stopped
+
+
 def test_what_the_protocol_cannot_do_fails_with_a_reason(
     make_runtime: Callable[..., tuple[LiveKitAgentRuntime, Events]],
 ) -> None:

@@ -57,7 +57,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("voicetui.livekit")
 agent_logger = logging.getLogger("livekit.agent")
 
-CONNECT_TIMEOUT = 120.0  # importing livekit-agents and its plugins can take a while
+CONNECT_TIMEOUT = 120.0
+JOB_FAILED = "unhandled exception while running the job task"  # LiveKit's log line
+JOB_FAILED_GRACE = 0.5  # importing livekit-agents and its plugins can take a while
 INSTALL_HINT = "pip install 'voicetui[livekit-agents]', or name another Python with --python"
 RESTART_HINT = "type a message (or press Ctrl+T) to start it again"
 UNSUPPORTED: dict[str, str] = {
@@ -143,6 +145,7 @@ class LiveKitAgentRuntime(LoopRuntime):
         self._framework = "LiveKit Agents"
         self._agent_alive = False
         self._typed_at: float | None = None
+        self._job_failed = asyncio.Event()
         self.input_finished = threading.Event()
         """(``--headless``: no WAV input here, so never set.)"""
 
@@ -253,6 +256,8 @@ class LiveKitAgentRuntime(LoopRuntime):
 
     def _on_agent_line(self, stream: str, text: str) -> None:
         agent_logger.log(line_level(text), "%s", text)
+        if JOB_FAILED in text:  # the worker lives on, but no session will ever dial in
+            self._job_failed.set()
 
     # --- the agent process ------------------------------------------------------------------
     async def _start_session(self) -> None:
@@ -298,16 +303,26 @@ class LiveKitAgentRuntime(LoopRuntime):
         logger.info("started the LiveKit agent (pid %s): %s", proc.pid, " ".join(argv))
         exited = asyncio.ensure_future(proc.wait())
         connected = asyncio.ensure_future(self._server.wait_connected())
+        self._job_failed.clear()
+        job_failed = asyncio.ensure_future(self._job_failed.wait())
         try:
             done, _ = await asyncio.wait(
-                {exited, connected},
+                {exited, connected, job_failed},
                 timeout=self._connect_timeout,
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
             connected.cancel()
+            job_failed.cancel()
         if exited in done:
             raise RuntimeError(self._exit_message(proc, exited.result(), "did not start"))
+        if job_failed in done and connected not in done:
+            await asyncio.sleep(JOB_FAILED_GRACE)  # the rest of its traceback
+            exited.cancel()
+            await proc.stop()
+            raise RuntimeError(
+                "the LiveKit agent did not start: its entrypoint raised" + self._tail(proc)
+            )
         if connected not in done:
             exited.cancel()
             await proc.stop()
