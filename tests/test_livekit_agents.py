@@ -168,7 +168,8 @@ async def test_an_audio_turn_through_virtual_devices_is_heard_and_answered(
         Reply(text="It is sunny in Paris."),
     )
     question = espeak_wav("What is the weather in Paris?", tmp_path / "question.wav")
-    runtime = LiveKitAgentRuntime(AGENT, python=python, mode="local")
+    record_dir = tmp_path / "rec"
+    runtime = LiveKitAgentRuntime(AGENT, python=python, mode="local", record_dir=str(record_dir))
     events: list[RuntimeEvent] = []
     runtime.subscribe(events.append)
     try:
@@ -197,6 +198,22 @@ async def test_an_audio_turn_through_virtual_devices_is_heard_and_answered(
         assert any(e.type == "function_tools_executed" for e in events)
         assert any(e.type == "levels" for e in events)  # the meters move
         assert speaker.loud_span() >= 0.5, "the reply was not heard on the speaker"
+        await asyncio.to_thread(runtime.stop_recording().result, 30)
+        (folder,) = [p for p in record_dir.iterdir() if p.is_dir()]
+        from voicetui.recording import read_wav
+
+        samples, rate = read_wav(folder / "audio.wav")
+        loud = (abs(samples.astype("int32")) > 500).sum(axis=0) / rate
+        print(
+            f"recording: {samples.shape[0] / rate:.1f} s, loud user {loud[0]:.2f} s, agent {loud[1]:.2f} s"
+        )
+        assert loud[0] > 0.3 and loud[1] > 0.3  # the question (left) and the reply (right)
+        out = io.StringIO()
+        from voicetui.cli import main
+
+        with redirect_stdout(out):
+            assert main(["show", str(folder), "--text"]) == 0
+        assert "get_weather" in out.getvalue() and "sunny" in out.getvalue()
     finally:
         await asyncio.to_thread(runtime.stop().result, 30)
         runtime.join(10)

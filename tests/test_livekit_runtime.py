@@ -264,3 +264,37 @@ def test_the_command_says_how_it_is_used(capsys: pytest.CaptureFixture[str]) -> 
 
     assert main(["livekit-agent", "--help"]) == 0
     assert "--python" in capsys.readouterr().out
+
+
+def test_an_agent_does_not_outlive_a_killed_voicetui(tmp_path: Path) -> None:
+    """voicetui SIGKILLed (no clean stop): its agent gets SIGTERM (Linux's parent-death signal)."""
+    import signal
+    import subprocess
+
+    if sys.platform != "linux":
+        pytest.skip("the parent-death signal is Linux's")
+    pid_file = tmp_path / "agent.pid"
+    script = f"""
+import sys, time
+sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
+from voicetui.runtime.livekit import LiveKitAgentRuntime
+rt = LiveKitAgentRuntime({str(FAKE_AGENT)!r}, launcher=[sys.executable, {str(FAKE_AGENT)!r}], mode="text")
+rt.start().result(30)
+open({str(pid_file)!r}, "w").write(str(rt._process.pid))
+time.sleep(60)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline and parent.poll() is None
+            time.sleep(0.05)
+        agent_pid = int(pid_file.read_text())
+        assert alive(agent_pid)
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+    deadline = time.monotonic() + 10
+    while alive(agent_pid):
+        assert time.monotonic() < deadline, "the agent outlived voicetui"
+        time.sleep(0.05)
