@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.virtual_audio import VirtualAudio, virtual_audio_fixture  # noqa: F401
 from voicetui.agents.llm import ChatMessage
 from voicetui.events import RuntimeEvent
 from voicetui.runtime.api import CommandError
@@ -298,3 +299,48 @@ time.sleep(60)
     while alive(agent_pid):
         assert time.monotonic() < deadline, "the agent outlived voicetui"
         time.sleep(0.05)
+
+
+def test_the_agent_output_goes_to_the_logs_tab(
+    make_runtime: Callable[..., tuple[LiveKitAgentRuntime, Events]],
+) -> None:
+    from voicetui.runtime.log_capture import LogCapture
+
+    capture = LogCapture("info")
+    capture.install()
+    try:
+        rt, events = make_runtime(log_capture=capture)
+        rt.start().result(30)
+        events.wait(
+            lambda: any(
+                e.logger == "livekit.agent" and "fake agent starting" in e.message
+                for e in events.of("log")
+            )
+        )
+    finally:
+        capture.uninstall()
+
+
+def test_switching_to_audio_and_back(
+    make_runtime: Callable[..., tuple[LiveKitAgentRuntime, Events]],
+    virtual_audio: VirtualAudio,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rt, events = make_runtime()
+    with caplog.at_level("INFO", logger="livekit.agent"):
+        rt.start().result(30)
+        rt.switch_mode("local").result(30)
+        assert rt.mode == "local"
+        assert events.of("mode_changed")[-1].description.startswith("LOCAL mic: ")
+        # the microphone's audio reaches the agent (it says so after 10 frames)
+        events.wait(lambda: bool(events.of("user_input_transcribed")))
+        events.wait(lambda: bool(events.of("levels")))
+        rt.switch_mode("text").result(30)
+    assert rt.mode == "text" and events.of("mode_changed")[-1].description == "TEXT"
+    agent_lines = [r.getMessage() for r in caplog.records if r.name == "livekit.agent"]
+    audio = [line for line in agent_lines if "fake agent audio" in line]
+    assert audio == [
+        "INFO fake agent audio False",
+        "INFO fake agent audio True",
+        "INFO fake agent audio False",
+    ]
