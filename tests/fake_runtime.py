@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -20,6 +20,8 @@ from voicetui.agents.llm.chat_context import (
     ChatMessage,
     FunctionCall,
     FunctionCallOutput,
+    LatencyStage,
+    LatencyStageName,
     MetricsReport,
 )
 from voicetui.agents.metrics import EOUMetrics, LLMMetrics, TTSMetrics
@@ -273,13 +275,18 @@ def assistant_message(
     llm: float | None = None,
     tts: float | None = None,
     e2e: float | None = None,
+    stages: Sequence[tuple[LatencyStageName, float]] = (),
 ) -> ConversationItemAddedEvent:
     msg = ChatMessage(
         role="assistant",
         content=[text],
         interrupted=interrupted,
         metrics=MetricsReport(
-            end_of_turn_delay=eou, llm_node_ttft=llm, tts_node_ttfb=tts, e2e_latency=e2e
+            end_of_turn_delay=eou,
+            llm_node_ttft=llm,
+            tts_node_ttfb=tts,
+            e2e_latency=e2e,
+            latency_stages=[LatencyStage(name=n, seconds=v) for n, v in stages],
         ),
     )
     return ConversationItemAddedEvent(item=msg, created_at=T0)
@@ -405,7 +412,20 @@ def conversation_script() -> list[RuntimeEvent]:
         llm(0.31),
         tts(0.18),
         agent_state("speaking", "thinking"),
-        assistant_message("It's 3:42 PM in Paris.", eou=0.52, llm=0.31, tts=0.18, e2e=1.08),
+        assistant_message(
+            "It's 3:42 PM in Paris.",
+            eou=0.52,
+            llm=0.31,
+            tts=0.18,
+            e2e=1.08,
+            stages=[
+                ("endpointing", 0.52),
+                ("on_user_turn_completed", 0.01),
+                ("llm", 0.31),
+                ("tts", 0.18),
+                ("playout", 0.06),
+            ],
+        ),
         agent_state("listening", "speaking"),
         levels(-24.0, -60.0),
     ]

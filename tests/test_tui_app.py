@@ -358,7 +358,7 @@ async def test_latency_row_has_the_right_numbers() -> None:
         table: DataTable[object] = app.query_one("#latency-table", DataTable)
         assert table.row_count == 1  # the greeting (no metrics) makes no row
         row = [str(c) for c in table.get_row_at(0)]
-        assert row[:6] == ["1", "0.52", "0.21", "0.31", "0.18", "1.08"]
+        assert row[:7] == ["1", "0.52", "0.21", "0.31", "—", "0.18", "1.08"]
         book = app.query_one("#latency").book  # type: ignore[attr-defined]
         assert book.percentiles(50)["e2e"] == 1.08
         assert app.query_one("#state", StatePanel).last_e2e == 1.08
@@ -369,7 +369,8 @@ async def test_latency_for_a_typed_turn_without_eou() -> None:
         rt.emit(fr.llm(0.4), fr.tts(0.2), fr.assistant_message("ok", llm=0.4, tts=0.2, e2e=0.7))
         await settle(pilot)
         table: DataTable[object] = app.query_one("#latency-table", DataTable)
-        assert [str(c) for c in table.get_row_at(0)][:6] == ["1", "—", "—", "0.40", "0.20", "0.70"]
+        row = [str(c) for c in table.get_row_at(0)][:7]
+        assert row == ["1", "—", "—", "0.40", "—", "0.20", "0.70"]
 
 
 async def test_mode_switch_keeps_the_conversation() -> None:

@@ -254,6 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("dir", help="the recording's folder")
     replay.add_argument("--realtime", action="store_true", help="pace the audio in real time")
+    replay.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="OPTION=VALUE",
+        help="what if: replay with this turn option changed (any of the turn-taking flags' "
+        "options, e.g. min_endpointing_delay=0.3, turn_detection=smart_turn; repeatable); "
+        "paced in real time, and reported turn by turn: where each turn ended, cut-offs, "
+        "the latency difference",
+    )
     _settings_flags(replay)
     from .evals.command import add_eval_parser
     from .livekit_cli import add_livekit_parser
@@ -269,7 +279,29 @@ def flags_from_args(args: argparse.Namespace) -> dict[str, Any]:
     flags = {key: given[name] for name, key in _flag_keys().items() if name in given}
     if "input_wav" in flags and "mode" not in flags:
         flags["mode"] = "wav"
+    for assignment in given.get("set") or []:
+        flags.update(whatif_setting(assignment))
     return flags
+
+
+def whatif_setting(assignment: str) -> dict[str, Any]:
+    """``replay --set OPTION=VALUE`` as settings by dotted key (a turn option; the end-of-turn
+    model as ``turn_detection=smart_turn`` or ``turn_detector=...``). Raises ConfigError."""
+    from .agents.voice.turn_options import TurnOptions
+    from .config import ConfigError
+
+    name, sep, value = assignment.partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep or not name:
+        raise ConfigError(f"--set {assignment!r}: expected OPTION=VALUE")
+    value = value.strip()
+    if name == "turn_detector" or (name == "turn_detection" and value == "smart_turn"):
+        detector = "smart_turn" if name == "turn_detection" else value
+        return {"models.turn_detector": detector, "turn.turn_detection": "vad"}
+    if name not in TurnOptions.model_fields:
+        known = ", ".join(sorted(TurnOptions.model_fields))
+        raise ConfigError(f"--set {name}: not a turn option (one of: {known}, turn_detector)")
+    return {f"turn.{name}": None if value.lower() in ("none", "null") else value}
 
 
 def _fail(message: str, err: TextIO) -> int:
@@ -532,10 +564,13 @@ def _recording_command(args: argparse.Namespace, settings: Any, out: TextIO, err
         )
         return session, await make_agent(agent_source)
 
+    if args.set:  # endpointing is timed: the audio must arrive as it was spoken
+        err.write("voicetui: what-if replay, paced in real time\n")
     return replay_main(
         args.dir,
         session_factory=session_factory,
-        realtime=args.realtime,
+        realtime=args.realtime or bool(args.set),
+        whatif=list(args.set) if args.set else None,
         out_root=settings.record_dir,
         out=out,
     )

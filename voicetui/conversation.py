@@ -65,6 +65,8 @@ class Latency:
     eou: float | None = None
     llm_ttft: float | None = None
     tts_ttfb: float | None = None
+    stages: tuple[tuple[str, float], ...] = ()
+    """Where e2e went, stage by stage (``MetricsReport.latency_stages``)."""
 
     @classmethod
     def of(cls, metrics: MetricsReport) -> Latency:
@@ -73,7 +75,14 @@ class Latency:
             eou=metrics.end_of_turn_delay,
             llm_ttft=metrics.llm_node_ttft,
             tts_ttfb=metrics.tts_node_ttfb,
+            stages=tuple((s.name, s.seconds) for s in metrics.latency_stages),
         )
+
+    @property
+    def tools(self) -> float | None:
+        """Seconds the user waited on tools (and handoffs); None: the reply called none."""
+        waited = [s for name, s in self.stages if name in ("tools", "handoff")]
+        return sum(waited) if waited else None
 
     def known(self) -> bool:
         return any(v is not None for v in (self.e2e, self.eou, self.llm_ttft, self.tts_ttfb))
@@ -84,6 +93,7 @@ class Latency:
             ("e2e", self.e2e),
             ("EOU", self.eou),
             ("LLM TTFT", self.llm_ttft),
+            ("tools", self.tools),
             ("TTS TTFB", self.tts_ttfb),
         )
         return [(label, v) for label, v in labelled if v is not None]

@@ -13,6 +13,8 @@ class _MetricsBase(BaseModel):
     timestamp: float = Field(default_factory=time.time)
     label: str = ""
     request_id: str = ""
+    turn_id: str | None = None
+    """The user turn this was part of (the same on every metric of one turn)."""
 
 
 class LLMMetrics(_MetricsBase):

@@ -12,7 +12,13 @@ from ..conversation import Latency, ToolCall, Turn
 from .load import Recording
 from .transcript import fmt_time
 
-_LAT = (("e2e", "e2e"), ("EOU", "eou"), ("LLM TTFT", "llm_ttft"), ("TTS TTFB", "tts_ttfb"))
+_LAT = (
+    ("e2e", "e2e"),
+    ("EOU", "eou"),
+    ("LLM TTFT", "llm_ttft"),
+    ("tools", "tools"),
+    ("TTS TTFB", "tts_ttfb"),
+)
 
 
 def _norm(text: str | None) -> str:

@@ -1,6 +1,5 @@
-"""Operations of the controller on its session: break-on-tool-call, whether push-to-talk can
-work, interrupting without hanging, checking tool arguments, coalescing audio levels,
-describing the models."""
+"""Operations of the controller on its session: break-on-tool-call, interrupting without
+hanging, checking tool arguments, coalescing audio levels."""
 
 from __future__ import annotations
 
@@ -13,8 +12,7 @@ from typing import Any, Literal
 
 from ..agents.llm import FunctionCall
 from ..agents.voice import AgentSession, MockToolError, MockToolResult, RunTool, ToolCallDecision
-from ..plugins.selection import SessionModels
-from .api import AudioLevels, ToolBreak, ToolBreakResolution
+from .api import AudioLevels, NoticeLevel, ToolBreak, ToolBreakResolution
 
 logger = logging.getLogger("voicetui.runtime")
 
@@ -33,7 +31,9 @@ class ToolBreaks:
     """Break-on-tool-call: :meth:`intercept` is the session's ``tool_call_interceptor``; while
     enabled, each call emits a :class:`ToolBreak` and waits for :meth:`resolve`."""
 
-    def __init__(self, emit: Callable[[Any], None], notice: Callable[[Any, str], None]) -> None:
+    def __init__(
+        self, emit: Callable[[ToolBreak], None], notice: Callable[[NoticeLevel, str], None]
+    ) -> None:
         self._emit = emit
         self._notice = notice
         self.enabled = False
@@ -86,12 +86,6 @@ class ToolBreaks:
         if resolution.action == "run" and resolution.arguments is not None:
             check_arguments(resolution.arguments)
         fut.set_result(resolution)
-
-
-def can_take_turns(session: AgentSession[Any]) -> bool:
-    """The session listens to audio: its agent (or the session) has an STT or a VAD."""
-    agent = session.current_agent
-    return any(m is not None for m in (agent.stt, agent.vad, session.stt, session.vad))
 
 
 INTERRUPT_WAIT = 3.0
@@ -157,15 +151,3 @@ class LevelsCoalescer:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-
-
-def describe_models(models: SessionModels) -> str:
-    """One line: which model does what (for models given as objects, e.g. in tests)."""
-
-    def label(m: Any) -> str:
-        return "none" if m is None else str(getattr(m, "label", type(m).__name__))
-
-    return (
-        f"STT {label(models.stt)}, LLM {label(models.llm)}, TTS {label(models.tts)}, "
-        f"VAD {label(models.vad)}"
-    )

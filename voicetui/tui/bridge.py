@@ -85,9 +85,9 @@ def to_message(ev: RuntimeEvent) -> Message | None:
         case AgentTranscript():
             return m.AgentTranscript(ev.speech_id, ev.text, ev.final)
         case AgentStateChangedEvent():
-            return m.AgentStateUpdate(ev.new_state)
+            return m.AgentStateUpdate(ev.new_state, ev.created_at)
         case UserStateChangedEvent():
-            return m.UserStateUpdate(ev.new_state)
+            return m.UserStateUpdate(ev.new_state, ev.created_at)
         case ConversationItemAddedEvent():
             return m.ConversationItem(ev.item)
         case FunctionToolsStartedEvent():
@@ -97,7 +97,7 @@ def to_message(ev: RuntimeEvent) -> Message | None:
         case MetricsCollectedEvent():
             return m.MetricsUpdate(ev.metrics)
         case AgentFalseInterruptionEvent():
-            return m.FalseInterruption(ev.resumed)
+            return m.FalseInterruption(ev.resumed, ev.created_at)
         case ErrorEvent():
             return m.SessionError(ev)
         case CloseEvent():

@@ -16,6 +16,27 @@ def _short_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
+LatencyStageName = Literal[
+    "endpointing", "on_user_turn_completed", "llm", "tools", "handoff", "tts", "playout"
+]
+"""The stages of a turn's latency, in the order they happen:
+
+- ``endpointing``: the user's voice ended → the turn was committed (the VAD's silence, the
+  final transcript, the end-of-turn model, the endpointing delay)
+- ``on_user_turn_completed``: the agent's hook
+- ``llm``: → the LLM's first token (a round that called tools: → its last token)
+- ``tools``: the round's tool calls ran (all of them, concurrently)
+- ``handoff``: a tool handed over to another agent → its reply's LLM request
+- ``tts``: the first token → the TTS's first audio (sentence aggregation and synthesis)
+- ``playout``: → the first frame reached the device (or the text output, without audio)
+"""
+
+
+class LatencyStage(BaseModel):
+    name: LatencyStageName
+    seconds: float
+
+
 class MetricsReport(BaseModel):
     """Per-turn latency report attached to assistant messages (seconds; None when not measured)."""
 
@@ -28,6 +49,10 @@ class MetricsReport(BaseModel):
     """The user's turn ended → the agent's first audio (or first text without audio)."""
     typed_input: bool = False
     """The turn was typed: e2e counts from when the text was sent."""
+    turn_id: str | None = None
+    """The user turn this answers (every metric of the turn carries it)."""
+    latency_stages: list[LatencyStage] = Field(default_factory=list)
+    """Where ``e2e_latency`` went, stage by stage; they add up to it."""
 
 
 class ChatMessage(BaseModel):

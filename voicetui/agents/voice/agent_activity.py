@@ -28,14 +28,16 @@ from .events import (
     SpeechSource,
 )
 from .generation import (
+    LLMGenerationData,
     TTSGenerationData,
     iterate_node,
     perform_tts_inference,
 )
 from .io import AudioOutput
 from .reply import run_reply
-from .speech_handle import SPEECH_PRIORITY_NORMAL, SpeechHandle, TurnTiming
+from .speech_handle import SPEECH_PRIORITY_NORMAL, SpeechHandle
 from .speech_output import Spoken, speak
+from .turn_latency import TurnTiming, current_turn_id
 from .turn_options import TurnDetectionMode, TurnOptions
 from .turn_taking import TurnTaking
 
@@ -229,6 +231,8 @@ class AgentActivity:
             self._session._report_error("agent", f"{self._agent.label}.{name} failed: {e}", e)
 
     def _on_model_metrics(self, metrics: AgentMetrics) -> None:
+        if metrics.turn_id is None:  # (emitted from a reply's task: the turn it answers)
+            metrics.turn_id = current_turn_id.get()
         self._session._emit_metrics(metrics)
 
     # --- listening ------------------------------------------------------------------------
@@ -495,6 +499,10 @@ class AgentActivity:
         handle = SpeechHandle(allow_interruptions=self._allow_interruptions(allow_interruptions))
         if user_message is not None:  # a typed turn: its latency counts from now
             handle._turn_timing = TurnTiming(now(), end_of_turn_delay=None, typed=True)
+            self._session._handoff_timing = None
+        elif self._session._handoff_timing is not None:
+            # the first reply after a handoff answers the turn that caused it
+            handle._turn_timing, self._session._handoff_timing = self._session._handoff_timing, None
         self._emit_speech_created(handle, source="generate_reply", user_initiated=user_initiated)
 
         async def reply() -> None:
@@ -572,23 +580,38 @@ class AgentActivity:
         finally:
             await cancel_and_wait(*tasks)
         if add_to_chat_ctx and spoken.text:
-            self._add_assistant_message(handle, spoken, llm_ttft=None)
+            self._add_assistant_message(handle, spoken, tts_data=tts_data)
 
     def _add_assistant_message(
-        self, handle: SpeechHandle, spoken: Spoken, *, llm_ttft: float | None
+        self,
+        handle: SpeechHandle,
+        spoken: Spoken,
+        *,
+        llm_data: LLMGenerationData | None = None,
+        tts_data: TTSGenerationData | None = None,
     ) -> ChatMessage:
         msg = ChatMessage(role="assistant", content=[spoken.text], interrupted=spoken.interrupted)
         m = msg.metrics
         m.started_speaking_at = spoken.started_speaking_at
         m.stopped_speaking_at = spoken.stopped_speaking_at
-        m.llm_node_ttft = llm_ttft
+        m.llm_node_ttft = llm_data.ttft if llm_data is not None else None
         m.tts_node_ttfb = spoken.tts_ttfb
         timing = handle._turn_timing
         if timing is not None:
+            m.turn_id = timing.turn_id
             m.end_of_turn_delay = timing.end_of_turn_delay
             m.typed_input = timing.typed
-            if spoken.first_audio_at is not None and timing.stopped_speaking_at is not None:
-                m.e2e_latency = spoken.first_audio_at - timing.stopped_speaking_at
+            first = spoken.first_audio_at
+            if first is not None and timing.stopped_speaking_at is not None:
+                m.e2e_latency = first - timing.stopped_speaking_at
+                m.latency_stages = timing.stages(
+                    [
+                        ("llm", llm_data.first_token_at if llm_data is not None else None),
+                        ("tts", tts_data.first_audio_at if tts_data is not None else None),
+                        ("playout", first),
+                    ],
+                    first,
+                )
         self._agent._chat_ctx.append(msg)
         handle._add_item(msg)
         self._session._conversation_item_added(msg)

@@ -51,6 +51,7 @@ from .generation import ToolCallInterceptor, execute_tools
 from .io import AgentInput, AgentOutput, AudioInput
 from .run_result import RunResult
 from .speech_handle import SpeechHandle
+from .turn_latency import TurnTiming
 from .turn_options import TurnDetectionMode, TurnOptions
 
 logger = logging.getLogger("voicetui.agents.voice")
@@ -142,6 +143,9 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         self._close_task: asyncio.Task[None] | None = None
         self._closed_event = asyncio.Event()  # (binds no loop until awaited)
         self._turn_detection_override: TurnDetectionMode | None = None
+        self._handoff_timing: TurnTiming | None = None
+        """A user turn a tool handed over to another agent before anything was heard: that
+        agent's first reply answers it (its latency report goes on)."""
         self.tool_call_interceptor: ToolCallInterceptor | None = None
         """Called before each tool call runs; decides to run it (maybe with edited arguments)
         or to hand the LLM a mocked result or error instead. For debuggers like the TUI."""

@@ -20,7 +20,8 @@ from ..vad import VADEvent
 from .audio_recognition import EndOfTurnInfo
 from .events import AgentFalseInterruptionEvent, AgentState, UserInputTranscribedEvent
 from .io import AudioOutput
-from .speech_handle import SpeechHandle, TurnTiming
+from .speech_handle import SpeechHandle
+from .turn_latency import TurnTiming
 
 if TYPE_CHECKING:
     from .agent_activity import AgentActivity
@@ -348,10 +349,14 @@ class TurnTaking:
             activity.record_user_message(msg)
             self.discard_preemptive()
             return
+        self._session._handoff_timing = None  # (a newer turn: an older one is answered)
         timing = TurnTiming(
             stopped_speaking_at=info.stopped_speaking_at,
             end_of_turn_delay=info.end_of_utterance_delay,
         )
+        if info.stopped_speaking_at is not None:
+            timing.mark("endpointing", info.stopped_speaking_at + info.end_of_utterance_delay)
+        timing.mark("on_user_turn_completed", started + hook_delay)
         pre, self._preemptive = self._preemptive, None
         activity.record_user_message(msg)
         handle: SpeechHandle | None = None
@@ -383,6 +388,7 @@ class TurnTaking:
                 transcription_delay=info.transcription_delay,
                 on_user_turn_completed_delay=hook_delay,
                 speech_id=handle.id if handle is not None else None,
+                turn_id=timing.turn_id,
                 end_of_turn_probability=info.end_of_turn_probability,
                 end_of_turn_threshold=info.end_of_turn_threshold,
             )
