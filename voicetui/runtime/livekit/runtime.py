@@ -396,7 +396,11 @@ class LiveKitAgentRuntime(LoopRuntime):
             return
         if self._process is not None:
             await self._process.stop()
-        self._notice("info", f"restarting the LiveKit agent {self.agent_file.name}")
+        self._notice(
+            "info",
+            f"restarting the LiveKit agent {self.agent_file.name} (a new session: it does not "
+            "remember the conversation above)",
+        )
         await self._start_agent()
 
     async def _close_session(self) -> None:
