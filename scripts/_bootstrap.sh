@@ -23,6 +23,14 @@ _voicetui_install() {  # $1 = extras, e.g. "dev"
             # the tests run the Smart Turn model, a file inside the pipecat-ai wheel: the wheel
             # alone, without pipecat's own dependency tree (voicetui imports none of it)
             "$VENV/bin/python" -m pip install --quiet --no-deps "pipecat-ai==1.14.0" >&2
+            # the tests host a real LiveKit Agents agent (tests/test_livekit_agents.py): in its
+            # own venv, as users run theirs (`voicetui livekit-agent --python`), because
+            # livekit-agents pins an older livekit (rtc) than voicetui's
+            if [ ! -x "$ROOT/.venv-lk/bin/python" ]; then
+                "$PY" -m venv "$ROOT/.venv-lk"
+            fi
+            "$ROOT/.venv-lk/bin/python" -m pip install --quiet \
+                "livekit-agents[openai]==1.8.9" "livekit-plugins-silero==1.8.9" >&2
         fi
         echo "$want" > "$stamp"
     fi

@@ -266,8 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _settings_flags(replay)
     from .evals.command import add_eval_parser
+    from .livekit_cli import add_livekit_parser
 
     add_eval_parser(sub)
+    add_livekit_parser(sub, _settings_flags)
     return parser
 
 
@@ -321,6 +323,9 @@ def _list_devices(out: TextIO, err: TextIO) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     out, err = sys.stdout, sys.stderr
     parser = build_parser()
+    from .livekit_cli import split_agent_args
+
+    argv, agent_args = split_agent_args(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version, usage errors
@@ -354,6 +359,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _list_devices(out, err)
     if args.json and not args.headless:
         return _fail("--json needs --headless", err)
+    if args.command == "livekit-agent":
+        from .livekit_cli import runtime_factory
+
+        make = runtime_factory(args, agent_args)
+        if args.headless:
+            return _run_headless(settings, None, json_output=args.json, make_runtime=make)
+        return _run_tui(settings, None, err, make_runtime=make)
 
     if settings.mode == "wav" and settings.input_wav:  # before any model loads
         from .io.wav import check_wav
@@ -391,7 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _run_tui(settings, agent_factory, err)
 
 
-def _run_headless(settings: Any, agent_factory: Any, *, json_output: bool) -> int:
+def _run_headless(
+    settings: Any, agent_factory: Any, *, json_output: bool, make_runtime: Any = None
+) -> int:
     from .headless import run_headless
     from .runtime.controller import SessionController
     from .runtime.log_capture import LogCapture, SanitizingFormatter, level_number
@@ -401,7 +415,11 @@ def _run_headless(settings: Any, agent_factory: Any, *, json_output: bool) -> in
         capture = LogCapture(settings.log_level)
         capture.install()
     try:
-        controller = SessionController(settings, agent=agent_factory, log_capture=capture)
+        controller = (
+            make_runtime(settings, capture)
+            if make_runtime is not None
+            else SessionController(settings, agent=agent_factory, log_capture=capture)
+        )
         if capture is None:  # log lines on stderr, sanitised like the events
             handler = logging.StreamHandler(sys.stderr)
             handler.setFormatter(
@@ -419,7 +437,7 @@ def _run_headless(settings: Any, agent_factory: Any, *, json_output: bool) -> in
             capture.uninstall()
 
 
-def _run_tui(settings: Any, agent_factory: Any, err: TextIO) -> int:
+def _run_tui(settings: Any, agent_factory: Any, err: TextIO, make_runtime: Any = None) -> int:
     try:
         from .tui.app import run_app  # type: ignore[import-not-found,unused-ignore]
     except ImportError as e:
@@ -433,7 +451,11 @@ def _run_tui(settings: Any, agent_factory: Any, err: TextIO) -> int:
 
     capture = LogCapture(settings.log_level)
     capture.install()  # from here on nothing is logged to the raw terminal
-    controller = SessionController(settings, agent=agent_factory, log_capture=capture)
+    controller = (
+        make_runtime(settings, capture)
+        if make_runtime is not None
+        else SessionController(settings, agent=agent_factory, log_capture=capture)
+    )
     from platformdirs import user_log_dir
 
     from .runtime.native_output import native_output_to

@@ -211,6 +211,9 @@ class VoiceTUIApp(SessionActions):
 
     def on_mount(self) -> None:
         self.cache_widgets()
+        unsupported: dict[str, str] = getattr(self.runtime, "unsupported", {})
+        if "toggle_break" in unsupported:
+            self.tools_panel.make_unavailable(unsupported["toggle_break"])
         self.header.app_title = self.title
         self.theme_changed_signal.subscribe(self, self._apply_theme_css)
         if self._wanted_theme in self.available_themes:
@@ -277,6 +280,8 @@ class VoiceTUIApp(SessionActions):
             return self.read_only
         if self.read_only and action in SESSION_ACTIONS:
             return False
+        if action in getattr(self.runtime, "unsupported", ()):  # greyed: the runtime says why
+            return None
         if action == "cancel_push_to_talk":
             return self.ptt_open and len(self.screen_stack) == 1
         if action == "rerun_tool":

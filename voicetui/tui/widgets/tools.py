@@ -142,6 +142,19 @@ class ToolsPanel(CachedComponentStyles, Vertical):
         self._order: list[str] = []
         self._selected: str | None = None
         self._reruns = 0
+        self.unavailable: str | None = None
+        """Why breaks and re-runs cannot be had (a LiveKit agent's tools), or None."""
+
+    def make_unavailable(self, reason: str) -> None:
+        """Grey out break-on-tool-call and re-run, saying why."""
+        self.unavailable = reason
+        switch = self.query_one("#tools-break", Switch)
+        switch.disabled = True
+        switch.tooltip = reason
+        rerun = self.query_one("#tools-rerun", Button)
+        rerun.disabled = True
+        rerun.tooltip = reason
+        self.query_one("#tools-bar Label", Label).update(f"Break on tool call: {reason}")
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="tools-bar"):
@@ -283,7 +296,7 @@ class ToolsPanel(CachedComponentStyles, Vertical):
             return
         self._selected = key
         self.query_one("#tools-detail", Static).update(self.detail(record))
-        self.query_one("#tools-rerun", Button).disabled = False
+        self.query_one("#tools-rerun", Button).disabled = self.unavailable is not None
         self.query_one("#tools-show-all", Button).disabled = not is_long(record)
 
     @on(OptionList.OptionHighlighted, "#tools-list")
