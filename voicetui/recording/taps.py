@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-import soxr
 from livekit import rtc
 
+from ..agents.audio import frame_mono, resample
 from ..agents.voice.io import AudioInput, AudioOutput, PlaybackFinishedEvent, PlaybackStartedEvent
 
 logger = logging.getLogger("voicetui.recording")
@@ -54,16 +54,6 @@ class TapSink(Protocol):
         ...
 
     def next_segment_id(self) -> int: ...
-
-
-def frame_pcm(frame: rtc.AudioFrame) -> np.ndarray:
-    """A frame's samples as a new mono int16 array."""
-    a = np.frombuffer(frame.data, dtype=np.int16)
-    if frame.num_channels > 1:
-        a = a.reshape(-1, frame.num_channels).mean(axis=1).astype(np.int16)
-    else:
-        a = a.copy()
-    return a
 
 
 class RecordingAudioInput(AudioInput):
@@ -105,7 +95,7 @@ class RecordingAudioInput(AudioInput):
                     return
                 sink = self._live()
                 if sink is not None:
-                    sink.push_user_audio(sink.now(), frame_pcm(frame), frame.sample_rate)
+                    sink.push_user_audio(sink.now(), frame_mono(frame), frame.sample_rate)
                 yield frame
         finally:
             aclose = getattr(it, "aclose", None)
@@ -172,9 +162,9 @@ class AgentTap:
             seg_id = self._sink.next_segment_id()
             self._segments.append(_Segment(seg_id, rate=frame.sample_rate, partial=not new_segment))
         seg = self._segments[-1]
-        pcm = frame_pcm(frame)
+        pcm = frame_mono(frame)
         if frame.sample_rate != seg.rate:  # a rate change mid-segment: rare, convert
-            pcm = soxr.resample(pcm, frame.sample_rate, seg.rate).astype(np.int16)
+            pcm = resample(pcm, frame.sample_rate, seg.rate)
         seg.pcm += pcm.tobytes()
         seg.captured += len(pcm)
 
