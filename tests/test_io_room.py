@@ -1,5 +1,5 @@
 """RoomIO against a fake room with the real livekit SDK media objects (AudioSource,
-LocalAudioTrack, AudioStream, AudioResampler) and real tokens: linking, audio in and out with
+LocalAudioTrack, AudioStream) and real tokens: linking, audio in and out with
 playout accounting, transcriptions, chat input, pre-connect audio, disconnects, and switching a
 running session between local I/O and the room. Real time (the SDK runs native threads,
 so no virtual clock): the tests wait for what they need to see (``until``: a played position,
