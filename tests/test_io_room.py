@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -92,6 +93,17 @@ def loud_runs(frames: list[rtc.AudioFrame]) -> list[tuple[float, float]]:
     if current:
         runs.append(current)
     return [(dominant_freq(r), sum(f.duration for f in r)) for r in runs if len(r) >= 3]
+
+
+def quiet_after_loud(frames: list[rtc.AudioFrame], quiet: int = 5) -> bool:
+    """The last ``quiet`` frames are silent and a loud one came before: the silence played
+    after the audio has arrived, so all of the audio has."""
+    tail = frames[-quiet:]
+    return (
+        len(frames) > quiet
+        and all(rms_dbfs(f) <= LOUD for f in tail)
+        and any(rms_dbfs(f) > LOUD for f in frames[:-quiet])
+    )
 
 
 def tone_sequence(frames: list[rtc.AudioFrame], freqs: list[float]) -> list[tuple[float, float]]:
@@ -689,8 +701,7 @@ async def test_pre_connect_audio_is_delivered_before_live_audio() -> None:
     )
     await live
     await mic.play_silence(0.3)
-    await until(lambda: tap.loud() >= 0.95, what="both parts")
-    await asyncio.sleep(0.1)
+    await until(lambda: tap.loud() >= 0.95 and quiet_after_loud(tap.frames), what="both parts")
     assert {f.sample_rate for f in tap.frames} == {24000}  # resampled from 16 kHz and 48 kHz
     # nothing lost: the live audio that came meanwhile follows the buffer without a gap
     (f1, d1), (f2, d2) = tone_sequence(tap.frames, [300, 880])
@@ -701,7 +712,10 @@ async def test_pre_connect_audio_is_delivered_before_live_audio() -> None:
     await mic.aclose()
 
 
-async def test_pre_connect_audio_that_is_late_or_unclaimed_is_dropped() -> None:
+async def test_pre_connect_audio_that_is_late_or_unclaimed_is_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="voicetui.io.room")
     room = FakeRoom()
     alice = room.add_participant("alice", attributes={"lk.agent.pre-connect-audio": "true"})
     opts = RoomInputOptions(pre_connect_audio_timeout=0.3)
@@ -719,7 +733,10 @@ async def test_pre_connect_audio_that_is_late_or_unclaimed_is_dropped() -> None:
     # a buffer nobody claims within the timeout is dropped
     room.unpublish(alice, pub)
     room.send_pre_connect_audio("alice", tone(0.5, 300, sample_rate=16000), sample_rate=16000)
-    await asyncio.sleep(0.8)
+    await until(
+        lambda: any("was not used in time; dropped" in r.getMessage() for r in caplog.records),
+        what="the unclaimed buffer dropped",
+    )
     mic2 = FakeMicrophone()
     room.publish_microphone(alice, mic2)
     await mic2.play_tone(0.3, 660)
