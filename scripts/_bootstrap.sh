@@ -19,6 +19,11 @@ _voicetui_install() {  # $1 = extras, e.g. "dev"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         echo "voicetui: installing dependencies ($extras) into $VENV" >&2
         "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$extras]" >&2
+        if [[ ",$extras," == *",dev,"* ]]; then
+            # the tests run the Smart Turn model, a file inside the pipecat-ai wheel: the wheel
+            # alone, without pipecat's own dependency tree (voicetui imports none of it)
+            "$VENV/bin/python" -m pip install --quiet --no-deps "pipecat-ai==1.14.0" >&2
+        fi
         echo "$want" > "$stamp"
     fi
 }

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import replace
 from typing import Any
 
 from voicetui.agents.llm.chat_context import (
@@ -21,6 +20,8 @@ from voicetui.agents.llm.chat_context import (
     ChatMessage,
     FunctionCall,
     FunctionCallOutput,
+    LatencyStage,
+    LatencyStageName,
     MetricsReport,
 )
 from voicetui.agents.metrics import EOUMetrics, LLMMetrics, TTSMetrics
@@ -103,6 +104,9 @@ class FakeRuntime:
         self._subscribers: list[Callable[[RuntimeEvent], None]] = []
         self._lock = threading.Lock()
 
+    read_only = False
+    title = "voicetui"
+
     # --- test side --------------------------------------------------------------------------
     def emit(self, *events: RuntimeEvent) -> None:
         for ev in events:
@@ -125,7 +129,7 @@ class FakeRuntime:
         return len(self._subscribers)
 
     def set_status(self, **changes: Any) -> None:
-        self.status_value = replace(self.status_value, **changes)
+        self.status_value = self.status_value.model_copy(update=changes)
         self.emit(self.status_value)
 
     # --- SessionRuntime ---------------------------------------------------------------------
@@ -187,7 +191,7 @@ class FakeRuntime:
             self._mode = mode
             if self.reflect:
                 desc = f"ROOM {room.room}@{room.url}" if room else mode.upper()
-                self.emit(ModeChanged(mode, desc))
+                self.emit(ModeChanged(mode=mode, description=desc))
         return fut
 
     def list_devices(self) -> Future[list[dict[str, Any]]]:
@@ -238,13 +242,13 @@ def status(**changes: Any) -> RuntimeStatus:
         break_on_tool_call=False,
         room_configured=True,
     )
-    return replace(base, **changes)
+    return base.model_copy(update=changes)
 
 
 def mode(
     mode: Mode = "local", description: str = "LOCAL mic: Virtual Mic / speaker: Virtual Speaker"
 ) -> ModeChanged:
-    return ModeChanged(mode, description)
+    return ModeChanged(mode=mode, description=description)
 
 
 def transcript(text: str, final: bool = False) -> UserInputTranscribedEvent:
@@ -271,13 +275,18 @@ def assistant_message(
     llm: float | None = None,
     tts: float | None = None,
     e2e: float | None = None,
+    stages: Sequence[tuple[LatencyStageName, float]] = (),
 ) -> ConversationItemAddedEvent:
     msg = ChatMessage(
         role="assistant",
         content=[text],
         interrupted=interrupted,
         metrics=MetricsReport(
-            end_of_turn_delay=eou, llm_node_ttft=llm, tts_node_ttfb=tts, e2e_latency=e2e
+            end_of_turn_delay=eou,
+            llm_node_ttft=llm,
+            tts_node_ttfb=tts,
+            e2e_latency=e2e,
+            latency_stages=[LatencyStage(name=n, seconds=v) for n, v in stages],
         ),
     )
     return ConversationItemAddedEvent(item=msg, created_at=T0)
@@ -356,25 +365,30 @@ def log(
 
 
 def levels(mic: float = -20.0, speaker: float = -60.0) -> AudioLevels:
-    return AudioLevels(mic, mic + 6, speaker, speaker + 6)
+    return AudioLevels(
+        input_dbfs=mic,
+        input_peak_dbfs=mic + 6,
+        output_dbfs=speaker,
+        output_peak_dbfs=speaker + 6,
+    )
 
 
 def loading(
     kind: str, label: str, stage: str, fraction: float | None, message: str = ""
 ) -> ModelLoading:
-    return ModelLoading(kind, label, stage, fraction, message)
+    return ModelLoading(kind=kind, label=label, stage=stage, fraction=fraction, message=message)
 
 
 def notice(message: str, level: str = "info") -> Notice:
-    return Notice(level, message)  # type: ignore[arg-type]
+    return Notice(level=level, message=message)  # type: ignore[arg-type]
 
 
 def tool_break(c: FunctionCall, break_id: str = "break_1") -> ToolBreak:
-    return ToolBreak(break_id, c)
+    return ToolBreak(break_id=break_id, call=c)
 
 
 def tool_rerun(ex: ToolExecution) -> ToolRerun:
-    return ToolRerun(ex)
+    return ToolRerun(execution=ex)
 
 
 def conversation_script() -> list[RuntimeEvent]:
@@ -398,7 +412,20 @@ def conversation_script() -> list[RuntimeEvent]:
         llm(0.31),
         tts(0.18),
         agent_state("speaking", "thinking"),
-        assistant_message("It's 3:42 PM in Paris.", eou=0.52, llm=0.31, tts=0.18, e2e=1.08),
+        assistant_message(
+            "It's 3:42 PM in Paris.",
+            eou=0.52,
+            llm=0.31,
+            tts=0.18,
+            e2e=1.08,
+            stages=[
+                ("endpointing", 0.52),
+                ("on_user_turn_completed", 0.01),
+                ("llm", 0.31),
+                ("tts", 0.18),
+                ("playout", 0.06),
+            ],
+        ),
         agent_state("listening", "speaking"),
         levels(-24.0, -60.0),
     ]

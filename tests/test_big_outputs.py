@@ -27,9 +27,9 @@ from voicetui.agents.llm import (
 from voicetui.agents.llm.history import HistoryLimits, request_context
 from voicetui.agents.types import DEFAULT_API_CONNECT_OPTIONS
 from voicetui.config import ConfigError, Settings, load_settings
+from voicetui.conversation import format_tool_call
 from voicetui.plugins.selection import ModelSelection, build_models, resolve
 from voicetui.recording.transcript import TranscriptRenderer
-from voicetui.runtime._transcript import format_tool_call
 from voicetui.tui.app import VoiceTUIApp
 from voicetui.tui.screens.pager import PAGE_CHARS, PagerScreen
 from voicetui.tui.widgets.conversation import ConversationView
@@ -111,11 +111,8 @@ def test_the_limits_are_settings() -> None:
 
 def test_headless_and_transcript_lines_are_bounded() -> None:
     assert len(format_tool_call("look", "{}", BIG, False)) < 400
-    md = TranscriptRenderer().render(
-        1.0,
-        "function_tools_executed",
-        {"executions": [{"call": {"name": "look", "arguments": "{}"}, "output": {"output": BIG}}]},
-    )
+    executed = fr.tools_executed(fr.execution(fr.call("look"), BIG))
+    md = TranscriptRenderer().render_event(1.0, executed)
     assert len(md) < 2_500 and "more characters cut" in md
 
 

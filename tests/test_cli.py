@@ -441,7 +441,7 @@ def test_show_prints_text_off_a_terminal_and_opens_the_tui_on_one(
     assert main(args) == 0
     view = seen["runtime"]
     assert isinstance(view, RecordingRuntime) and view.directory == directory
-    assert seen["kw"]["read_only"] is True and seen["kw"]["theme"] == "light"
-    assert seen["kw"]["title"].startswith(f"RECORDING {directory.name} · ")
+    assert view.read_only and seen["kw"] == {"theme": "light"}
+    assert view.title.startswith(f"RECORDING {directory.name} · ")
     assert main(["show", str(tmp_path / "nothing")]) == 2
     assert main(["show", str(directory), "--speed", "0"]) == 2

@@ -183,9 +183,9 @@ def test_start_failure_exits_1(tmp_path: Path) -> None:
 
 def test_runtime_events_as_json() -> None:
     call = FunctionCall(call_id="c1", name="get_weather", arguments='{"city": "Paris"}')
-    data = json.loads(event_json(ToolBreak("b1", call)))
+    data = json.loads(event_json(ToolBreak(break_id="b1", call=call)))
     assert data["type"] == "tool_break" and data["call"]["name"] == "get_weather"
-    assert json.loads(event_json(Notice("info", "hi"))) == {
+    assert json.loads(event_json(Notice(level="info", message="hi"))) == {
         "level": "info",
         "message": "hi",
         "type": "notice",

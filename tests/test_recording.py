@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.transcript_md import parse_transcript
 from voicetui.agents import Agent, AgentSession, RunContext, function_tool
 from voicetui.agents.llm import FunctionCall, FunctionCallOutput
 from voicetui.agents.testing import (
@@ -31,9 +32,9 @@ from voicetui.agents.testing import (
     Utterance,
 )
 from voicetui.agents.voice import ToolExecution
-from voicetui.recording import Recorder, RecordingError, load_recording, parse_transcript
+from voicetui.recording import Recorder, RecordingError, load_recording
 from voicetui.recording.taps import RecordingAudioInput, RecordingAudioOutput
-from voicetui.runtime.api import ModeChanged, Notice, RoomDetails, ToolRerun
+from voicetui.runtime.api import AudioLevels, ModeChanged, Notice, RoomDetails, ToolRerun
 
 pytestmark = [pytest.mark.looptime, pytest.mark.usefixtures("no_leaks")]
 
@@ -417,7 +418,9 @@ async def test_runtime_events_and_mode_switch_keep_one_recording(tmp_path: Path)
             )
         )
     )
-    rig.rec.record_event({"type": "levels", "input_dbfs": -20.0})  # skipped by default
+    rig.rec.record_event(
+        AudioLevels(input_dbfs=-20, input_peak_dbfs=-14, output_dbfs=-60, output_peak_dbfs=-54)
+    )  # skipped by default
     await asyncio.sleep(4)
     await rig.aclose()
     await out2.aclose()
@@ -487,9 +490,9 @@ async def test_pause_and_resume_place_audio_where_it_was_heard(tmp_path: Path) -
     assert played == pytest.approx(fin.event["playback_position"], abs=0.02)
 
 
-def test_record_event_accepts_anything_and_never_raises(tmp_path: Path) -> None:
+def test_record_event_before_the_start_is_ignored(tmp_path: Path) -> None:
     rec = Recorder(tmp_path, session=AgentSession())
-    rec.record_event(object())  # not started: ignored
+    rec.record_event(Notice(level="info", message="too early"))
     assert rec.directory is None
 
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from voicetui.recording import Recorder, load_recording, parse_transcript, repair, repair_main
+from tests.transcript_md import parse_transcript
+from voicetui.recording import Recorder, load_recording, repair, repair_main
 from voicetui.recording.repair import inspect_wav, read_wav
 
 from .test_recording import FILES, RATE, Rig

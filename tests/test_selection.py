@@ -152,3 +152,40 @@ async def test_prewarm_loads_in_order_and_reports_failures() -> None:
         ("llm", "model", 0.5),
         ("llm", "ready", 1.0),
     ]
+
+
+def test_an_end_of_turn_model_is_chosen_by_flag_and_given_to_the_session() -> None:
+    from voicetui.agents import AgentSession
+    from voicetui.plugins.smart_turn import SmartTurn
+
+    resolved = resolve(ModelSelection(turn_detector="smart_turn", stt="local", llm="none"), env={})
+    assert resolved.turn_detector == "smart_turn"
+    assert "end of turn smart_turn" in resolved.describe()
+    models = build_models(resolved)
+    assert isinstance(models.turn_detector, SmartTurn)
+    # left to the VAD: the model decides at its pauses; another mode chosen: it is not used
+    kwargs = models.session_kwargs({"min_endpointing_delay": 0.4})
+    assert kwargs["turn_detection"] is models.turn_detector
+    assert AgentSession(**kwargs).turn_detector is models.turn_detector
+    assert models.session_kwargs({"turn_detection": "manual"})["turn_detection"] == "manual"
+    # no VAD, no pauses to decide at
+    no_vad = resolve(ModelSelection(turn_detector="smart_turn", vad="none"), env={})
+    assert no_vad.turn_detector == "none"
+
+
+def test_smart_turn_without_its_extra_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from voicetui.plugins import smart_turn
+
+    def missing() -> None:
+        raise smart_turn.SmartTurnUnavailable("pipecat-ai is not installed")
+
+    monkeypatch.setattr(smart_turn, "bundled_model_path", missing)
+    problems = check_requirements(
+        resolve(ModelSelection(turn_detector="smart_turn", llm="none", tts="none"), env={})
+    )
+    assert problems == [
+        "the Smart Turn model ships in pipecat-ai, which is not installed: "
+        "pip install 'voicetui[smart-turn]'"
+    ]

@@ -76,10 +76,10 @@ async def test_transcripts_from_the_runtime_thread() -> None:
 
 async def test_agent_text_revealed_and_interrupted_marked() -> None:
     async with running() as (app, pilot, rt):
-        rt.emit(AgentTranscript("speech_9", "Once upon"))
+        rt.emit(AgentTranscript(speech_id="speech_9", text="Once upon"))
         await settle(pilot)
         assert lines(app) == ["Agent  Once upon"]
-        rt.emit(AgentTranscript("speech_9", "Once upon a time"))
+        rt.emit(AgentTranscript(speech_id="speech_9", text="Once upon a time"))
         await settle(pilot)
         assert lines(app) == ["Agent  Once upon a time"]
         rt.emit(fr.assistant_message("Once upon a time", interrupted=True))
@@ -176,14 +176,13 @@ async def test_question_mark_shows_the_apps_keys_unless_it_is_typed() -> None:
 
 
 async def test_logs_search_with_slash_and_level_filter() -> None:
-    from voicetui.runtime.api import LogRecordEvent
     from voicetui.tui.widgets.logs import LogsPanel
 
     async with running() as (app, pilot, rt):
         rt.emit(
-            LogRecordEvent(20, "voicetui.plugins.local.llama", "loaded the model", fr.T0),
-            LogRecordEvent(30, "voicetui.io.local", "speaker underrun", fr.T0),
-            LogRecordEvent(10, "voicetui.agents", "debug detail", fr.T0),
+            fr.log(20, "loaded the model", "voicetui.plugins.local.llama"),
+            fr.log(30, "speaker underrun", "voicetui.io.local"),
+            fr.log(10, "debug detail", "voicetui.agents"),
         )
         await settle(pilot)
         app.show_tab("logs-tab")
@@ -228,10 +227,28 @@ async def test_the_state_panel_shows_echo_cancellation_and_its_erle() -> None:
     from voicetui.runtime.api import AudioLevels
 
     async with running() as (app, pilot, rt):
-        rt.emit(AudioLevels(-30, -20, -12, -6, echo_cancelling=True, erle_db=23.4))
+        rt.emit(
+            AudioLevels(
+                input_dbfs=-30,
+                input_peak_dbfs=-20,
+                output_dbfs=-12,
+                output_peak_dbfs=-6,
+                echo_cancelling=True,
+                erle_db=23.4,
+            )
+        )
         await settle(pilot)
         assert "Echo     cancelling · ERLE 23 dB" in fr.screen_text(app)
-        rt.emit(AudioLevels(-30, -20, -120, -120, echo_cancelling=True, erle_db=None))
+        rt.emit(
+            AudioLevels(
+                input_dbfs=-30,
+                input_peak_dbfs=-20,
+                output_dbfs=-120,
+                output_peak_dbfs=-120,
+                echo_cancelling=True,
+                erle_db=None,
+            )
+        )
         await settle(pilot)
         assert "ERLE" not in fr.screen_text(app) and "cancelling" in fr.screen_text(app)
 
@@ -341,7 +358,7 @@ async def test_latency_row_has_the_right_numbers() -> None:
         table: DataTable[object] = app.query_one("#latency-table", DataTable)
         assert table.row_count == 1  # the greeting (no metrics) makes no row
         row = [str(c) for c in table.get_row_at(0)]
-        assert row[:6] == ["1", "0.52", "0.21", "0.31", "0.18", "1.08"]
+        assert row[:7] == ["1", "0.52", "0.21", "0.31", "—", "0.18", "1.08"]
         book = app.query_one("#latency").book  # type: ignore[attr-defined]
         assert book.percentiles(50)["e2e"] == 1.08
         assert app.query_one("#state", StatePanel).last_e2e == 1.08
@@ -352,7 +369,8 @@ async def test_latency_for_a_typed_turn_without_eou() -> None:
         rt.emit(fr.llm(0.4), fr.tts(0.2), fr.assistant_message("ok", llm=0.4, tts=0.2, e2e=0.7))
         await settle(pilot)
         table: DataTable[object] = app.query_one("#latency-table", DataTable)
-        assert [str(c) for c in table.get_row_at(0)][:6] == ["1", "—", "—", "0.40", "0.20", "0.70"]
+        row = [str(c) for c in table.get_row_at(0)][:7]
+        assert row == ["1", "—", "—", "0.40", "—", "0.20", "0.70"]
 
 
 async def test_mode_switch_keeps_the_conversation() -> None:

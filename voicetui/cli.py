@@ -14,15 +14,16 @@ config, an agent that does not load, missing model requirements), 130 interrupte
 from __future__ import annotations
 
 import argparse
-import inspect
 import logging
 import sys
+import types
 import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
+from .config import DISABLED_BY_ZERO, Mode, TurnSettings
 
 USAGE_ERROR = 2
 
@@ -37,6 +38,7 @@ def _choices(name: str) -> list[str]:
         "llm": selection.LLMChoice,
         "tts": selection.TTSChoice,
         "vad": selection.VADChoice,
+        "turn_detector": selection.TurnDetectorChoice,
     }[name]
     return list(typing.get_args(alias))
 
@@ -48,7 +50,7 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("session")
     g.add_argument(
         "--mode",
-        choices=["local", "room", "text", "wav"],
+        choices=typing.get_args(Mode),
         default=S,
         help="where the conversation happens (default: local; wav with --input-wav)",
     )
@@ -104,6 +106,13 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
             default=S,
             help=f"{kind.upper()} provider (default: auto)",
         )
+    m.add_argument(
+        "--turn-detector",
+        choices=_choices("turn_detector"),
+        default=S,
+        help="an end-of-turn model that decides at the VAD's pauses whether the user is done "
+        "(smart_turn: Smart Turn v3, the voicetui[smart-turn] extra; default: none)",
+    )
     m.add_argument("--llm-model", metavar="NAME", default=S)
     m.add_argument("--stt-model", metavar="NAME", default=S)
     m.add_argument("--tts-voice", metavar="NAME", default=S)
@@ -113,11 +122,7 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
         default=S,
         help="an OpenAI-compatible server (default: $OPENAI_BASE_URL)",
     )
-    t = parser.add_argument_group("turn-taking")
-    t.add_argument("--min-endpointing-delay", type=float, metavar="SECONDS", default=S)
-    t.add_argument("--max-endpointing-delay", type=float, metavar="SECONDS", default=S)
-    t.add_argument("--turn-detection", choices=["vad", "stt", "manual"], default=S)
-    t.add_argument("--preemptive-generation", action="store_true", default=S)
+    _turn_flags(parser.add_argument_group("turn-taking"))
     r = parser.add_argument_group("LiveKit room")
     r.add_argument("--url", default=S, help="LiveKit server URL (default: $LIVEKIT_URL)")
     r.add_argument("--room", default=S, help="room name (default: voicetui)")
@@ -125,7 +130,45 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--token", default=S, help="a join token (default: minted from the API key)")
 
 
-_FLAG_KEYS: dict[str, str] = {
+def _turn_flags(group: argparse._ArgumentGroup) -> None:
+    """One flag per turn option, generated from its field: type, choices and help (the field's
+    docstring). Booleans get a ``--no-`` form too."""
+    for name, info in TurnSettings.model_fields.items():
+        kind = _without_none(info.annotation)
+        help_text = " ".join((info.description or "").split()).replace("%", "%%")
+        if name in DISABLED_BY_ZERO:
+            help_text += " 0 disables it."
+        flag = f"--{name.replace('_', '-')}"
+        if kind is bool:
+            group.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                help=help_text,
+            )  # fmt: skip
+        elif typing.get_origin(kind) is typing.Literal:
+            group.add_argument(
+                flag, choices=typing.get_args(kind), default=argparse.SUPPRESS, help=help_text
+            )
+        else:
+            metavar = "SECONDS" if kind is float else "N"  # (every float option is a duration)
+            group.add_argument(
+                flag, type=kind, metavar=metavar, default=argparse.SUPPRESS, help=help_text
+            )
+
+
+def _without_none(annotation: Any) -> Any:
+    """``X | None`` → ``X``; anything else as is."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return annotation
+
+
+def _flag_keys() -> dict[str, str]:
+    """argparse's ``dest`` → the dotted settings key it sets."""
+    return {**_FLAG_KEYS, **{name: f"turn.{name}" for name in TurnSettings.model_fields}}
+
+
+_FLAG_KEYS: dict[str, str] = {  # (the turn options' flags are generated: _turn_flags)
     "mode": "mode",
     "agent": "agent",
     "theme": "theme",
@@ -140,14 +183,11 @@ _FLAG_KEYS: dict[str, str] = {
     "llm": "models.llm",
     "tts": "models.tts",
     "vad": "models.vad",
+    "turn_detector": "models.turn_detector",
     "llm_model": "models.llm_model",
     "stt_model": "models.stt_model",
     "tts_voice": "models.tts_voice",
     "openai_base_url": "models.openai_base_url",
-    "min_endpointing_delay": "turn.min_endpointing_delay",
-    "max_endpointing_delay": "turn.max_endpointing_delay",
-    "turn_detection": "turn.turn_detection",
-    "preemptive_generation": "turn.preemptive_generation",
     "url": "room.url",
     "room": "room.name",
     "identity": "room.identity",
@@ -214,6 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("dir", help="the recording's folder")
     replay.add_argument("--realtime", action="store_true", help="pace the audio in real time")
+    replay.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="OPTION=VALUE",
+        help="what if: replay with this turn option changed (any of the turn-taking flags' "
+        "options, e.g. min_endpointing_delay=0.3, turn_detection=smart_turn; repeatable); "
+        "paced in real time, and reported turn by turn: where each turn ended, cut-offs, "
+        "the latency difference",
+    )
     _settings_flags(replay)
     from .evals.command import add_eval_parser
 
@@ -224,10 +274,32 @@ def build_parser() -> argparse.ArgumentParser:
 def flags_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The settings the flags set, by dotted key."""
     given = vars(args)
-    flags = {key: given[name] for name, key in _FLAG_KEYS.items() if name in given}
+    flags = {key: given[name] for name, key in _flag_keys().items() if name in given}
     if "input_wav" in flags and "mode" not in flags:
         flags["mode"] = "wav"
+    for assignment in given.get("set") or []:
+        flags.update(whatif_setting(assignment))
     return flags
+
+
+def whatif_setting(assignment: str) -> dict[str, Any]:
+    """``replay --set OPTION=VALUE`` as settings by dotted key (a turn option; the end-of-turn
+    model as ``turn_detection=smart_turn`` or ``turn_detector=...``). Raises ConfigError."""
+    from .agents.voice.turn_options import TurnOptions
+    from .config import ConfigError
+
+    name, sep, value = assignment.partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep or not name:
+        raise ConfigError(f"--set {assignment!r}: expected OPTION=VALUE")
+    value = value.strip()
+    if name == "turn_detector" or (name == "turn_detection" and value == "smart_turn"):
+        detector = "smart_turn" if name == "turn_detection" else value
+        return {"models.turn_detector": detector, "turn.turn_detection": "vad"}
+    if name not in TurnOptions.model_fields:
+        known = ", ".join(sorted(TurnOptions.model_fields))
+        raise ConfigError(f"--set {name}: not a turn option (one of: {known}, turn_detector)")
+    return {f"turn.{name}": None if value.lower() in ("none", "null") else value}
 
 
 def _fail(message: str, err: TextIO) -> int:
@@ -362,13 +434,6 @@ def _run_tui(settings: Any, agent_factory: Any, err: TextIO) -> int:
     capture = LogCapture(settings.log_level)
     capture.install()  # from here on nothing is logged to the raw terminal
     controller = SessionController(settings, agent=agent_factory, log_capture=capture)
-    # run_app(runtime, *, theme=..., title=...) today; pass the settings if it takes them
-    params = inspect.signature(run_app).parameters
-    kwargs: dict[str, Any] = {}
-    if "settings" in params:
-        kwargs["settings"] = settings
-    if "theme" in params:
-        kwargs["theme"] = settings.theme
     from platformdirs import user_log_dir
 
     from .runtime.native_output import native_output_to
@@ -381,8 +446,7 @@ def _run_tui(settings: Any, agent_factory: Any, err: TextIO) -> int:
             try:
                 # C libraries (ALSA, llama.cpp) write straight to the terminal: into a log file
                 with native_output_to(Path(user_log_dir("voicetui")) / "native.log"):
-                    result = run_app(controller, **kwargs)
-                code = int(result) if isinstance(result, int) else 0
+                    code = run_app(controller, theme=settings.theme)
             except KeyboardInterrupt as e:
                 code = exit_code(e)
             finally:
@@ -424,7 +488,7 @@ def _show_in_tui(args: argparse.Namespace, settings: Any, err: TextIO) -> int:
         return _fail(f"the terminal UI is not available in this build ({e}); use --text", err)
     theme = getattr(settings, "theme", None) if settings is not None else None
     try:
-        return run_app(view, theme=theme, title=view.title, read_only=True)
+        return run_app(view, theme=theme)
     except KeyboardInterrupt:
         return 130
     finally:
@@ -451,10 +515,10 @@ def _recording_command(args: argparse.Namespace, settings: Any, out: TextIO, err
             return _fail(f"cannot read the recording: {e}", err)
         at = getattr(args, "at", None)
         if at is not None:
-            from .recording.load import build_turns
+            from .recording.load import turns_of
 
             rec.events = [e for e in rec.events if e.t <= at]
-            rec.turns = build_turns(rec.events)
+            rec.turns = turns_of(rec.events)
         out.write(format_recording(rec) + "\n")
         return 0
     # replay: the current agent and models, as the app would build them
@@ -474,14 +538,17 @@ def _recording_command(args: argparse.Namespace, settings: Any, out: TextIO, err
     async def session_factory() -> Any:
         models = build_models(resolved)
         session: AgentSession[Any] = AgentSession(
-            **models.as_kwargs(), **settings.turn.session_kwargs()
+            **models.session_kwargs(settings.turn.session_kwargs())
         )
         return session, await make_agent(agent_source)
 
+    if args.set:  # endpointing is timed: the audio must arrive as it was spoken
+        err.write("voicetui: what-if replay, paced in real time\n")
     return replay_main(
         args.dir,
         session_factory=session_factory,
-        realtime=args.realtime,
+        realtime=args.realtime or bool(args.set),
+        whatif=list(args.set) if args.set else None,
         out_root=settings.record_dir,
         out=out,
     )

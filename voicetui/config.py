@@ -18,8 +18,8 @@ The file (``platformdirs.user_config_dir("voicetui")/config.toml``, or ``$VOICET
     url = "wss://example.livekit.cloud"
     name = "voicetui"
 
-    [turn]                         # AgentSession turn-taking options
-    min_endpointing_delay = 0.4
+    [turn]                         # agents.voice.TurnOptions: AgentSession's turn-taking
+    min_endpointing_delay = 0.4    # options (the CLI's turn flags come from it too)
     user_away_timeout = 0          # 0 disables it
 
 Environment: ``VOICETUI_<KEY>`` for top-level keys (``VOICETUI_MODE``),
@@ -27,6 +27,9 @@ Environment: ``VOICETUI_<KEY>`` for top-level keys (``VOICETUI_MODE``),
 keys also without their section (``VOICETUI_LLM``, ``VOICETUI_LLM_MODEL``), plus the usual
 ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``LIVEKIT_URL``, ``LIVEKIT_API_KEY`` and
 ``LIVEKIT_API_SECRET`` (the ``VOICETUI_`` names win over those).
+
+The layering is done here rather than with pydantic-settings: its sources do not tell which one
+a value came from, and ``voicetui config`` shows that for every key.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 from pydantic import (
     BaseModel,
@@ -43,14 +46,13 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
-    model_validator,
 )
 
+from .agents.voice.turn_options import TurnOptions
+from .events import Mode as Mode  # (defined once, with the events that carry it)
 from .plugins.selection import ModelSelection
 
-Mode = Literal["local", "room", "text", "wav"]
-LogLevel = Literal["debug", "info", "warning", "error", "critical"]
-TurnDetection = Literal["vad", "stt", "manual"]
+LogLevel: TypeAlias = Literal["debug", "info", "warning", "error", "critical"]
 
 SECRET_KEYS = frozenset({"models.openai_api_key", "room.token", "room.api_key", "room.api_secret"})
 SECTIONS = ("models", "room", "turn")
@@ -80,55 +82,25 @@ class RoomSettings(BaseModel):
     api_secret: str | None = None
 
 
-class TurnSettings(BaseModel):
-    """``AgentSession`` turn-taking options; unset ones keep the session's defaults. Numbers
-    must be finite, and the endpointing delays in order (with the defaults of those unset)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    allow_interruptions: bool | None = None
-    min_interruption_duration: float | None = Field(default=None, ge=0)
-    min_interruption_words: int | None = Field(default=None, ge=0)
-    min_endpointing_delay: float | None = Field(default=None, ge=0)
-    max_endpointing_delay: float | None = Field(default=None, ge=0)
-    max_tool_steps: int | None = Field(default=None, ge=0)
-    user_away_timeout: float | None = None
-    """Seconds; 0 or less disables it."""
-    false_interruption_timeout: float | None = None
-    """Seconds; 0 or less disables it."""
-    resume_false_interruption: bool | None = None
-    min_consecutive_speech_delay: float | None = Field(default=None, ge=0)
-    preemptive_generation: bool | None = None
-    turn_detection: TurnDetection | None = None
-
-    @model_validator(mode="after")
-    def _delays_in_order(self) -> TurnSettings:
-        if self.min_endpointing_delay is None and self.max_endpointing_delay is None:
-            return self
-        from .agents.voice.agent_session import AgentSessionOptions
-
-        defaults = AgentSessionOptions()
-        low = self.min_endpointing_delay
-        high = self.max_endpointing_delay
-        low = defaults.min_endpointing_delay if low is None else low
-        high = defaults.max_endpointing_delay if high is None else high
-        if low > high:
-            raise ValueError(
-                f"min_endpointing_delay ({low:g} s) is above max_endpointing_delay ({high:g} s)"
-            )
-        return self
+class TurnSettings(TurnOptions):
+    """The ``[turn]`` table: ``AgentSession``'s turn-taking options, those set only (the others
+    keep the models' and the session's defaults). Numbers are finite and the endpointing delays
+    in order (with the defaults of those unset). A timeout of 0 or less disables it: a TOML file
+    has no None."""
 
     def session_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``AgentSession`` (only the options that were set)."""
-        out: dict[str, Any] = {}
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if name in ("user_away_timeout", "false_interruption_timeout") and value <= 0:
-                value = None
-            out[name] = value
+        out = self.given()
+        for name in DISABLED_BY_ZERO:
+            if name in out and out[name] is not None and out[name] <= 0:
+                out[name] = None
         return out
+
+
+DISABLED_BY_ZERO = frozenset(
+    name for name, info in TurnOptions.model_fields.items() if info.annotation == float | None
+)
+"""The turn options that None disables: in settings (a file, a flag) 0 or less does."""
 
 
 class Settings(BaseModel):
@@ -168,7 +140,11 @@ class Settings(BaseModel):
         out: dict[str, Any] = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
-            if isinstance(value, BaseModel):
+            if isinstance(value, TurnSettings):  # an overlay: what it leaves unset is unset
+                given = value.given()
+                for sub in type(value).model_fields:
+                    out[f"{name}.{sub}"] = given.get(sub)
+            elif isinstance(value, BaseModel):
                 for sub in type(value).model_fields:
                     out[f"{name}.{sub}"] = getattr(value, sub)
             else:
@@ -339,6 +315,6 @@ def _explain(error: ValidationError, sources: Mapping[str, str]) -> str:
         if err["type"] == "extra_forbidden":
             msg = "unknown setting"
         else:
-            msg = err["msg"]
+            msg = err["msg"].removeprefix("Value error, ")  # (a validator's own message)
         lines.append(f"{key}: {msg}" + (f" (from {where})" if where else ""))
     return "invalid settings:\n  " + "\n  ".join(lines)

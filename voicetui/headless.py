@@ -2,8 +2,8 @@
 
 Lines (``user: ...``, ``agent: ...``, ``tool: get_time(timezone="Europe/Paris") → ...``,
 ``error: ...``) go to stdout, the runtime's notices to stderr; with ``--json``, every event is
-one JSON object per line on stdout (session events as ``model_dump(mode="json")``, the
-runtime's as ``dataclasses.asdict``; audio levels and transcript pieces are left out).
+one JSON object per line on stdout (``voicetui.events.event_data``; audio levels and transcript
+pieces are left out).
 
 Input: typed lines from stdin (sent one at a time, each after the reply to the previous one)
 and, in WAV mode, the ``--input-wav`` file. The run ends by itself when that input is used up —
@@ -16,8 +16,6 @@ on SIGTERM, 129 on SIGHUP, after the same graceful close).
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
 import os
 import queue
@@ -25,13 +23,39 @@ import sys
 import threading
 import time
 from concurrent.futures import Future
-from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO, assert_never
 
-from pydantic import BaseModel
-
-from .agents.llm import AgentHandoff, ChatMessage
-from .runtime._transcript import format_tool_call
+from .agents.llm import ChatMessage
+from .agents.voice.events import (
+    AgentFalseInterruptionEvent,
+    AgentStateChangedEvent,
+    CloseEvent,
+    ConversationItemAddedEvent,
+    ErrorEvent,
+    FunctionToolsExecutedEvent,
+    FunctionToolsStartedEvent,
+    MetricsCollectedEvent,
+    SpeechCreatedEvent,
+    UserInputTranscribedEvent,
+    UserStateChangedEvent,
+)
+from .conversation import Entry, Handoff, Said, ToolCall, event_entries, format_tool_call
+from .runtime.api import (
+    AgentTranscript,
+    AudioLevels,
+    LogRecordEvent,
+    ModeChanged,
+    ModelLoading,
+    Notice,
+    NoticeLevel,
+    ReplyCutOff,
+    RoomUpdate,
+    RuntimeEvent,
+    RuntimeStatus,
+    ToolBreak,
+    ToolRerun,
+    event_data,
+)
 from .runtime.controller import SessionController
 from .signals import exit_code, signals_as_interrupt
 
@@ -45,63 +69,66 @@ signal came."""
 _EOF = object()
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, BaseModel):
-        return obj.model_dump(mode="json")
-    if isinstance(obj, enum.Enum):
-        return obj.value
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", "replace")
-    if isinstance(obj, BaseException):
-        return f"{type(obj).__name__}: {obj}"
-    return repr(obj)
+def event_json(ev: RuntimeEvent) -> str:
+    return json.dumps(event_data(ev), ensure_ascii=False)
 
 
-def event_json(ev: Any) -> str:
-    if isinstance(ev, BaseModel):
-        data = ev.model_dump(mode="json")
-    elif dataclasses.is_dataclass(ev) and not isinstance(ev, type):
-        data = dataclasses.asdict(ev)
-    else:
-        data = {"type": getattr(ev, "type", type(ev).__name__), "value": repr(ev)}
-    return json.dumps(data, default=_json_default, ensure_ascii=False)
-
-
-def event_line(ev: Any) -> tuple[str, bool] | None:
-    """The line for ``ev`` and whether it goes to stderr (None: not shown)."""
-    t = ev.type
-    if t == "conversation_item_added":
-        item = ev.item
-        if isinstance(item, AgentHandoff):
+def _entry_line(entry: Entry) -> str:
+    match entry:
+        case Handoff():
             # (the first agent of the session is announced as a handoff from "(start)")
-            return f"handoff: {item.old_agent_id or '(start)'} → {item.new_agent_id}", False
-        if isinstance(item, ChatMessage) and item.role in ("user", "assistant"):
-            who = "user" if item.role == "user" else "agent"
-            mark = " [interrupted]" if item.interrupted else ""
-            return f"{who}: {item.text_content or ''}{mark}", False
-        return None
-    if t == "function_tools_executed":
-        lines = [
-            "tool: "
-            + format_tool_call(e.call.name, e.call.arguments, e.output.output, e.output.is_error)
-            for e in ev.executions
-        ]
-        return "\n".join(lines), False
-    if t == "error":
-        return f"error: {ev.source}: {ev.message}", False
-    if t == "notice":
-        prefix = "" if ev.level == "info" else f"{ev.level}: "
-        return f"voicetui: {prefix}{ev.message}", True
-    if t == "reply_cut_off":
-        return "agent: [interrupted before it spoke]", False
-    if t == "mode_changed":
-        return f"voicetui: mode {ev.description}", True
-    if t == "model_loading" and ev.stage in ("start", "ready", "failed"):
-        what = {"start": "loading", "ready": "ready", "failed": "failed"}[ev.stage]
-        return f"voicetui: {what} {ev.kind.upper()} {ev.label} {ev.message}".rstrip(), True
-    return None
+            return f"handoff: {entry.old_agent_id or '(start)'} → {entry.new_agent_id}"
+        case Said():
+            who = "user" if entry.role == "user" else "agent"
+            return f"{who}: {entry.text}{' [interrupted]' if entry.interrupted else ''}"
+        case ToolCall():
+            call = format_tool_call(entry.name, entry.arguments, entry.output, entry.is_error)
+            return f"tool: {call}"
+
+
+def _notice_line(level: NoticeLevel, message: str) -> str:
+    return f"voicetui: {'' if level == 'info' else f'{level}: '}{message}"
+
+
+def event_line(ev: RuntimeEvent) -> tuple[str, bool] | None:
+    """The line for ``ev`` and whether it goes to stderr (None: not shown)."""
+    match ev:
+        case ConversationItemAddedEvent() | FunctionToolsExecutedEvent():
+            lines = [_entry_line(entry) for entry in event_entries(ev, 0.0)]
+            return ("\n".join(lines), False) if lines else None
+        case ErrorEvent():
+            return f"error: {ev.source}: {ev.message}", False
+        case Notice():
+            return _notice_line(ev.level, ev.message), True
+        case RoomUpdate():
+            return _notice_line(ev.level, ev.event.message), True
+        case ReplyCutOff():
+            return "agent: [interrupted before it spoke]", False
+        case ModeChanged():
+            return f"voicetui: mode {ev.description}", True
+        case ModelLoading(stage="start" | "ready" | "failed"):
+            what = {"start": "loading", "ready": "ready", "failed": "failed"}[ev.stage]
+            return f"voicetui: {what} {ev.kind.upper()} {ev.label} {ev.message}".rstrip(), True
+        case (
+            ModelLoading()
+            | UserInputTranscribedEvent()
+            | AgentStateChangedEvent()
+            | UserStateChangedEvent()
+            | FunctionToolsStartedEvent()
+            | SpeechCreatedEvent()
+            | MetricsCollectedEvent()
+            | AgentFalseInterruptionEvent()
+            | CloseEvent()
+            | RuntimeStatus()
+            | AudioLevels()
+            | ToolBreak()
+            | ToolRerun()
+            | AgentTranscript()
+            | LogRecordEvent()
+        ):
+            return None
+        case _:
+            assert_never(ev)
 
 
 BUSY_STATES = frozenset({"thinking", "speaking"})
@@ -141,38 +168,37 @@ class _Progress:
                 self.failed += 1
         self.awaiting_reply = self.asked = self.busy = False
 
-    def update(self, ev: Any) -> None:
-        t = ev.type
-        if t not in QUIET_TYPES:
+    def update(self, ev: RuntimeEvent) -> None:
+        if ev.type not in QUIET_TYPES:
             self.last_event = time.monotonic()
-        if t == "agent_state_changed":
-            self.agent_state = ev.new_state
-            if ev.new_state in BUSY_STATES:
-                self.busy = True
-            elif self.asked and self.busy and ev.new_state in ("listening", "idle"):
-                self.end_turn(replied=False)  # done with the turn, and no reply came
-        elif t == "user_state_changed":
-            self.user_state = ev.new_state
-            if ev.new_state == "speaking":
-                self.voice_pending, self.voice_ended_at = True, None
-            elif ev.old_state == "speaking":
-                self.voice_ended_at = time.monotonic()
-        elif t == "user_input_transcribed" and ev.transcript.strip():
-            self.voice_pending = False
-        elif t == "conversation_item_added" and isinstance(ev.item, ChatMessage):
-            if ev.item.role == "user":
+        match ev:
+            case AgentStateChangedEvent():
+                self.agent_state = ev.new_state
+                if ev.new_state in BUSY_STATES:
+                    self.busy = True
+                elif self.asked and self.busy and ev.new_state in ("listening", "idle"):
+                    self.end_turn(replied=False)  # done with the turn, and no reply came
+            case UserStateChangedEvent():
+                self.user_state = ev.new_state
+                if ev.new_state == "speaking":
+                    self.voice_pending, self.voice_ended_at = True, None
+                elif ev.old_state == "speaking":
+                    self.voice_ended_at = time.monotonic()
+            case UserInputTranscribedEvent() if ev.transcript.strip():
+                self.voice_pending = False
+            case ConversationItemAddedEvent(item=ChatMessage(role="user")):
                 self.voice_pending = False
                 if not self.awaiting_reply or not self.asked:
                     self.awaiting_reply, self.asked = True, True
                     self.busy = self.agent_state in BUSY_STATES
-            elif ev.item.role == "assistant" and self.asked:
+            case ConversationItemAddedEvent(item=ChatMessage(role="assistant")) if self.asked:
                 self.end_turn(replied=True)
-        elif (
-            t == "error"
-            and ev.source in ("llm", "tts", "agent")
-            and (not ev.recoverable or ev.source == "agent")
-        ):
-            self.end_turn(replied=False)  # the reply failed: nothing more will come
+            case ErrorEvent() if ev.source in ("llm", "tts", "agent") and (
+                not ev.recoverable or ev.source == "agent"
+            ):
+                self.end_turn(replied=False)  # the reply failed: nothing more will come
+            case _:
+                pass  # (nothing else moves a turn on)
 
     @property
     def all_failed(self) -> bool:
@@ -206,7 +232,7 @@ class _Printer:
     def __init__(self, out: TextIO, err: TextIO, json_output: bool) -> None:
         self.out, self.err, self.json = out, err, json_output
 
-    def show(self, ev: Any) -> None:
+    def show(self, ev: RuntimeEvent) -> None:
         if self.json:
             if ev.type not in SKIPPED_JSON:
                 self.out.write(event_json(ev) + "\n")
@@ -271,7 +297,7 @@ def run_headless(
     """Run ``controller`` until its input is used up (see the module doc); returns the exit
     code. ``stdin``: lines the user types (None: no typed input)."""
     printer = _Printer(out or sys.stdout, err or sys.stderr, json_output)
-    events: queue.Queue[Any] = queue.Queue()
+    events: queue.Queue[RuntimeEvent] = queue.Queue()
     unsubscribe = controller.subscribe(events.put)
     typed = _TypedInput(stdin)
     started: Future[None] = controller.start()
@@ -298,7 +324,7 @@ def run_headless(
 
 def _loop(
     controller: SessionController,
-    events: queue.Queue[Any],
+    events: queue.Queue[RuntimeEvent],
     typed: _TypedInput,
     printer: _Printer,
     settle: float,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import llm, metrics, stt, tts, vad
 from .exceptions import LLMError, ModelError, STTError, TTSError
 from .llm import ChatContext, StopResponse, ToolError, function_tool
+from .turn_detector import TurnDetector
 from .types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions
 from .voice import (
     Agent,
@@ -32,6 +33,7 @@ __all__ = [
     "StopResponse",
     "TTSError",
     "ToolError",
+    "TurnDetector",
     "function_tool",
     "llm",
     "metrics",

@@ -163,6 +163,23 @@ def rms_dbfs(frame: rtc.AudioFrame) -> float:
     return 20.0 * float(np.log10(rms)) if rms > 0 else float("-inf")
 
 
+_CAPTURED_AT = "voicetui.captured_at"
+
+
+def mark_captured(frame: rtc.AudioFrame, at: float) -> rtc.AudioFrame:
+    """Note on ``frame`` when its last sample was captured (loop clock). An input backend that
+    knows (a device callback) marks its frames, so the session and the recorder date the audio
+    by when it was heard, not by when a busy loop got round to it."""
+    frame.userdata[_CAPTURED_AT] = at
+    return frame
+
+
+def captured_at(frame: rtc.AudioFrame) -> float | None:
+    """When ``frame``'s last sample was captured (loop clock), if its backend said."""
+    at = frame.userdata.get(_CAPTURED_AT)
+    return at if isinstance(at, float) else None
+
+
 class AudioByteStream:
     """Re-chunks a stream of PCM bytes into frames of exactly ``samples_per_frame`` samples."""
 
@@ -176,6 +193,11 @@ class AudioByteStream:
     @property
     def sample_rate(self) -> int:
         return self._sample_rate
+
+    @property
+    def pending_samples(self) -> int:
+        """Samples (per channel) held back until a whole frame is there."""
+        return len(self._buf) // (2 * self._num_channels)
 
     def push(self, data: bytes | bytearray | memoryview) -> list[rtc.AudioFrame]:
         self._buf.extend(data)

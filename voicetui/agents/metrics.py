@@ -13,6 +13,8 @@ class _MetricsBase(BaseModel):
     timestamp: float = Field(default_factory=time.time)
     label: str = ""
     request_id: str = ""
+    turn_id: str | None = None
+    """The user turn this was part of (the same on every metric of one turn)."""
 
 
 class LLMMetrics(_MetricsBase):
@@ -59,6 +61,11 @@ class EOUMetrics(_MetricsBase):
     transcription_delay: float = 0.0
     on_user_turn_completed_delay: float = 0.0
     speech_id: str | None = None
+    end_of_turn_probability: float | None = None
+    """The end-of-turn model's P(done) at the last pause (None: no model in use)."""
+    end_of_turn_threshold: float | None = None
+    """At or above it the turn ended after ``min_endpointing_delay``, below it after up to
+    ``max_endpointing_delay``."""
 
 
 AgentMetrics: TypeAlias = Annotated[

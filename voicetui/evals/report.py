@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .runner import Mode, TurnResult
+from .runner import EvalMode, TurnResult
 
 __all__ = ["print_table", "summary", "write_json", "write_junit"]
 
@@ -80,7 +80,7 @@ def write_junit(results: Sequence[TurnResult], path: Path) -> None:
     """One ``<testsuite>`` per mode, one ``<testcase>`` per turn and run, a ``<failure>`` with
     the reasons for a failed one."""
     root = ET.Element("testsuites", name="voicetui eval")
-    modes: list[Mode] = sorted({r.mode for r in results})  # type: ignore[assignment]
+    modes: list[EvalMode] = sorted({r.mode for r in results})  # type: ignore[assignment]
     for mode in modes:
         of_mode = [r for r in results if r.mode == mode]
         failures = sum(not r.passed for r in of_mode)

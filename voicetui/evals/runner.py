@@ -35,9 +35,11 @@ from .scenario import Turn
 from .source import LoadedScenario
 from .speech import ScriptedMicrophone, TurnAudioError, espeak, turn_audio
 
-__all__ = ["EvalModels", "Mode", "TurnResult", "load_models", "run_scenario"]
+__all__ = ["EvalMode", "EvalModels", "TurnResult", "load_models", "run_scenario"]
 
-Mode = Literal["text", "audio"]
+EvalMode = Literal["text", "audio"]
+"""How an eval turn is given: typed, or spoken through VAD, STT and turn-taking."""
+
 REPLY_TIMEOUT = 90.0
 CLOSE_TIMEOUT = 10.0
 logger = logging.getLogger("voicetui.evals")
@@ -51,7 +53,7 @@ class TurnResult:
     turn: int
     """1-based."""
     label: str
-    mode: Mode
+    mode: EvalMode
     run: int
     outcome: TurnOutcome
     checks: list[CheckResult]
@@ -84,7 +86,7 @@ async def load_models(
     resolved: ResolvedModels,
     session_kwargs: dict[str, Any],
     agent_factory: AgentFactory | None,
-    modes: set[Mode],
+    modes: set[EvalMode],
 ) -> EvalModels:
     """Build the models and load them (the LLM's prompt prefix primed for the agent)."""
     from ..plugins.prewarm import prewarm_models
@@ -251,7 +253,7 @@ async def _audio_turn(
 
 async def run_scenario(
     loaded: LoadedScenario,
-    mode: Mode,
+    mode: EvalMode,
     models: EvalModels,
     agent_factory: AgentFactory | None,
     *,

@@ -26,6 +26,7 @@ from ..agents.llm.history import (
 )
 from ..agents.stt import STT
 from ..agents.tts import TTS
+from ..agents.turn_detector import TurnDetector
 from ..agents.vad import VAD
 
 STTChoice = Literal["auto", "local", "openai", "none"]
@@ -34,9 +35,13 @@ TTSChoice = Literal["auto", "local", "piper", "espeak", "openai", "none"]
 """``local``: the embedded Hibari voice (Apache-2.0, first audio in ~30 ms); ``piper``: Piper
 (GPL-3.0 ``piper-tts``, the ``voicetui[piper]`` extra); ``espeak``: the espeak-ng program."""
 VADChoice = Literal["auto", "silero", "webrtcvad", "none"]
+TurnDetectorChoice = Literal["none", "smart_turn"]
+"""``smart_turn``: the Smart Turn v3 end-of-turn model (the ``voicetui[smart-turn]`` extra)
+decides at the VAD's pauses; ``none``: silence alone ends a turn."""
 
 LOCAL_EXTRA_HINT = "pip install 'voicetui[local]'"
 PIPER_EXTRA_HINT = "pip install 'voicetui[piper]'"
+SMART_TURN_EXTRA_HINT = "pip install 'voicetui[smart-turn]'"
 
 
 class ModelSelection(BaseModel):
@@ -48,6 +53,8 @@ class ModelSelection(BaseModel):
     llm: LLMChoice = "auto"
     tts: TTSChoice = "auto"
     vad: VADChoice = "auto"
+    turn_detector: TurnDetectorChoice = "none"
+    """An end-of-turn model deciding at the VAD's pauses (with turn_detection vad or unset)."""
     llm_model: str | None = None
     """A GGUF path or catalog name for the local LLM; a model name for OpenAI."""
     stt_model: str | None = None
@@ -73,6 +80,7 @@ class ResolvedModels:
     llm: Literal["local", "openai", "none"]
     tts: Literal["local", "piper", "espeak", "openai", "none"]
     vad: Literal["silero", "webrtcvad", "none"]
+    turn_detector: TurnDetectorChoice
     selection: ModelSelection
     openai_api_key: str | None
     openai_base_url: str | None
@@ -87,6 +95,8 @@ class ResolvedModels:
             f"TTS {self.tts}",
             f"VAD {self.vad}",
         ]
+        if self.turn_detector != "none":
+            parts.append(f"end of turn {self.turn_detector}")
         return ", ".join(parts)
 
     def session_defaults(self) -> dict[str, Any]:
@@ -105,9 +115,19 @@ class SessionModels:
     vad: VAD | None
     llm: LLM | None
     tts: TTS | None
+    turn_detector: TurnDetector | None = None
 
     def as_kwargs(self) -> dict[str, Any]:
         return {"stt": self.stt, "vad": self.vad, "llm": self.llm, "tts": self.tts}
+
+    def session_kwargs(self, turn_options: Mapping[str, Any]) -> dict[str, Any]:
+        """``AgentSession`` keyword arguments: the models, and ``turn_options`` with the
+        end-of-turn model as ``turn_detection`` when turn detection is left to the VAD."""
+        kwargs = {**self.as_kwargs(), **turn_options}
+        if self.turn_detector is not None and self.vad is not None:
+            if kwargs.get("turn_detection") in (None, "vad"):
+                kwargs["turn_detection"] = self.turn_detector
+        return kwargs
 
 
 def _installed(module: str) -> bool:
@@ -139,11 +159,13 @@ def resolve(selection: ModelSelection, env: Mapping[str, str] | None = None) -> 
         else:
             vad = "webrtcvad"
             reasons.append("Silero VAD needs onnxruntime + faster-whisper: using webrtcvad")
+    turn_detector = selection.turn_detector if vad != "none" else "none"
     return ResolvedModels(
         stt=stt,
         llm=llm,
         tts=tts,
         vad=vad,
+        turn_detector=turn_detector,
         selection=selection,
         openai_api_key=key,
         openai_base_url=base_url,
@@ -191,6 +213,21 @@ def check_requirements(resolved: ResolvedModels) -> list[str]:
         for module, what in piper_needs[: 2 if resolved.selection.tts_voice is None else 1]:
             if not _installed(module):
                 problems.append(f"{what}, which is not installed: {PIPER_EXTRA_HINT}")
+    if resolved.turn_detector == "smart_turn":
+        from .smart_turn import SmartTurnUnavailable, bundled_model_path
+
+        try:
+            bundled_model_path()
+        except SmartTurnUnavailable:
+            problems.append(
+                "the Smart Turn model ships in pipecat-ai, which is not installed: "
+                + SMART_TURN_EXTRA_HINT
+            )
+        if not _installed("faster_whisper"):
+            problems.append(
+                f"Smart Turn's features need faster-whisper, which is not installed: "
+                f"{LOCAL_EXTRA_HINT}"
+            )
     if resolved.tts == "espeak":
         import shutil
 
@@ -252,6 +289,11 @@ def build_models(resolved: ResolvedModels) -> SessionModels:
         from . import webrtcvad
 
         vad = webrtcvad.VAD()
+    turn_detector: TurnDetector | None = None
+    if resolved.turn_detector == "smart_turn":
+        from .smart_turn import SmartTurn
+
+        turn_detector = SmartTurn()
     if llm is not None:
         llm.history_limits = sel.history_limits()
-    return SessionModels(stt=stt, vad=vad, llm=llm, tts=tts)
+    return SessionModels(stt=stt, vad=vad, llm=llm, tts=tts, turn_detector=turn_detector)

@@ -12,12 +12,8 @@ from __future__ import annotations
 
 from .diff import Comparison, compare, diff, format_recording
 from .load import (
-    AgentReply,
-    Latency,
     RecordedEvent,
     Recording,
-    ToolCallRecord,
-    Turn,
     load_recording,
 )
 from .recorder import Recorder, RecordingError
@@ -25,12 +21,9 @@ from .repair import read_wav, repair, repair_main
 from .replay import ReplayAudioInput, replay, replay_and_diff, replay_main
 from .secrets import SecretMasker
 from .taps import RecordingAudioInput, RecordingAudioOutput, unwrap_input, unwrap_output
-from .transcript import TranscriptEntry, parse_transcript
 
 __all__ = [
-    "AgentReply",
     "Comparison",
-    "Latency",
     "RecordedEvent",
     "Recorder",
     "Recording",
@@ -39,14 +32,10 @@ __all__ = [
     "RecordingError",
     "ReplayAudioInput",
     "SecretMasker",
-    "ToolCallRecord",
-    "TranscriptEntry",
-    "Turn",
     "compare",
     "diff",
     "format_recording",
     "load_recording",
-    "parse_transcript",
     "read_wav",
     "repair",
     "repair_main",

@@ -8,17 +8,24 @@ import textwrap
 from dataclasses import dataclass, field
 from statistics import mean
 
-from .load import Latency, Recording, ToolCallRecord, Turn
+from ..conversation import Latency, ToolCall, Turn
+from .load import Recording
 from .transcript import fmt_time
 
-_LAT = (("e2e", "e2e"), ("EOU", "eou"), ("LLM TTFT", "llm_ttft"), ("TTS TTFB", "tts_ttfb"))
+_LAT = (
+    ("e2e", "e2e"),
+    ("EOU", "eou"),
+    ("LLM TTFT", "llm_ttft"),
+    ("tools", "tools"),
+    ("TTS TTFB", "tts_ttfb"),
+)
 
 
 def _norm(text: str | None) -> str:
     return " ".join((text or "").lower().split())
 
 
-def _tools_key(tools: list[ToolCallRecord]) -> list[tuple[str, str, str, bool]]:
+def _tools_key(tools: list[ToolCall]) -> list[tuple[str, str, str, bool]]:
     return [c.key() for c in tools]
 
 
@@ -87,9 +94,10 @@ def compare(a: Recording, b: Recording) -> Comparison:
     return Comparison(a, b, _pair(a.turns, b.turns))
 
 
-def _tool_text(c: ToolCallRecord) -> str:
+def _tool_text(c: ToolCall) -> str:
+    """The call as the LLM made it (arguments as raw JSON: a diff shows what differs)."""
     err = " (error)" if c.is_error else ""
-    return f"{c.name}({c.arguments}) → {c.output}{err}"
+    return f"{c.name}({c.arguments}) → {c.output or ''}{err}"
 
 
 def _user_text(turn: Turn | None) -> str:

@@ -1,8 +1,8 @@
-"""Reading a recording back: every file parsed, and the conversation as turns."""
+"""Reading a recording back: its files, and the conversation (from ``events.jsonl``; the
+``transcript.md`` next to it is for humans) as turns."""
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,10 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from ..conversation import Entry, ToolCall, Turn, build_turns, event_entries
 from ..untrusted import clean_text, map_strings
-from .files import NotARecordingFile, parse_json, read_bytes, read_json, read_text
+from .event_log import RecorderNote, decode
+from .files import NotARecordingFile, parse_json, read_bytes, read_json
 from .repair import read_wav
-from .transcript import TranscriptEntry, parse_transcript
+
+CONVERSATION_TYPES = frozenset({"conversation_item_added", "function_tools_executed"})
 
 
 @dataclass
@@ -26,87 +29,10 @@ class RecordedEvent:
 
 
 @dataclass
-class ToolCallRecord:
-    name: str
-    arguments: str
-    output: str
-    is_error: bool = False
-    duration: float | None = None
-    t: float = 0.0
-
-    def key(self) -> tuple[str, str, str, bool]:
-        """What must match for two calls to count as the same (arguments compared as JSON)."""
-        return (self.name, _canonical(self.arguments), _canonical(self.output), self.is_error)
-
-
-@dataclass
-class Latency:
-    e2e: float | None = None
-    eou: float | None = None
-    llm_ttft: float | None = None
-    tts_ttfb: float | None = None
-
-    @classmethod
-    def from_metrics(cls, m: dict[str, Any]) -> Latency:
-        def f(key: str) -> float | None:
-            v = m.get(key)
-            return float(v) if isinstance(v, int | float) else None
-
-        return cls(
-            e2e=f("e2e_latency"),
-            eou=f("end_of_turn_delay"),
-            llm_ttft=f("llm_node_ttft"),
-            tts_ttfb=f("tts_node_ttfb"),
-        )
-
-    def known(self) -> bool:
-        return any(v is not None for v in (self.e2e, self.eou, self.llm_ttft, self.tts_ttfb))
-
-
-@dataclass
-class AgentReply:
-    t: float
-    text: str
-    interrupted: bool
-    latency: Latency
-
-
-@dataclass
-class Turn:
-    """A user message and everything the agent did until the next one (turn 0: before the
-    user first spoke, e.g. a greeting)."""
-
-    index: int
-    t: float
-    user: str | None
-    typed: bool = False
-    """The user typed the message (no audio: it has no end-of-turn report)."""
-    replies: list[AgentReply] = field(default_factory=list)
-    tools: list[ToolCallRecord] = field(default_factory=list)
-    handoffs: list[str] = field(default_factory=list)
-
-    @property
-    def agent_text(self) -> str:
-        return " / ".join(r.text for r in self.replies if r.text)
-
-    @property
-    def latency(self) -> Latency:
-        """The reply's latency report: the first reply that measured end-to-end latency."""
-        for r in self.replies:
-            if r.latency.e2e is not None:
-                return r.latency
-        for r in self.replies:
-            if r.latency.known():
-                return r.latency
-        return Latency()
-
-
-@dataclass
 class Recording:
     directory: Path
     session: dict[str, Any]
     events: list[RecordedEvent]
-    transcript: list[TranscriptEntry]
     turns: list[Turn]
     sample_rate: int
     audio: np.ndarray
@@ -128,20 +54,8 @@ class Recording:
         return [t for t in self.turns if t.user is not None]
 
     @property
-    def user_turn_times(self) -> list[float]:
-        """When each user message was committed (seconds since the start)."""
-        return [t.t for t in self.user_turns]
-
-    @property
-    def tool_calls(self) -> list[ToolCallRecord]:
+    def tool_calls(self) -> list[ToolCall]:
         return [c for t in self.turns for c in t.tools]
-
-
-def _canonical(text: str) -> str:
-    try:
-        return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
-    except ValueError:
-        return text
 
 
 def read_events(path: str | os.PathLike[str]) -> tuple[list[RecordedEvent], list[str]]:
@@ -175,53 +89,24 @@ def read_events(path: str | os.PathLike[str]) -> tuple[list[RecordedEvent], list
     return events, warnings
 
 
-def _typed(item: dict[str, Any]) -> bool:
-    """A user message without an end-of-turn report was typed (spoken turns, push-to-talk
-    included, always carry their end-of-utterance delay)."""
-    metrics = item.get("metrics") or {}
-    return metrics.get("end_of_turn_delay") is None and metrics.get("started_speaking_at") is None
+def turns_of(events: list[RecordedEvent]) -> list[Turn]:
+    return build_turns(conversation(events))
 
 
-def build_turns(events: list[RecordedEvent]) -> list[Turn]:
-    turns = [Turn(index=0, t=0.0, user=None)]
+def conversation(events: list[RecordedEvent]) -> list[Entry]:
+    """What was said, the tools that ran and the handoffs (lines that cannot be read are left
+    out: the viewer reports them)."""
+    entries: list[Entry] = []
     for ev in events:
-        if ev.type == "conversation_item_added":
-            item = ev.event.get("item") or {}
-            kind = item.get("type")
-            if kind == "message":
-                text = "\n".join(c for c in item.get("content") or [] if isinstance(c, str))
-                if item.get("role") == "user":
-                    turns.append(Turn(len(turns), ev.t, text, typed=_typed(item)))
-                elif item.get("role") == "assistant":
-                    turns[-1].replies.append(
-                        AgentReply(
-                            t=ev.t,
-                            text=text,
-                            interrupted=bool(item.get("interrupted")),
-                            latency=Latency.from_metrics(item.get("metrics") or {}),
-                        )
-                    )
-            elif kind == "agent_handoff" and item.get("old_agent_id") is not None:
-                # (the first agent's announcement, from no agent, is not a turn's handoff)
-                turns[-1].handoffs.append(str(item.get("new_agent_id")))
-        elif ev.type == "function_tools_executed":
-            for ex in ev.event.get("executions") or []:
-                call, out = ex.get("call") or {}, ex.get("output") or {}
-                dur = ex.get("duration")
-                turns[-1].tools.append(
-                    ToolCallRecord(
-                        name=str(call.get("name")),
-                        arguments=str(call.get("arguments", "")),
-                        output=str(out.get("output", "")),
-                        is_error=bool(out.get("is_error")),
-                        duration=float(dur) if isinstance(dur, int | float) else None,
-                        t=ev.t,
-                    )
-                )
-    first = turns[0]
-    if not first.replies and not first.tools and not first.handoffs:
-        turns.pop(0)
-    return turns
+        if ev.type not in CONVERSATION_TYPES:
+            continue
+        try:
+            body = decode(ev.type, ev.event)
+        except ValueError:
+            continue
+        if body is not None and not isinstance(body, RecorderNote):
+            entries += event_entries(body, ev.t)
+    return entries
 
 
 def load_recording(directory: str | os.PathLike[str]) -> Recording:
@@ -243,11 +128,6 @@ def load_recording(directory: str | os.PathLike[str]) -> Recording:
         warnings.append(f"session.json: {e}")
     events, w = read_events(d / "events.jsonl")
     warnings += w
-    try:
-        transcript = parse_transcript(clean_text(read_text(d / "transcript.md")))
-    except (OSError, ValueError) as e:
-        warnings.append(f"transcript.md: {e}")
-        transcript = []
     raw_rate = session.get("sample_rate")
     rate = int(raw_rate) if isinstance(raw_rate, int | float) and 0 < raw_rate < 1e7 else 0
     stereo = np.zeros((0, 2), dtype=np.int16)
@@ -269,8 +149,7 @@ def load_recording(directory: str | os.PathLike[str]) -> Recording:
         directory=d,
         session=session,
         events=events,
-        transcript=transcript,
-        turns=build_turns(events),
+        turns=turns_of(events),
         sample_rate=rate,
         audio=stereo,
         user_audio=user,

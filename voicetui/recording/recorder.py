@@ -45,8 +45,18 @@ from ..agents.utils.aio import cancel_and_wait
 from ..agents.voice.agent_session import AgentSession
 from ..agents.voice.events import EventTypes
 from ..agents.voice.io import AudioInput, AudioOutput
+from ..events import SessionEventModel
+from .event_log import (
+    AudioAttached,
+    RecordedBody,
+    RecorderNote,
+    RecordingGap,
+    RecordingStarted,
+    RecordingStopped,
+    encode,
+)
 from .secrets import SecretMasker
-from .session_info import event_type, model_objects, recording_info, to_jsonable
+from .session_info import model_objects, recording_info
 from .session_info import versions as package_versions
 from .taps import RecordingAudioInput, RecordingAudioOutput, unwrap_input, unwrap_output
 from .transcript import TranscriptRenderer
@@ -173,9 +183,11 @@ class Recorder:
         self._segment_ids += 1
         return self._segment_ids
 
-    def push_user_audio(self, loop_time: float, pcm: np.ndarray, rate: int) -> None:
+    def push_user_audio(
+        self, loop_time: float, pcm: np.ndarray, rate: int, *, captured: bool = False
+    ) -> None:
         t = self.rel(loop_time)
-        self._push_audio(UserAudio(t, pcm, rate), len(pcm) / rate, t)
+        self._push_audio(UserAudio(t, pcm, rate, captured), len(pcm) / rate, t)
 
     def push_agent_audio(
         self, segment: int, start: float, pcm: np.ndarray, rate: int, restart: bool
@@ -185,9 +197,9 @@ class Recorder:
     def end_agent_segment(self, segment: int, keep: int | None, rate: int) -> None:
         self._queue.put_audio(AgentSegmentEnd(segment, keep, rate), 0.0)
 
-    def note(self, type_: str, data: dict[str, Any], *, loop_time: float | None = None) -> None:
+    def note(self, note: RecorderNote, *, loop_time: float | None = None) -> None:
         t = self.rel(loop_time if loop_time is not None else self.now())
-        self._put_event(EventLine(t, time.time(), type_, data))
+        self._put_event(EventLine(t, time.time(), note.type, encode(note)))
 
     def _push_audio(self, item: UserAudio | AgentAudio, seconds: float, t: float) -> None:
         if not self.tapping:
@@ -203,12 +215,11 @@ class Recorder:
 
     def _emit_gap(self) -> None:
         start = self._gap_start if self._gap_start is not None else 0.0
-        data = {"start": round(start, 3), "duration": round(self._gap_pending, 3)}
-        logger.warning(
-            "recording: %.2f s of audio dropped (the disk is too slow)", data["duration"]
-        )
+        gap = RecordingGap(start=round(start, 3), duration=round(self._gap_pending, 3))
+        logger.warning("recording: %.2f s of audio dropped (the disk is too slow)", gap.duration)
         self._gap_pending, self._gap_start = 0.0, None
-        self._put_event(EventLine(self.rel(self.now()), time.time(), "recording_gap", data), True)
+        line = EventLine(self.rel(self.now()), time.time(), gap.type, encode(gap))
+        self._put_event(line, True)
 
     def _put_event(self, line: EventLine, force: bool = False) -> None:
         if self.error is not None:
@@ -265,7 +276,7 @@ class Recorder:
             self._session.on(name, cb)
             self._listeners.append((name, cb))
         self._tick_task = asyncio.create_task(self._ticks(), name="Recorder.ticks")
-        self.note("recording_started", {"directory": str(self._dir), "sample_rate": self._rate})
+        self.note(RecordingStarted(directory=str(self._dir), sample_rate=self._rate))
         logger.info("recording to %s", self._dir)
         return self._dir
 
@@ -337,9 +348,8 @@ class Recorder:
             dropped_events=self.dropped_events,
             error=self.error,
         )
-        self._put_event(
-            EventLine(t, self.stopped_at, "recording_stopped", {"duration": round(t, 3)}), True
-        )
+        stopped = RecordingStopped(duration=round(t, 3))
+        self._put_event(EventLine(t, self.stopped_at, stopped.type, encode(stopped)), True)
         self._active = False
         self._queue.put_control(Stop(t, info))
         writer = self._writer
@@ -416,24 +426,18 @@ class Recorder:
                 logger.exception("recording on_error callback failed")
 
     # --- events ---------------------------------------------------------------------------
-    def _on_session_event(self, ev: Any) -> None:
+    def _on_session_event(self, ev: SessionEventModel) -> None:
         self.record_event(ev)
 
-    def record_event(self, obj: Any, *, type: str | None = None) -> None:
-        """Record an event: a session event (pydantic), a runtime event (dataclass), a mapping
-        or anything with a ``type``. Thread-safe; never raises."""
-        if not self.tapping:
+    def record_event(self, ev: RecordedBody) -> None:
+        """Record an event (a session event, the runtime's own...). Thread-safe; never
+        raises."""
+        if not self.tapping or ev.type in self._skip:
             return
         try:
-            type_ = type or event_type(obj)
-            if type_ in self._skip:
-                return
-            data = to_jsonable(obj)
-            if not isinstance(data, dict):
-                data = {"value": data}
-            self._put_event(EventLine(self.rel(self.now()), time.time(), type_, data))
+            self._put_event(EventLine(self.rel(self.now()), time.time(), ev.type, encode(ev)))
         except Exception:
-            logger.exception("recording: cannot record %r", obj)
+            logger.exception("recording: cannot record %r", ev)
 
     def add_secret(self, value: str) -> None:
         """Never write ``value``: every occurrence in any text is replaced with ``***``
@@ -495,10 +499,12 @@ class Recorder:
             self._outputs[id(out.inner)] = out
         elif out is not None:
             s.output.audio = self.wrap_output(out)
-        labels = {
-            k: a.label if a is not None else None for k, a in (("input", inp), ("output", out))
-        }
-        self.note("audio_attached", labels)
+        self.note(
+            AudioAttached(
+                input=inp.label if inp is not None else None,
+                output=out.label if out is not None else None,
+            )
+        )
 
     def detach(self) -> None:
         """Put the unwrapped input/output back in the session (if they are still ours)."""

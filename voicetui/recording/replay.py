@@ -32,14 +32,19 @@ import numpy as np
 from livekit import rtc
 
 from ..agents.audio import make_frame
+from ..agents.llm.chat_context import ChatMessage
 from ..agents.testing.fake_io import FakeAudioOutput
 from ..agents.utils.aio import cancel_and_wait
 from ..agents.voice.agent import Agent
 from ..agents.voice.agent_session import AgentSession
+from ..agents.voice.events import ConversationItemAddedEvent
 from ..agents.voice.io import AudioInput
+from ..conversation import Turn
+from ..events import SessionEventModel
 from .diff import compare, diff
-from .load import Recording, Turn, load_recording
+from .load import Recording, load_recording
 from .recorder import Recorder
+from .whatif import format_whatif, match_turns
 
 logger = logging.getLogger("voicetui.recording")
 
@@ -145,10 +150,12 @@ class _Progress:
         ):
             session.on(name, self._on_event)
 
-    def _on_event(self, ev: Any) -> None:
-        item = getattr(ev, "item", None)
-        if getattr(item, "type", None) == "message" and getattr(item, "role", None) == "user":
-            self.user_turns += 1
+    def _on_event(self, ev: SessionEventModel) -> None:
+        match ev:
+            case ConversationItemAddedEvent(item=ChatMessage(role="user")):
+                self.user_turns += 1
+            case _:
+                pass
         self._changed.set()
 
     def quiet(self) -> bool:
@@ -292,10 +299,12 @@ async def replay_and_diff(
     out_root: str | Path | None = None,
     width: int = 120,
     out: TextIO | None = None,
+    whatif: list[str] | None = None,
 ) -> int:
-    """Replay the recording in ``directory``, print the new folder and the side-by-side diff.
-    Returns 0 when the user turns and tool calls are the same, 1 when they differ, 2 when the
-    replay could not run."""
+    """Replay the recording in ``directory``, print the new folder and the side-by-side diff
+    (and, for a what-if replay with the ``whatif`` settings changed, turn by turn where the
+    user's turns ended now). Returns 0 when the user turns and tool calls are the same, 1 when
+    they differ, 2 when the replay could not run."""
     out = out or sys.stdout
     try:
         original = load_recording(directory)
@@ -313,6 +322,8 @@ async def replay_and_diff(
         return 2
     print(f"replayed {original.directory} → {new_dir}", file=out)
     print(diff(original, new, width=width), file=out, end="")
+    if whatif is not None:
+        print(format_whatif(match_turns(original, new), whatif), file=out)
     cmp = compare(original, new)
     return 0 if cmp.tool_calls_equal and cmp.user_equal else 1
 
@@ -325,6 +336,7 @@ def replay_main(
     out_root: str | Path | None = None,
     width: int = 120,
     out: TextIO | None = None,
+    whatif: list[str] | None = None,
 ) -> int:
     """``voicetui replay DIR`` (see :func:`replay_and_diff`), on its own event loop."""
     return asyncio.run(
@@ -335,5 +347,6 @@ def replay_main(
             out_root=out_root,
             width=width,
             out=out,
+            whatif=whatif,
         )
     )

@@ -72,15 +72,6 @@ def to_jsonable(obj: Any, _depth: int = 0) -> Any:
     return repr(obj)[:500]
 
 
-def event_type(obj: Any) -> str:
-    t = getattr(obj, "type", None)
-    if isinstance(t, str):
-        return t
-    if isinstance(obj, Mapping) and isinstance(obj.get("type"), str):
-        return str(obj["type"])
-    return type(obj).__name__
-
-
 def versions() -> dict[str, Any]:
     packages: dict[str, str] = {}
     for name in KEY_PACKAGES:

@@ -21,8 +21,15 @@ from typing import Any, Protocol
 import numpy as np
 from livekit import rtc
 
-from ..agents.audio import frame_mono, resample
+from ..agents.audio import captured_at, frame_mono, resample
 from ..agents.voice.io import AudioInput, AudioOutput, PlaybackFinishedEvent, PlaybackStartedEvent
+from .event_log import (
+    AudioInputAttached,
+    AudioInputDetached,
+    AudioPlaybackFinished,
+    AudioPlaybackStarted,
+    RecorderNote,
+)
 
 logger = logging.getLogger("voicetui.recording")
 
@@ -41,7 +48,11 @@ class TapSink(Protocol):
         """Seconds since the recording started."""
         ...
 
-    def push_user_audio(self, loop_time: float, pcm: np.ndarray, rate: int) -> None: ...
+    def push_user_audio(
+        self, loop_time: float, pcm: np.ndarray, rate: int, *, captured: bool = False
+    ) -> None:
+        """``loop_time``: when the frame's last sample was captured (``captured``: the backend
+        said so) or arrived."""
 
     def push_agent_audio(
         self, segment: int, start: float, pcm: np.ndarray, rate: int, restart: bool
@@ -49,7 +60,7 @@ class TapSink(Protocol):
 
     def end_agent_segment(self, segment: int, keep: int | None, rate: int) -> None: ...
 
-    def note(self, type_: str, data: dict[str, Any], *, loop_time: float | None = None) -> None:
+    def note(self, note: RecorderNote, *, loop_time: float | None = None) -> None:
         """Record an event of the recorder's own."""
         ...
 
@@ -95,7 +106,14 @@ class RecordingAudioInput(AudioInput):
                     return
                 sink = self._live()
                 if sink is not None:
-                    sink.push_user_audio(sink.now(), frame_mono(frame), frame.sample_rate)
+                    # placed where it was captured when the backend says (a busy loop
+                    # delivers late; the session dates speech by the same mark)
+                    at = captured_at(frame)
+                    pcm = frame_mono(frame)
+                    if at is None:
+                        sink.push_user_audio(sink.now(), pcm, frame.sample_rate)
+                    else:
+                        sink.push_user_audio(at, pcm, frame.sample_rate, captured=True)
                 yield frame
         finally:
             aclose = getattr(it, "aclose", None)
@@ -105,12 +123,12 @@ class RecordingAudioInput(AudioInput):
     def on_attached(self) -> None:
         self._inner.on_attached()
         if (sink := self._live()) is not None:
-            sink.note("audio_input_attached", {"label": self._inner.label})
+            sink.note(AudioInputAttached(label=self._inner.label))
 
     def on_detached(self) -> None:
         self._inner.on_detached()
         if (sink := self._live()) is not None:
-            sink.note("audio_input_detached", {"label": self._inner.label})
+            sink.note(AudioInputDetached(label=self._inner.label))
 
     def __getattr__(self, name: str) -> Any:
         # reached only for attributes the wrapper lacks: the backend's own API (close(), ...)
@@ -176,7 +194,7 @@ class AgentTap:
         for seg in self._segments:
             if seg.started is None:
                 seg.started = seg.run_time = loop_time
-                self._sink.note("audio_playback_started", {"segment": seg.id}, loop_time=loop_time)
+                self._sink.note(AudioPlaybackStarted(segment=seg.id), loop_time=loop_time)
                 return
 
     def progress(self, now: float) -> None:
@@ -210,15 +228,10 @@ class AgentTap:
             self._commit(seg, total)
             keep = total if seg.committed > total else None
             self._sink.end_agent_segment(seg.id, keep, seg.rate)
-        self._sink.note(
-            "audio_playback_finished",
-            {
-                "segment": seg.id,
-                "playback_position": ev.playback_position,
-                "interrupted": ev.interrupted,
-            },
-            loop_time=now,
+        finished = AudioPlaybackFinished(
+            segment=seg.id, playback_position=ev.playback_position, interrupted=ev.interrupted
         )
+        self._sink.note(finished, loop_time=now)
 
     def stop(self, now: float) -> None:
         """The recording stops: commit what was played so far."""

@@ -39,9 +39,11 @@ _QUIET = 330  # peak below -40 dBFS
 @dataclass(slots=True)
 class UserAudio:
     t: float
-    """Seconds since the start at which the frame arrived (its last sample)."""
+    """Seconds since the start at which the frame's last sample was captured (when the backend
+    said so: ``captured``) or arrived."""
     pcm: np.ndarray
     rate: int
+    captured: bool = False
 
 
 @dataclass(slots=True)
@@ -316,6 +318,11 @@ class Writer:
             # jitter). A source that falls behind the clock (or pauses) gets a silence inserted
             # to catch up, but only in a quiet frame, never in the middle of speech (up to
             # user_max_drift).
+            if item.captured:
+                # the backend's capture times are already back to back where the audio is,
+                # and they are what the session dates speech by: placed exactly there
+                self._user.write(pos, item.pcm, item.rate, tolerance=1, overwrite=True)
+                return
             quiet = len(item.pcm) == 0 or int(np.abs(item.pcm).max()) < _QUIET
             tol = self._user_tol if quiet else self._user_max_drift
             self._user.write(pos, item.pcm, item.rate, tolerance=tol, overwrite=False)

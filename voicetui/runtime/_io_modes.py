@@ -15,13 +15,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from livekit import rtc
 
 from ..agents.voice import AgentSession, AudioInput, AudioOutput
 from ..config import Settings
-from ._loop import NoticeLevel
-from .api import Mode, RoomDetails
+from ..io.room.events import RoomIOEvent, RoomIOEventTypes
+from ._loop import readable_error
+from .api import Mode, NoticeLevel, RoomDetails, RoomUpdate, RuntimeEvent
 
 logger = logging.getLogger("voicetui.runtime")
 
@@ -54,6 +56,7 @@ class BackendHooks:
 
     notice: NoticeFn
     levels: LevelsFn
+    emit: Callable[[RuntimeEvent], None]
 
 
 class ModeBackend:
@@ -219,7 +222,7 @@ class RoomBackend(ModeBackend):
             self._room,
             input_options=RoomInputOptions(close_on_disconnect=False, delete_room_on_close=False),
         )
-        levels: dict[str, NoticeLevel] = {
+        levels: dict[RoomIOEventTypes, NoticeLevel] = {
             "participant_linked": "info",
             "participant_unlinked": "info",
             "disconnected": "warning",
@@ -228,9 +231,13 @@ class RoomBackend(ModeBackend):
             "error": "warning",
         }
         for name, level in levels.items():
-            io.on(name, lambda ev, level=level: self._hooks.notice(level, ev.message))  # type: ignore[arg-type]
+            io.on(name, lambda ev, level=level: self._room_update(ev, level))
         await io.start()
         self._io = io
+
+    def _room_update(self, ev: RoomIOEvent, level: NoticeLevel) -> None:
+        logger.log(logging.INFO if level == "info" else logging.WARNING, "%s", ev.message)
+        self._hooks.emit(RoomUpdate(event=ev, level=level))
 
     async def detach(self, session: AgentSession[Any]) -> None:
         io, self._io = self._io, None
@@ -373,3 +380,46 @@ async def build_backend(request: ModeRequest, hooks: BackendHooks) -> ModeBacken
 
 
 BackendFactory = Callable[[ModeRequest, BackendHooks], Awaitable[ModeBackend]]
+
+
+async def initial_backend(
+    mode: Mode,
+    factory: BackendFactory,
+    request: Callable[[Mode], ModeRequest],
+    hooks: BackendHooks,
+) -> ModeBackend:
+    """The I/O of ``mode``; if it cannot start, local audio (when there are devices), else
+    text, with a notice saying why. The user can switch from there (F6, ctrl+t, the
+    palette). WAV mode has no fallback: its failure is raised."""
+    try:
+        return await factory(request(mode), hooks)
+    except NoAudioDeviceError as e:
+        hooks.notice("warning", f"{readable_error(e)}: running in TEXT mode (type to talk)")
+        return await factory(request("text"), hooks)
+    except Exception as e:
+        if mode == "wav":
+            raise
+        why = f"{mode.upper()} mode: {readable_error(e)}"
+    if mode == "room":
+        try:
+            backend = await factory(request("local"), hooks)
+        except Exception as e:
+            logger.info("no local audio either: %s", readable_error(e))
+        else:
+            hooks.notice("error", f"{why}; running in LOCAL mode (F6 tries the room again)")
+            return backend
+    hooks.notice("error", f"{why}; running in TEXT mode")
+    return await factory(request("text"), hooks)
+
+
+def without_credentials(url: str | None) -> str | None:
+    """``url`` without a user name or password (``wss://user:pw@host`` → ``wss://host``)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=host))

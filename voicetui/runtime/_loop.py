@@ -9,18 +9,17 @@ import logging
 import threading
 from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import Future
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from ..agents.exceptions import ModelError
 from ..recording.secrets import SecretMasker
 from ..untrusted import Sanitizer
-from .api import CommandError, Notice, RuntimeEvent, Subscription
+from .api import CommandError, Notice, NoticeLevel, RuntimeEvent, Subscription
 from .log_capture import LogCapture
 
 logger = logging.getLogger("voicetui.runtime")
 
 T = TypeVar("T")
-NoticeLevel = Literal["info", "warning", "error"]
 
 
 def readable_error(e: BaseException) -> str:
@@ -97,7 +96,7 @@ class LoopRuntime:
 
         return unsubscribe
 
-    def _dispatch(self, ev: Any) -> None:
+    def _dispatch(self, ev: RuntimeEvent) -> None:
         ev = self.sanitizer.event(ev)
         for sub in self._subs:
             if sub.types is not None and ev.type not in sub.types:
@@ -109,7 +108,7 @@ class LoopRuntime:
                     self._failing_subs.add(id(sub))
                     logger.exception("a runtime subscriber failed (further failures not logged)")
 
-    def _emit(self, ev: Any) -> None:
+    def _emit(self, ev: RuntimeEvent) -> None:
         """Deliver ``ev`` on the loop thread (hopping there from other threads)."""
         loop = self._loop
         if (
@@ -130,7 +129,7 @@ class LoopRuntime:
             logger.info("%s", message)
         else:
             logger.warning("%s", message)
-        self._emit(Notice(level, message))
+        self._emit(Notice(level=level, message=message))
 
     # --- lifecycle --------------------------------------------------------------------------
     @property

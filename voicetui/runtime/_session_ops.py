@@ -1,6 +1,5 @@
-"""Operations of the controller on its session: break-on-tool-call, switching to manual turns
-for push-to-talk, interrupting without hanging, checking tool arguments, coalescing audio
-levels, describing the models."""
+"""Operations of the controller on its session: break-on-tool-call, interrupting without
+hanging, checking tool arguments, coalescing audio levels."""
 
 from __future__ import annotations
 
@@ -13,8 +12,7 @@ from typing import Any, Literal
 
 from ..agents.llm import FunctionCall
 from ..agents.voice import AgentSession, MockToolError, MockToolResult, RunTool, ToolCallDecision
-from ..plugins.selection import SessionModels
-from .api import AudioLevels, ToolBreak, ToolBreakResolution
+from .api import AudioLevels, NoticeLevel, ToolBreak, ToolBreakResolution
 
 logger = logging.getLogger("voicetui.runtime")
 
@@ -33,7 +31,9 @@ class ToolBreaks:
     """Break-on-tool-call: :meth:`intercept` is the session's ``tool_call_interceptor``; while
     enabled, each call emits a :class:`ToolBreak` and waits for :meth:`resolve`."""
 
-    def __init__(self, emit: Callable[[Any], None], notice: Callable[[Any, str], None]) -> None:
+    def __init__(
+        self, emit: Callable[[ToolBreak], None], notice: Callable[[NoticeLevel, str], None]
+    ) -> None:
         self._emit = emit
         self._notice = notice
         self.enabled = False
@@ -62,7 +62,7 @@ class ToolBreaks:
         break_id = f"break_{uuid.uuid4().hex[:10]}"
         fut: asyncio.Future[ToolBreakResolution] = asyncio.get_running_loop().create_future()
         self._pending[break_id] = fut
-        self._emit(ToolBreak(break_id, call))
+        self._emit(ToolBreak(break_id=break_id, call=call))
         try:
             resolution = await fut
         except asyncio.CancelledError:
@@ -86,27 +86,6 @@ class ToolBreaks:
         if resolution.action == "run" and resolution.arguments is not None:
             check_arguments(resolution.arguments)
         fut.set_result(resolution)
-
-
-def set_manual_turns(session: AgentSession[Any], manual: bool) -> None:
-    """Turn detection "manual" (no VAD/STT end-of-turn commits) while a push-to-talk turn is
-    open, back to the agent's own mode after. The framework has no public switch yet: use
-    ``AgentSession.set_turn_detection`` once it exists, else set the recognition's mode."""
-    setter = getattr(session, "set_turn_detection", None)
-    if setter is not None:
-        setter("manual" if manual else None)
-        return
-    activity = session._activity
-    recognition = activity.recognition if activity is not None else None
-    if activity is None or recognition is None:
-        return
-    recognition._mode = "manual" if manual else activity.turn_detection_mode()
-
-
-def can_take_turns(session: AgentSession[Any]) -> bool:
-    """The session listens to audio (it has an STT or a VAD)."""
-    activity = session._activity
-    return activity is not None and activity.recognition is not None
 
 
 INTERRUPT_WAIT = 3.0
@@ -158,22 +137,17 @@ class LevelsCoalescer:
         self._last = asyncio.get_running_loop().time()
         in_rms, in_peak, out_rms, out_peak = self._values
         self._emit(
-            AudioLevels(in_rms, in_peak, out_rms, out_peak, self._echo_cancelling, self._erle_db)
+            AudioLevels(
+                input_dbfs=in_rms,
+                input_peak_dbfs=in_peak,
+                output_dbfs=out_rms,
+                output_peak_dbfs=out_peak,
+                echo_cancelling=self._echo_cancelling,
+                erle_db=self._erle_db,
+            )
         )
 
     def cancel(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-
-
-def describe_models(models: SessionModels) -> str:
-    """One line: which model does what (for models given as objects, e.g. in tests)."""
-
-    def label(m: Any) -> str:
-        return "none" if m is None else str(getattr(m, "label", type(m).__name__))
-
-    return (
-        f"STT {label(models.stt)}, LLM {label(models.llm)}, TTS {label(models.tts)}, "
-        f"VAD {label(models.vad)}"
-    )

@@ -1,5 +1,5 @@
-"""The conversation as text: the session history as a document (``export_transcript``), tool
-calls as one line (shared with ``--headless``), and the agent's words as they are spoken."""
+"""The session history as a document (``export_transcript``), and the agent's words as they are
+spoken."""
 
 from __future__ import annotations
 
@@ -10,38 +10,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..agents.llm import AgentHandoff, ChatItem, ChatMessage, FunctionCall, FunctionCallOutput
+from ..agents.llm import ChatItem
 from ..agents.voice import TextOutput
+from ..conversation import Handoff, Said, ToolCall, format_tool_call, history_entries
 from .api import AgentTranscript
-
-MAX_INLINE = 200
-
-
-def _short(text: str, limit: int = MAX_INLINE) -> str:
-    head = text[: limit * 4 + 16]  # (a 10 MB output: only its start is looked at)
-    flat = " ".join(head.split())
-    if len(flat) <= limit and len(head) == len(text):
-        return flat
-    return flat[: limit - 1] + "…"
-
-
-def format_arguments(arguments: str) -> str:
-    """``{"timezone": "Europe/Paris"}`` → ``timezone="Europe/Paris"``."""
-    try:
-        data = json.loads(arguments) if arguments.strip() else {}
-    except json.JSONDecodeError:
-        return _short(arguments)
-    if not isinstance(data, dict):
-        return _short(arguments)
-    return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in data.items())
-
-
-def format_tool_call(name: str, arguments: str, output: str | None, is_error: bool) -> str:
-    """``get_time(timezone="Europe/Paris") → 14:05 ...`` (``✗`` and the error for failures)."""
-    call = f"{name}({format_arguments(arguments)})"
-    if output is None:
-        return call
-    return f"{call} {'✗' if is_error else '→'} {_short(output)}"
 
 
 def _clock(ts: float) -> str:
@@ -49,27 +21,19 @@ def _clock(ts: float) -> str:
 
 
 def history_markdown(items: Sequence[ChatItem], *, title: str = "voicetui transcript") -> str:
-    outputs = {it.call_id: it for it in items if isinstance(it, FunctionCallOutput)}
     lines = [f"# {title}", "", f"_Exported {time.strftime('%Y-%m-%d %H:%M:%S')}_", ""]
-    for it in items:
-        if isinstance(it, ChatMessage):
-            if it.role in ("system", "developer"):
-                continue
-            who = "User" if it.role == "user" else "Agent"
-            text = (it.text_content or "").strip()
-            mark = " _(interrupted)_" if it.interrupted else ""
-            lines += [f"**{who}** ({_clock(it.created_at)}): {text}{mark}", ""]
-        elif isinstance(it, FunctionCall):
-            out = outputs.get(it.call_id)
-            line = format_tool_call(
-                it.name,
-                it.arguments,
-                out.output if out is not None else None,
-                out.is_error if out is not None else False,
-            )
-            lines += [f"> 🔧 `{line}`", ""]
-        elif isinstance(it, AgentHandoff):
-            lines += [f"_Handoff: {it.old_agent_id or '(start)'} → {it.new_agent_id}_", ""]
+    for entry in history_entries(items):
+        match entry:
+            case Said():
+                who = "User" if entry.role == "user" else "Agent"
+                mark = " _(interrupted)_" if entry.interrupted else ""
+                lines.append(f"**{who}** ({_clock(entry.t)}): {entry.text.strip()}{mark}")
+            case ToolCall():
+                call = format_tool_call(entry.name, entry.arguments, entry.output, entry.is_error)
+                lines.append(f"> 🔧 `{call}`")
+            case Handoff():
+                lines.append(f"_Handoff: {entry.old_agent_id or '(start)'} → {entry.new_agent_id}_")
+        lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -101,11 +65,11 @@ class TranscriptSink(TextOutput):
         if not self._text:
             self._current_id = self._speech_id()
         self._text += text
-        self._emit(AgentTranscript(self._current_id, self._text))
+        self._emit(AgentTranscript(speech_id=self._current_id, text=self._text))
 
     def flush(self) -> None:
         if self._text:
-            self._emit(AgentTranscript(self._current_id, self._text, final=True))
+            self._emit(AgentTranscript(speech_id=self._current_id, text=self._text, final=True))
         self._text = ""
 
 

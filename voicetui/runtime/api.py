@@ -9,8 +9,8 @@ ends only:
   the runtime's thread: a UI must hop to its own thread (Textual: ``post_message`` is
   thread-safe). Callbacks must return quickly; the runtime never waits for a slow consumer.
 
-Session events are the framework's pydantic events (``voicetui.agents.voice.events``) passed
-through unchanged; the runtime adds its own below.
+The events are :data:`voicetui.events.RuntimeEvent` (re-exported here): the framework's session
+events passed through unchanged, the runtime's own, room updates and log records.
 """
 
 from __future__ import annotations
@@ -20,10 +20,26 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeAlias
 
-from ..agents.llm import FunctionCall
 from ..agents.voice import ToolExecution
-
-Mode: TypeAlias = Literal["local", "room", "text", "wav"]
+from ..events import (
+    RUNTIME_EVENT,
+    AgentTranscript,
+    AudioLevels,
+    LogRecordEvent,
+    Mode,
+    ModeChanged,
+    ModelLoading,
+    Notice,
+    NoticeLevel,
+    ReplyCutOff,
+    RoomUpdate,
+    RuntimeEvent,
+    RuntimeOwnEvent,
+    RuntimeStatus,
+    ToolBreak,
+    ToolRerun,
+    event_data,
+)
 
 
 @dataclass(frozen=True)
@@ -34,141 +50,6 @@ class RoomDetails:
     api_key: str | None = None
     api_secret: str | None = None
     identity: str = "voicetui-agent"
-
-
-@dataclass(frozen=True)
-class ModeChanged:
-    """The session's I/O changed (also sent once at start)."""
-
-    mode: Mode
-    description: str
-    """For the header: "LOCAL mic: X / speaker: Y", "ROOM name@url", "TEXT", "WAV in.wav"."""
-    type: Literal["mode_changed"] = "mode_changed"
-
-
-@dataclass(frozen=True)
-class RuntimeStatus:
-    """Everything the header shows that is not a session event; sent on change."""
-
-    agent_name: str
-    models: str
-    """One line: which provider does what (``ResolvedModels.describe()``)."""
-    mic_muted: bool
-    push_to_talk: bool
-    """A push-to-talk turn is open (the user pressed the key and is talking)."""
-    recording_dir: str | None
-    recording_since: float | None
-    """Wall-clock start of the recording, for the elapsed-time indicator."""
-    break_on_tool_call: bool
-    room_configured: bool = False
-    """The settings name a LiveKit server and credentials: switching to ROOM needs no prompt."""
-    room_url: str | None = None
-    """The configured LiveKit server (any credentials in it removed), to prefill a prompt."""
-    room_name: str = "voicetui"
-    """The configured room name (the default when a prompt leaves it empty)."""
-    type: Literal["status"] = "status"
-
-
-@dataclass(frozen=True)
-class AudioLevels:
-    """Mic and speaker levels, at most ~20 per second."""
-
-    input_dbfs: float
-    input_peak_dbfs: float
-    output_dbfs: float
-    output_peak_dbfs: float
-    echo_cancelling: bool = False
-    """The microphone's audio goes through echo cancellation (local mode)."""
-    erle_db: float | None = None
-    """Its measured echo return loss enhancement while the agent speaks (None otherwise)."""
-    type: Literal["levels"] = "levels"
-
-
-@dataclass(frozen=True)
-class ToolBreak:
-    """Break-on-tool-call: a tool call waits for :meth:`SessionRuntime.resolve_tool_break`."""
-
-    break_id: str
-    call: FunctionCall
-    type: Literal["tool_break"] = "tool_break"
-
-
-@dataclass(frozen=True)
-class ModelLoading:
-    """Model loading progress (``voicetui.plugins.prewarm.LoadProgress`` fields)."""
-
-    kind: str
-    label: str
-    stage: str
-    fraction: float | None
-    message: str = ""
-    type: Literal["model_loading"] = "model_loading"
-
-
-@dataclass(frozen=True)
-class Notice:
-    """A readable message that is not a session error: a device went away and came back, a room
-    reconnected, the app fell back to text mode because there is no microphone..."""
-
-    level: Literal["info", "warning", "error"]
-    message: str
-    type: Literal["notice"] = "notice"
-
-
-@dataclass(frozen=True)
-class ToolRerun:
-    """The result of :meth:`SessionRuntime.rerun_tool`."""
-
-    execution: ToolExecution
-    type: Literal["tool_rerun"] = "tool_rerun"
-
-
-@dataclass(frozen=True)
-class AgentTranscript:
-    """The agent's words as they are spoken (the session's transcription output, in step with
-    the audio): ``text`` is everything said so far in speech ``speech_id``; ``final`` marks the
-    end of the message."""
-
-    speech_id: str
-    text: str
-    final: bool = False
-    type: Literal["agent_transcript"] = "agent_transcript"
-
-
-@dataclass(frozen=True)
-class LogRecordEvent:
-    """A Python logging record (the TUI's Logs tab; nothing prints to the raw terminal)."""
-
-    level: int
-    logger: str
-    message: str
-    created: float
-    type: Literal["log"] = "log"
-
-
-@dataclass(frozen=True)
-class ReplyCutOff:
-    """A reply (or ``say``) was interrupted before any of it was heard: nothing of it is in
-    history, but the user cut it off (F4, talking over it, typing)."""
-
-    speech_id: str
-    type: Literal["reply_cut_off"] = "reply_cut_off"
-
-
-RuntimeOwnEvent: TypeAlias = (
-    ModeChanged
-    | RuntimeStatus
-    | AudioLevels
-    | ToolBreak
-    | ModelLoading
-    | Notice
-    | ToolRerun
-    | AgentTranscript
-    | ReplyCutOff
-)
-RuntimeEvent: TypeAlias = Any
-"""A session event (pydantic, from ``voicetui.agents.voice.events``), a RuntimeOwnEvent or a
-LogRecordEvent. All have a string ``type``."""
 
 
 class CommandError(RuntimeError):
@@ -217,6 +98,16 @@ class SessionRuntime(Protocol):
     @property
     def mode(self) -> Mode: ...
 
+    @property
+    def read_only(self) -> bool:
+        """A recording: every session command fails (the UI hides what would send one)."""
+        ...
+
+    @property
+    def title(self) -> str:
+        """What the app's header calls the session ("voicetui", "RECORDING <folder> · ...")."""
+        ...
+
     def send_text(self, text: str) -> Future[None]:
         """The user typed ``text``: interrupt what the agent says, then answer it."""
         ...
@@ -262,3 +153,30 @@ class SessionRuntime(Protocol):
     def stop_recording(self) -> Future[None]: ...
 
     def export_transcript(self, path: str) -> Future[str]: ...
+
+
+__all__ = [
+    "RUNTIME_EVENT",
+    "AgentTranscript",
+    "AudioLevels",
+    "CommandError",
+    "LogRecordEvent",
+    "Mode",
+    "ModeChanged",
+    "ModelLoading",
+    "Notice",
+    "NoticeLevel",
+    "ReplyCutOff",
+    "RoomDetails",
+    "RoomUpdate",
+    "RuntimeEvent",
+    "RuntimeOwnEvent",
+    "RuntimeStatus",
+    "SessionRuntime",
+    "Subscription",
+    "ToolBreak",
+    "ToolBreakAction",
+    "ToolBreakResolution",
+    "ToolRerun",
+    "event_data",
+]

@@ -27,36 +27,39 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
-
-from platformdirs import user_data_dir
 
 from ..agent_loader import make_agent
 from ..agents.llm import AgentHandoff, ChatMessage
 from ..agents.voice import Agent, AgentSession, CloseReason, SpeechHandle, ToolExecution
-from ..agents.voice.events import EventTypes
+from ..agents.voice.events import (
+    CloseEvent,
+    ConversationItemAddedEvent,
+    EventTypes,
+    SpeechCreatedEvent,
+)
 from ..config import Settings
+from ..events import SessionEventModel
 from ..plugins.selection import SessionModels
 from ._io_modes import (
     BackendFactory,
     BackendHooks,
     ModeBackend,
     ModeRequest,
-    NoAudioDeviceError,
     build_backend,
+    initial_backend,
     mode_request,
+    without_credentials,
 )
 from ._loop import LoopRuntime, readable_error
+from ._models import describe_models, prewarm
+from ._push_to_talk import PushToTalk
+from ._recording import SessionRecording, secret_values
 from ._session_ops import (
     LevelsCoalescer,
     ToolBreaks,
-    can_take_turns,
     check_arguments,
-    describe_models,
     interrupt_quietly,
-    set_manual_turns,
 )
 from ._transcript import TranscriptSink, write_transcript
 from .api import (
@@ -64,9 +67,9 @@ from .api import (
     CommandError,
     Mode,
     ModeChanged,
-    ModelLoading,
     ReplyCutOff,
     RoomDetails,
+    RuntimeEvent,
     RuntimeStatus,
     SessionRuntime,
     ToolBreakResolution,
@@ -85,43 +88,6 @@ CLOSE_INTERRUPT_TIMEOUT = 3.0
 """Seconds the reply being spoken at close may take to be recorded as interrupted."""
 MAX_RESTARTS = 3  # new sessions after one closed by itself, per RESTART_WINDOW seconds
 RESTART_WINDOW = 60.0
-
-
-def _secret_values(settings: Any) -> list[str]:
-    """Every configured secret (API keys, tokens, LiveKit secrets), to be masked wherever it
-    would appear in a recording."""
-    values: list[str] = []
-
-    def walk(obj: Any) -> None:
-        if isinstance(obj, dict):
-            for name, value in obj.items():
-                lowered = str(name).lower()
-                if isinstance(value, str) and value:
-                    if any(k in lowered for k in ("key", "token", "secret", "password")):
-                        values.append(value)
-                else:
-                    walk(value)
-
-    walk(settings.model_dump() if hasattr(settings, "model_dump") else {})
-    return values
-
-
-def _settings_for_recording(settings: Any) -> dict[str, Any]:
-    dump = settings.model_dump(mode="json") if hasattr(settings, "model_dump") else {}
-    return dict(dump)
-
-
-def without_credentials(url: str | None) -> str | None:
-    """``url`` without a user name or password (``wss://user:pw@host`` → ``wss://host``)."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=host))
 
 
 class SessionController(LoopRuntime):
@@ -148,7 +114,7 @@ class SessionController(LoopRuntime):
         restart_on_close: bool = True,
     ) -> None:
         self._settings = settings or Settings()
-        super().__init__(log_capture=log_capture, secrets=_secret_values(self._settings))
+        super().__init__(log_capture=log_capture, secrets=secret_values(self._settings))
         self._agent_source = agent
         self._models = models
         self._models_desc = describe_models(models) if models is not None else ""
@@ -167,10 +133,10 @@ class SessionController(LoopRuntime):
         self._input_device: str | int | None = self._settings.input_device
         self._output_device: str | int | None = self._settings.output_device
         self._muted = False
-        self._ptt_open = False
+        self._ptt = PushToTalk(self._ptt_changed)
         self._breaks = ToolBreaks(self._emit, self._notice)
         self._last_status: RuntimeStatus | None = None
-        self._recorder: Any = None  # voicetui.recording.Recorder while recording
+        self._recording = SessionRecording(self._settings, self._notice)
         self._levels = LevelsCoalescer(self._emit, LEVELS_INTERVAL)
         self._restarts: deque[float] = deque()
         self._sink = TranscriptSink(self._emit, self._current_speech_id)
@@ -181,6 +147,14 @@ class SessionController(LoopRuntime):
     @property
     def mode(self) -> Mode:
         return self._mode
+
+    @property
+    def read_only(self) -> bool:
+        return False
+
+    @property
+    def title(self) -> str:
+        return "voicetui"
 
     @property
     def settings(self) -> Settings:
@@ -228,33 +202,14 @@ class SessionController(LoopRuntime):
         self._emit_status()
 
     async def _prewarm_models(self, *, audio: bool) -> None:
-        """Load the models not loaded yet (the audio ones only if ``audio``), with progress
-        (ModelLoading events). A failure is a notice; the session reports it again on use."""
+        """Load the models not loaded yet (the audio ones only if ``audio``)."""
         models, agent = self._models, self._agent
         if not self._prewarm or models is None or agent is None:
             return
-        from ..plugins.prewarm import prewarm_models
-
         wanted = {"llm"} | ({"vad", "stt", "tts"} if audio else set())
         todo = wanted - self._warmed
-        if not todo:
-            return
         self._warmed |= todo
-        errors = await prewarm_models(
-            SessionModels(
-                stt=models.stt if "stt" in todo else None,
-                vad=models.vad if "vad" in todo else None,
-                llm=models.llm if "llm" in todo else None,
-                tts=models.tts if "tts" in todo else None,
-            ),
-            instructions=agent.instructions,
-            tools=agent.tools,
-            on_progress=lambda p: self._emit(
-                ModelLoading(p.kind, p.label, p.stage, p.fraction, p.message)
-            ),
-        )
-        for err in errors:
-            self._notice("error", f"loading {err}")
+        await prewarm(models, agent, todo, self._emit, self._notice)
 
     async def _close_session(self) -> None:
         self._breaks.cancel_all()
@@ -301,7 +256,7 @@ class SessionController(LoopRuntime):
             **self._settings.turn.session_kwargs(),
             **self._session_options,
         }
-        session: AgentSession[Any] = AgentSession(**self._models.as_kwargs(), **kwargs)
+        session: AgentSession[Any] = AgentSession(**self._models.session_kwargs(kwargs))
         session.tool_call_interceptor = self._breaks.intercept
         for name in SESSION_EVENTS:
             session.on(name, self._on_session_event)  # type: ignore[arg-type]
@@ -323,31 +278,12 @@ class SessionController(LoopRuntime):
         )
 
     def _hooks(self) -> BackendHooks:
-        return BackendHooks(notice=self._notice, levels=self._levels.report)
+        return BackendHooks(notice=self._notice, levels=self._levels.report, emit=self._emit)
 
     async def _initial_backend(self) -> ModeBackend:
-        """The configured mode; if it cannot start, local audio (when there are devices),
-        else text. The user can switch from there (F6, ctrl+t, the palette)."""
-        mode = self._settings.mode
-        try:
-            return await self._backend_factory(self._request(mode), self._hooks())
-        except NoAudioDeviceError as e:
-            self._notice("warning", f"{readable_error(e)}: running in TEXT mode (type to talk)")
-            return await self._backend_factory(self._request("text"), self._hooks())
-        except Exception as e:
-            if mode == "wav":
-                raise
-            why = f"{mode.upper()} mode: {readable_error(e)}"
-        if mode == "room":
-            try:
-                backend = await self._backend_factory(self._request("local"), self._hooks())
-            except Exception as e:
-                logger.info("no local audio either: %s", readable_error(e))
-            else:
-                self._notice("error", f"{why}; running in LOCAL mode (F6 tries the room again)")
-                return backend
-        self._notice("error", f"{why}; running in TEXT mode")
-        return await self._backend_factory(self._request("text"), self._hooks())
+        return await initial_backend(
+            self._settings.mode, self._backend_factory, self._request, self._hooks()
+        )
 
     async def _attach(self, backend: ModeBackend) -> None:
         session = self._session
@@ -355,8 +291,7 @@ class SessionController(LoopRuntime):
         await backend.attach(session)
         self._backend = backend
         self._mode = backend.mode
-        if self._recorder is not None and self._recorder.active:
-            self._recorder.attach()  # the same recording goes on with the new I/O
+        self._recording.attach()
         self._apply_mute()
         if backend.input_finished is not None:
             self._spawn(self._watch_input_end(backend), "runtime.input_end")
@@ -370,24 +305,27 @@ class SessionController(LoopRuntime):
 
     def _announce_mode(self) -> None:
         if self._backend is not None:
-            self._emit(ModeChanged(self._backend.mode, self._backend.description))
+            self._emit(ModeChanged(mode=self._backend.mode, description=self._backend.description))
 
     # --- session events ---------------------------------------------------------------------
-    def _on_session_event(self, ev: Any) -> None:
+    def _on_session_event(self, ev: SessionEventModel) -> None:
         self._dispatch(ev)
-        if ev.type == "speech_created":
-            ev.speech_handle.add_done_callback(self._on_speech_done)
-        elif ev.type == "conversation_item_added" and isinstance(ev.item, AgentHandoff):
-            self._emit_status()
-        elif ev.type == "close" and not self._stopping:
-            self._spawn(self._after_close(ev.reason, ev.error), "runtime.restart")
+        match ev:
+            case SpeechCreatedEvent():
+                ev.speech_handle.add_done_callback(self._on_speech_done)
+            case ConversationItemAddedEvent(item=AgentHandoff()):
+                self._emit_status()
+            case CloseEvent() if not self._stopping:
+                self._spawn(self._after_close(ev.reason, ev.error), "runtime.restart")
+            case _:
+                pass
 
     def _on_speech_done(self, handle: SpeechHandle) -> None:
         heard = any(
             isinstance(item, ChatMessage) and item.role == "assistant" for item in handle.chat_items
         )
         if handle.interrupted and not heard:
-            self._emit(ReplyCutOff(handle.id))
+            self._emit(ReplyCutOff(speech_id=handle.id))
 
     async def _after_close(self, reason: CloseReason, error: str | None) -> None:
         """The session closed by itself (repeated model failures, the agent ended it): start a
@@ -407,7 +345,7 @@ class SessionController(LoopRuntime):
         except RuntimeError:
             pass
         assert agent is not None
-        self._ptt_open = False
+        self._ptt.open = False
         try:
             if backend is not None:
                 await backend.detach(old)
@@ -435,32 +373,22 @@ class SessionController(LoopRuntime):
             agent_name=agent_name,
             models=self._models_desc,
             mic_muted=self._muted,
-            push_to_talk=self._ptt_open,
-            recording_dir=str(self._recorder.directory) if self._recorder is not None else None,
-            recording_since=self._recorder.started_at if self._recorder is not None else None,
+            push_to_talk=self._ptt.open,
+            recording_dir=self._recording.directory,
+            recording_since=self._recording.since,
             break_on_tool_call=self._breaks.enabled,
             room_configured=self._room_configured(),
             room_url=without_credentials(self._settings.room.url),
             room_name=self._settings.room.name,
         )
 
-    _RECORDED_RUNTIME_EVENTS = frozenset(
-        {
-            "mode_changed",
-            "notice",
-            "tool_break",
-            "tool_rerun",
-            "model_loading",
-            "status",
-            "reply_cut_off",
-        }
-    )
-
-    def _emit(self, ev: Any) -> None:
+    def _emit(self, ev: RuntimeEvent) -> None:
         super()._emit(ev)
-        rec = self._recorder  # session events reach the recorder directly
-        if rec is not None and getattr(ev, "type", None) in self._RECORDED_RUNTIME_EVENTS:
-            rec.record_event(ev)
+        self._recording.record(ev)
+
+    def _ptt_changed(self) -> None:
+        self._apply_mute()
+        self._emit_status()
 
     def _emit_status(self, *, force: bool = False) -> None:
         status = self._status()
@@ -470,7 +398,7 @@ class SessionController(LoopRuntime):
 
     def _apply_mute(self) -> None:
         session, backend = self._session, self._backend
-        muted = self._muted and not self._ptt_open  # a push-to-talk turn opens the mic
+        muted = self._muted and not self._ptt.open  # a push-to-talk turn opens the mic
         if session is not None:
             session.input.set_audio_enabled(not muted)
         if backend is not None and backend.can_mute:
@@ -516,37 +444,11 @@ class SessionController(LoopRuntime):
         return self._submit("cancelling push-to-talk", self._cancel_push_to_talk)
 
     async def _push_to_talk(self) -> None:
-        session = self._session_or_raise()
-        if not self._ptt_open:
-            if session.input.audio is None:
-                raise RuntimeError(f"push-to-talk needs a microphone ({self._mode.upper()} mode)")
-            if not can_take_turns(session):
-                raise RuntimeError("push-to-talk needs speech recognition (an STT or a VAD)")
-            await interrupt_quietly(session)
-            set_manual_turns(session, True)
-            session.clear_user_turn()  # what was heard before the key press is not this turn
-            self._ptt_open = True
-            self._apply_mute()
-            self._emit_status()
-            return
-        try:
-            await session.commit_user_turn()
-        finally:
-            self._close_ptt(session)
-
-    def _close_ptt(self, session: AgentSession[Any]) -> None:
-        self._ptt_open = False
-        if session.running:
-            set_manual_turns(session, False)
-        self._apply_mute()
-        self._emit_status()
+        await self._ptt.press(self._session_or_raise(), self._mode)
 
     async def _cancel_push_to_talk(self) -> None:
-        if not self._ptt_open:
-            return
-        session = self._session_or_raise()
-        session.clear_user_turn()
-        self._close_ptt(session)
+        if self._ptt.open:
+            self._ptt.cancel(self._session_or_raise())
 
     # --- modes and devices ------------------------------------------------------------------
     def switch_mode(self, mode: Mode, room: RoomDetails | None = None) -> Future[None]:
@@ -561,7 +463,7 @@ class SessionController(LoopRuntime):
         if mode != "text":
             await self._prewarm_models(audio=True)  # (started in text mode: not loaded yet)
         new = await self._backend_factory(self._request(mode, room), self._hooks())
-        if self._ptt_open:
+        if self._ptt.open:
             await self._cancel_push_to_talk()
         old = self._backend
         if old is not None:
@@ -631,7 +533,7 @@ class SessionController(LoopRuntime):
             if name not in {t.name for t in agent.tools}:
                 raise ValueError(f"{agent.label} has no tool {name!r}")
             execution = await session.rerun_tool(name, arguments)
-            self._emit(ToolRerun(execution))
+            self._emit(ToolRerun(execution=execution))
             return execution
 
         return self._submit(f"re-running {name}", run)
@@ -644,43 +546,35 @@ class SessionController(LoopRuntime):
         )
 
     async def _start_recording(self, directory: str | None) -> str:
-        from ..recording import Recorder
-
-        if self._recorder is not None:
-            return str(self._recorder.directory)
+        if self._recording.directory is not None:
+            return self._recording.directory
         if self._session is None:
             raise RuntimeError("there is no session to record yet")
-        root = Path(directory) if directory else Path(user_data_dir("voicetui")) / "recordings"
-        rec = Recorder(
-            root,
-            session=self._session,
+        backend = self._backend
+        where = await self._recording.start(
+            self._session,
+            directory,
             metadata={
                 "agent": self._status().agent_name,
                 "models": self._models_desc,
                 "mode": self._mode,
-                "settings": _settings_for_recording(self._settings),
             },
-            on_error=lambda message: self._notice("error", f"recording: {message}"),
-            secrets=_secret_values(self._settings),
+            mode=ModeChanged(mode=backend.mode, description=backend.description)
+            if backend is not None
+            else None,
         )
-        await rec.start()
-        rec.attach()
-        if self._backend is not None:  # how `show` names the I/O: as the live header did
-            rec.record_event(ModeChanged(self._backend.mode, self._backend.description))
-        self._recorder = rec
         self._emit_status()
-        self._notice("info", f"recording to {rec.directory}")
-        return str(rec.directory)
+        self._notice("info", f"recording to {where}")
+        return where
 
     async def _stop_recorder(self) -> None:
-        rec, self._recorder = self._recorder, None
-        if rec is None:
+        if self._recording.directory is None:
             return
         try:
-            await rec.stop()
+            where = await self._recording.stop()
         finally:
             self._emit_status()
-        self._notice("info", f"recording saved in {rec.directory}")
+        self._notice("info", f"recording saved in {where}")
 
     def stop_recording(self) -> Future[None]:
         return self._submit("stopping the recording", self._stop_recorder)

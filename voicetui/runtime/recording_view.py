@@ -91,8 +91,6 @@ class RecordingRuntime:
     none). ``until``: show only what happened in its first ``until`` seconds. ``speed``: send
     the events at their recorded pace times ``speed`` (None: all at once)."""
 
-    read_only = True
-
     def __init__(
         self,
         directory: str | Path,
@@ -148,6 +146,10 @@ class RecordingRuntime:
         return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started_wall))
 
     @property
+    def read_only(self) -> bool:
+        return True
+
+    @property
     def title(self) -> str:
         """``RECORDING <folder> · <local start time>``."""
         return f"RECORDING {self.name} · {self.started_text}"
@@ -175,7 +177,7 @@ class RecordingRuntime:
 
         return unsubscribe
 
-    def _emit(self, ev: Any) -> None:
+    def _emit(self, ev: RuntimeEvent) -> None:
         ev = self._sanitizer.event(ev)  # the recording may come from anyone
         with self._lock:
             subscribers = list(self._subscribers)
@@ -183,7 +185,7 @@ class RecordingRuntime:
             try:
                 callback(ev)
             except Exception:
-                logger.exception("a subscriber failed on %s", getattr(ev, "type", ev))
+                logger.exception("a subscriber failed on %s", ev.type)
         self.events_sent += 1
 
     # --- SessionRuntime: lifecycle --------------------------------------------------------------
@@ -221,12 +223,12 @@ class RecordingRuntime:
         except (OSError, ValueError) as e:  # an unreadable file: said once, readable
             message = f"cannot read the recording: {e}"
             logger.error("%s", message)
-            self._emit(Notice("error", message))
+            self._emit(Notice(level="error", message=message))
             self._set(self._started, error=RuntimeError(message))
         except Exception as e:  # a bug
             logger.exception("reading %s failed", self.directory)
             message = f"cannot read the recording: {type(e).__name__}: {e}"
-            self._emit(Notice("error", message))
+            self._emit(Notice(level="error", message=message))
             self._set(self._started, error=RuntimeError(message))
         else:
             self._set(self._started)
@@ -265,8 +267,10 @@ class RecordingRuntime:
             return
         wall = self.started_wall or time.time()
         for problem in self.problems:
-            self._emit(Notice("warning", f"incomplete recording: {problem}"))
-            self._emit(LogRecordEvent(logging.WARNING, LOGGER, problem, wall))
+            self._emit(Notice(level="warning", message=f"incomplete recording: {problem}"))
+            self._emit(
+                LogRecordEvent(level=logging.WARNING, logger=LOGGER, message=problem, created=wall)
+            )
 
     def _replay(self, conversion: Conversion, *, skip: Any) -> None:
         t0 = time.monotonic()
@@ -282,7 +286,7 @@ class RecordingRuntime:
             for ev in events:
                 if ev is skip:
                     continue
-                if isinstance(ev, ModeChanged) and ev.mode in MODES:
+                if isinstance(ev, ModeChanged):  # (validated: a mode this version knows)
                     self._mode = ev.mode
                 self._emit(ev)
 
@@ -294,14 +298,13 @@ class RecordingRuntime:
                 break
             for ev in events:
                 if isinstance(ev, ModeChanged):
-                    if ev.mode in MODES:
-                        self._mode = ev.mode
+                    self._mode = ev.mode
                     return ev
         attached = next((r.event for r in conversion.events_of("audio_attached")), {})
         described = self._mode.upper()
         if attached.get("input") or attached.get("output"):
             described += f" in: {attached.get('input')} / out: {attached.get('output')}"
-        return ModeChanged(self._mode, described)
+        return ModeChanged(mode=self._mode, description=described)
 
     def _initial_status(self, conversion: Conversion) -> RuntimeStatus:
         for _, events in conversion.events:
@@ -337,7 +340,10 @@ class RecordingRuntime:
                 f"recorded with voicetui {versions.get('voicetui')} · "
                 f"python {versions.get('python')} · {versions.get('platform')}"
             )
-        return [LogRecordEvent(logging.INFO, LOGGER, line, wall) for line in lines]
+        return [
+            LogRecordEvent(level=logging.INFO, logger=LOGGER, message=line, created=wall)
+            for line in lines
+        ]
 
     def _file_problems(self, recorded: list[RecordedEvent]) -> list[str]:
         d = self.directory

@@ -36,11 +36,9 @@ from ..runtime.recording_view import READ_ONLY_MESSAGE
 from ..signals import on_terminate
 from . import messages as m
 from .bridge import RuntimeBridge
-from .handlers import RuntimeHandlers
-from .screens.devices import DeviceChoice, DevicesScreen
 from .screens.keys import KeysScreen
 from .screens.pager import PagerScreen
-from .screens.prompts import ExportScreen, RerunScreen, RoomScreen
+from .session_actions import SessionActions
 from .themes import DEFAULT_THEME, FALLBACK_THEME, VARIABLE_DEFAULTS, discover_themes
 from .widgets.conversation import ConversationView
 from .widgets.error_banner import ErrorBanner
@@ -49,6 +47,7 @@ from .widgets.latency import LatencyPanel, RecentTurns
 from .widgets.loading import LoadingPanel
 from .widgets.logs import LogsPanel
 from .widgets.state import StatePanel
+from .widgets.timeline import TimelinePanel
 from .widgets.tools import ToolsPanel, full_text
 from .widgets.vlog import VirtualLog
 
@@ -71,8 +70,6 @@ REFUSED |= {"ctrl+s": "Export transcript", "ctrl+t": "Text / audio"}
 """Session command keys in read-only mode: what the refusal names."""
 VIEW_ACTIONS = frozenset({"refuse", "view_next_tab", "view_pick_theme"})
 """Bindings of read-only mode only (hidden otherwise)."""
-REFUSE_REPEAT = 2.0
-"""The same refusal is not shown again within this many seconds (a key held down)."""
 
 
 class TalkInput(Input):
@@ -90,7 +87,7 @@ class TalkInput(Input):
             self.insert_text_at_cursor(char)
 
 
-class VoiceTUIApp(RuntimeHandlers):
+class VoiceTUIApp(SessionActions):
     CSS = """
     #body { height: 1fr; }
     #tabs { width: 1fr; height: 1fr; }
@@ -142,18 +139,16 @@ class VoiceTUIApp(RuntimeHandlers):
         clock: Callable[[], float] = time.time,
         bridge_interval: float = 0.05,
         start_runtime: bool = True,
-        read_only: bool | None = None,
         tune_gc: bool = False,
     ) -> None:
-        """``read_only``: a recording (default: whether the runtime says ``read_only``).
-        ``tune_gc``: the process is this app's alone (``run_app``): see :func:`_tune_gc`."""
+        """``title``: the header's (default: the runtime's). ``tune_gc``: the process is this
+        app's alone (``run_app``): see :func:`_tune_gc`."""
         self.runtime = runtime
         self._tune_gc = tune_gc
         self.clock = clock
         self._start_runtime = start_runtime
-        self.read_only = (
-            read_only if read_only is not None else getattr(runtime, "read_only", False) is True
-        )
+        self.read_only = runtime.read_only
+        """A recording: the UI offers no command that would change the session."""
         self._replaying = self._in_batch = self._bindings_stale = False
         self._refused_at: dict[str, float] = {}
         self._room_details: RoomDetails | None = None
@@ -161,8 +156,7 @@ class VoiceTUIApp(RuntimeHandlers):
         self._remove_signal_handlers: Callable[[], None] = lambda: None
         super().__init__()
         self.init_state()
-        shown = getattr(runtime, "title", None) if self.read_only else None
-        self.title = title or (shown if isinstance(shown, str) else None) or "voicetui"
+        self.title = title or runtime.title
         self.bridge = RuntimeBridge(runtime, self, min_interval=bridge_interval)
         self._register_themes()
         self._wanted_theme = theme or DEFAULT_THEME
@@ -196,6 +190,8 @@ class VoiceTUIApp(RuntimeHandlers):
                     yield ToolsPanel(id="tools")
                 with TabPane("Latency", id="latency-tab"):
                     yield latency
+                with TabPane("Timeline", id="timeline-tab"):
+                    yield TimelinePanel(live=not self.read_only, id="timeline")
                 with TabPane("Logs", id="logs-tab"):
                     yield LogsPanel(id="logs")
             with Vertical(id="sidebar"):
@@ -290,17 +286,6 @@ class VoiceTUIApp(RuntimeHandlers):
         return True
 
     # --- read-only mode ---------------------------------------------------------------------
-    def refuse(self, what: str) -> None:
-        """Say once (not again for a held key) that a recording takes no commands."""
-        now = time.monotonic()
-        if now - self._refused_at.get(what, float("-inf")) < REFUSE_REPEAT:
-            return
-        self._refused_at[what] = now
-        self.notify(READ_ONLY_MESSAGE, title=what, severity="warning", timeout=3)
-
-    def action_refuse(self, what: str) -> None:
-        self.refuse(what)
-
     def action_view_next_tab(self) -> None:
         self.action_next_tab()
 
@@ -350,118 +335,6 @@ class VoiceTUIApp(RuntimeHandlers):
         self.conversation.tool_waiting(msg.event.call)
         self.tools_panel.started(msg.event.call, state="waiting")
 
-    # --- actions ----------------------------------------------------------------------------
-    def _optimistic(self, attribute: str, value: bool) -> Callable[[], None]:
-        """Show ``attribute = value`` at once; returns the undo for a failed command."""
-        before = getattr(self, attribute)
-        setattr(self, attribute, value)
-        self.sync_controls()
-
-        def undo() -> None:
-            setattr(self, attribute, before)
-            self.sync_controls()
-
-        return undo
-
-    def action_toggle_mute(self) -> None:
-        muted = not self.mic_muted
-        undo = self._optimistic("mic_muted", muted)
-        self.bridge.command("mute", lambda: self.runtime.set_mic_muted(muted), undo=undo)
-
-    def action_push_to_talk(self) -> None:
-        undo = self._optimistic("ptt_open", not self.ptt_open)
-        self.bridge.command("push-to-talk", self.runtime.push_to_talk, undo=undo)
-
-    def action_cancel_push_to_talk(self) -> None:
-        undo = self._optimistic("ptt_open", False)
-        self.bridge.command("cancel push-to-talk", self.runtime.cancel_push_to_talk, undo=undo)
-
-    def action_interrupt(self) -> None:
-        self.bridge.command("interrupt", self.runtime.interrupt)
-
-    def action_toggle_recording(self) -> None:
-        if self.recording_dir is not None:
-            self.bridge.command("stop recording", self.runtime.stop_recording)
-            return
-
-        def started(directory: str) -> None:
-            self.notify(f"recording to {directory}", timeout=4)
-
-        self.bridge.command("start recording", self.runtime.start_recording, started)
-
-    def action_toggle_room(self) -> None:
-        """F6: the room ↔ local audio (from text: the room)."""
-        if self.io_mode == "room":
-            self.switch_io_mode("local")
-        else:
-            self.switch_to_room()
-
-    def action_toggle_text(self) -> None:
-        """ctrl+t: text ↔ audio (back to the audio mode used last: local unless a room)."""
-        self.switch_io_mode(self.last_audio_mode if self.io_mode == "text" else "text")
-
-    @property
-    def io_mode(self) -> str | None:
-        return self.mode_event.mode if self.mode_event is not None else None
-
-    def switch_io_mode(self, mode: Literal["local", "text", "room"]) -> None:
-        if mode == "room":
-            self.switch_to_room()
-            return
-        self.bridge.command(f"switch to {mode}", lambda: self.runtime.switch_mode(mode))
-
-    def switch_to_room(self, *, ask: bool = False) -> None:
-        """Switch to the configured room; ask for the details if there are none."""
-        if ask or (self.status is not None and not self.status.room_configured):
-            self._ask_room_details()
-            return
-        self.bridge.command(
-            "switch to the room",
-            lambda: self.runtime.switch_mode("room"),
-            on_error=self._ask_room_details,
-        )
-
-    def _ask_room_details(self, reason: str | None = None) -> None:
-        """The room dialog, filled with what was tried last (or the settings)."""
-        st = self.status
-        default_name = st.room_name if st is not None else "voicetui"
-        previous = self._room_details or RoomDetails(
-            url=(st.room_url or "") if st is not None else "", room=default_name
-        )
-        screen = RoomScreen(reason, previous=previous, default_room=default_name)
-        self.push_screen(screen, self._join_room)
-
-    def _join_room(self, details: RoomDetails | None) -> None:
-        if details is None:
-            return
-        self._room_details = details  # (in memory only: the token never reaches a file)
-        self.bridge.command(
-            "join the room",
-            lambda: self.runtime.switch_mode("room", details),
-            on_error=self._ask_room_details,
-        )
-
-    def action_devices(self) -> None:
-        def show(devices: list[dict[str, Any]]) -> None:
-            self.push_screen(DevicesScreen(devices), self._select_devices)
-
-        self.bridge.command("list devices", self.runtime.list_devices, show)
-
-    def _select_devices(self, choice: DeviceChoice | None) -> None:
-        if choice is not None:
-            self.bridge.command(
-                "select devices", lambda: self.runtime.select_devices(choice[0], choice[1])
-            )
-
-    def action_toggle_break(self) -> None:
-        self.set_break(not self.break_on_tool_call)
-
-    def set_break(self, enabled: bool) -> None:
-        undo = self._optimistic("break_on_tool_call", enabled)
-        self.bridge.command(
-            "break on tool call", lambda: self.runtime.set_break_on_tool_call(enabled), undo=undo
-        )
-
     def action_pick_theme(self) -> None:
         self.search_themes()
 
@@ -510,40 +383,8 @@ class VoiceTUIApp(RuntimeHandlers):
     def action_rerun_tool(self) -> None:
         self.tools_panel.request_rerun()
 
-    def on_tools_panel_rerun_requested(self, msg: ToolsPanel.RerunRequested) -> None:
-        if self.read_only:
-            self.refuse("Re-run tool")
-            return
-        name = msg.record.call.name
-
-        def run(arguments: str | None) -> None:
-            if arguments is not None:
-                self.bridge.command(
-                    f"re-run {name}", lambda: self.runtime.rerun_tool(name, arguments)
-                )
-
-        self.push_screen(RerunScreen(name, msg.record.call.arguments), run)
-
     def on_tools_panel_show_all_requested(self, msg: ToolsPanel.ShowAllRequested) -> None:
         self.push_screen(PagerScreen(f"{msg.record.call.name}", full_text(msg.record)))
-
-    def on_tools_panel_break_toggled(self, msg: ToolsPanel.BreakToggled) -> None:
-        if self.read_only:
-            self.tools_panel.set_break(self.break_on_tool_call)
-            return
-        if msg.enabled != self.break_on_tool_call:
-            self.set_break(msg.enabled)
-
-    def action_export(self) -> None:
-        def save(path: str | None) -> None:
-            if path:
-                self.bridge.command(
-                    "export the transcript",
-                    lambda: self.runtime.export_transcript(path),
-                    lambda where: self.notify(f"transcript saved to {where}", timeout=5),
-                )
-
-        self.push_screen(ExportScreen("voicetui-transcript.json"), save)
 
     def action_clear(self) -> None:
         self.conversation.clear_conversation()
@@ -605,16 +446,14 @@ def run_app(
     *,
     theme: str | None = None,
     title: str | None = None,
-    read_only: bool | None = None,
 ) -> int:
     """Run the TUI on ``runtime`` until the user quits; returns the exit code (0).
 
     The app subscribes to the runtime and then calls ``runtime.start()`` (so it shows the model
     loading progress); a failed start is shown on screen and the app stays up. Stopping the
-    runtime is the caller's job, after this returns. ``read_only``: a recording (see the
-    module's doc; default: whether the runtime says ``read_only``)."""
+    runtime is the caller's job, after this returns."""
     _tune_gc()
-    app = VoiceTUIApp(runtime, theme=theme, title=title, read_only=read_only, tune_gc=True)
+    app = VoiceTUIApp(runtime, theme=theme, title=title, tune_gc=True)
     try:
         app.run()
     finally:

@@ -23,13 +23,40 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import TypeVar, assert_never
 
 from textual.message import Message
 from textual.message_pump import MessagePump
 
-from ..agents.llm.chat_context import AgentHandoff, ChatMessage
-from ..runtime.api import CommandError, LogRecordEvent, SessionRuntime
+from ..agents.voice.events import (
+    AgentFalseInterruptionEvent,
+    AgentStateChangedEvent,
+    CloseEvent,
+    ConversationItemAddedEvent,
+    ErrorEvent,
+    FunctionToolsExecutedEvent,
+    FunctionToolsStartedEvent,
+    MetricsCollectedEvent,
+    SpeechCreatedEvent,
+    UserInputTranscribedEvent,
+    UserStateChangedEvent,
+)
+from ..runtime.api import (
+    AgentTranscript,
+    AudioLevels,
+    CommandError,
+    LogRecordEvent,
+    ModeChanged,
+    ModelLoading,
+    Notice,
+    ReplyCutOff,
+    RoomUpdate,
+    RuntimeEvent,
+    RuntimeStatus,
+    SessionRuntime,
+    ToolBreak,
+    ToolRerun,
+)
 from ..untrusted import Sanitizer
 from . import messages as m
 
@@ -50,55 +77,53 @@ def describe_failure(label: str, exc: BaseException | None) -> str:
     return f"{label} failed: {describe_error(exc) if exc is not None else 'cancelled'}"
 
 
-def to_message(ev: Any) -> Message | None:
+def to_message(ev: RuntimeEvent) -> Message | None:
     """The Textual message for a runtime event (None: the UI ignores it)."""
-    kind = getattr(ev, "type", None)
-    if kind == "user_input_transcribed":
-        return m.UserTranscript(ev)
-    if kind == "agent_transcript":
-        return m.AgentTranscript(
-            str(getattr(ev, "speech_id", "")),
-            str(getattr(ev, "text", "")),
-            bool(getattr(ev, "final", False)),
-        )
-    if kind == "agent_state_changed":
-        return m.AgentStateUpdate(ev.new_state)
-    if kind == "user_state_changed":
-        return m.UserStateUpdate(ev.new_state)
-    if kind == "conversation_item_added":
-        item = ev.item
-        if isinstance(item, ChatMessage | AgentHandoff):
-            return m.ConversationItem(item)
-        return None
-    if kind == "function_tools_started":
-        return m.ToolsStarted(ev)
-    if kind == "function_tools_executed":
-        return m.ToolsExecuted(ev)
-    if kind == "metrics_collected":
-        return m.MetricsUpdate(ev.metrics)
-    if kind == "agent_false_interruption":
-        return m.FalseInterruption(bool(ev.resumed))
-    if kind == "error":
-        return m.SessionError(ev)
-    if kind == "close":
-        return m.SessionClosed(ev)
-    if kind == "mode_changed":
-        return m.ModeUpdate(ev)
-    if kind == "status":
-        return m.StatusUpdate(ev)
-    if kind == "levels":
-        return m.LevelsUpdate(ev)
-    if kind == "model_loading":
-        return m.LoadingUpdate(ev)
-    if kind == "notice":
-        return m.NoticePosted(ev)
-    if kind == "tool_break":
-        return m.ToolBreakRequested(ev)
-    if kind == "tool_rerun":
-        return m.ToolRerunDone(ev)
-    if kind == "reply_cut_off":
-        return m.ReplyWasCutOff()
-    return None
+    match ev:
+        case UserInputTranscribedEvent():
+            return m.UserTranscript(ev)
+        case AgentTranscript():
+            return m.AgentTranscript(ev.speech_id, ev.text, ev.final)
+        case AgentStateChangedEvent():
+            return m.AgentStateUpdate(ev.new_state, ev.created_at)
+        case UserStateChangedEvent():
+            return m.UserStateUpdate(ev.new_state, ev.created_at)
+        case ConversationItemAddedEvent():
+            return m.ConversationItem(ev.item)
+        case FunctionToolsStartedEvent():
+            return m.ToolsStarted(ev)
+        case FunctionToolsExecutedEvent():
+            return m.ToolsExecuted(ev)
+        case MetricsCollectedEvent():
+            return m.MetricsUpdate(ev.metrics)
+        case AgentFalseInterruptionEvent():
+            return m.FalseInterruption(ev.resumed, ev.created_at)
+        case ErrorEvent():
+            return m.SessionError(ev)
+        case CloseEvent():
+            return m.SessionClosed(ev)
+        case ModeChanged():
+            return m.ModeUpdate(ev)
+        case RuntimeStatus():
+            return m.StatusUpdate(ev)
+        case AudioLevels():
+            return m.LevelsUpdate(ev)
+        case ModelLoading():
+            return m.LoadingUpdate(ev)
+        case Notice():
+            return m.NoticePosted(ev)
+        case RoomUpdate():
+            return m.NoticePosted(Notice(level=ev.level, message=ev.event.message))
+        case ToolBreak():
+            return m.ToolBreakRequested(ev)
+        case ToolRerun():
+            return m.ToolRerunDone(ev)
+        case ReplyCutOff():
+            return m.ReplyWasCutOff()
+        case SpeechCreatedEvent() | LogRecordEvent():
+            return None  # (log records go to the Logs tab in batches, see _on_event)
+        case _:
+            assert_never(ev)
 
 
 def _replaces(new: Message, old: Message) -> bool:
@@ -160,36 +185,37 @@ class RuntimeBridge:
                 logger.debug("unsubscribe failed", exc_info=True)
 
     # --- runtime thread ---------------------------------------------------------------------
-    def _on_event(self, ev: Any) -> None:
+    def _on_event(self, ev: RuntimeEvent) -> None:
         """Called by the runtime, on its thread: queue and return at once. Every event is
         cleaned of control sequences here, whichever runtime sent it (no copy if clean)."""
         try:
             ev = _CLEAN.event(ev)
-            if getattr(ev, "type", None) == "log":
-                msg: Message | None = None
-            else:
-                msg = to_message(ev)
-                if msg is None:
-                    return
-            with self._lock:
-                self.events_received += 1
-                if msg is None:
+            if isinstance(ev, LogRecordEvent):
+                with self._lock:
+                    self.events_received += 1
                     if len(self._logs) < self._max_pending_logs:
                         self._logs.append(ev)
                     else:
                         self._dropped_logs += 1
-                elif isinstance(msg, m.LevelsUpdate):
-                    self._levels = msg
-                elif self._queue and _replaces(msg, self._queue[-1]):
-                    self._queue[-1] = msg
-                else:
-                    self._queue.append(msg)
-                wake = not self._wakeup_pending
-                self._wakeup_pending = True
+                    wake = not self._wakeup_pending
+                    self._wakeup_pending = True
+            elif (msg := to_message(ev)) is not None:
+                with self._lock:
+                    self.events_received += 1
+                    if isinstance(msg, m.LevelsUpdate):
+                        self._levels = msg
+                    elif self._queue and _replaces(msg, self._queue[-1]):
+                        self._queue[-1] = msg
+                    else:
+                        self._queue.append(msg)
+                    wake = not self._wakeup_pending
+                    self._wakeup_pending = True
+            else:
+                return
             if wake:
                 self._target.post_message(m.BridgeWakeup())
         except Exception:  # never raise into the runtime
-            logger.exception("bridge: could not queue %r", getattr(ev, "type", ev))
+            logger.exception("bridge: could not queue %r", ev.type)
 
     # --- UI thread --------------------------------------------------------------------------
     def on_wakeup(self) -> None:

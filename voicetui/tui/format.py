@@ -1,10 +1,24 @@
-"""Small text helpers shared by the widgets."""
+"""Small text helpers shared by the widgets (a call and a shortened text as every renderer
+writes them: :mod:`voicetui.conversation`)."""
 
 from __future__ import annotations
 
 import json
 import math
 from typing import Any
+
+from ..conversation import format_call, shorten
+
+__all__ = [
+    "format_call",
+    "format_duration",
+    "format_elapsed",
+    "format_seconds",
+    "parse_json",
+    "percentile",
+    "pretty_json",
+    "shorten",
+]
 
 
 def format_duration(seconds: float | None) -> str:
@@ -37,26 +51,6 @@ def pretty_json(text: str) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value, indent=2, ensure_ascii=False)
     return text
-
-
-def format_call(name: str, arguments: str, limit: int = 100) -> str:
-    """``get_time(timezone="Europe/Paris")``, cut to ``limit`` characters."""
-    value = parse_json(arguments) if arguments.strip() else {}
-    if isinstance(value, dict):
-        args = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in value.items())
-    else:
-        args = arguments.strip()
-    return f"{name}({shorten(args, max(8, limit - len(name) - 2))})"
-
-
-def shorten(text: str, limit: int) -> str:
-    """One line of at most ``limit`` characters (only the text's start is looked at: a
-    10 MB tool output costs what a short one does)."""
-    head = text[: limit * 4 + 16]
-    flat = " ".join(head.split())
-    if len(flat) <= limit and len(head) == len(text):
-        return flat
-    return flat[: max(1, limit - 1)] + "…"
 
 
 def format_elapsed(seconds: float) -> str:

@@ -18,7 +18,8 @@ from textual.app import App
 from textual.message import Message
 from textual.widgets import TabbedContent
 
-from ..agents.llm.chat_context import ChatMessage
+from ..agents.llm.chat_context import AgentHandoff, ChatMessage
+from ..agents.metrics import EOUMetrics
 from ..runtime.api import ModeChanged, RuntimeStatus, SessionRuntime, ToolBreak, ToolBreakResolution
 from . import messages as m
 from .bridge import RuntimeBridge
@@ -30,6 +31,7 @@ from .widgets.latency import LatencyPanel, RecentTurns
 from .widgets.loading import LoadingPanel
 from .widgets.logs import LogsPanel
 from .widgets.state import StatePanel
+from .widgets.timeline import TimelinePanel
 from .widgets.tools import ToolsPanel
 
 SLICE_SECONDS = 0.010
@@ -67,6 +69,7 @@ class RuntimeHandlers(App[int]):
         self._last_e2e: float | None = None
         self._states_dirty = False
         self._recent_dirty = False
+        self._timeline_version = 0
 
     # --- widgets (looked up once: queries walk the DOM) -----------------------------------------
     def cache_widgets(self) -> None:
@@ -80,6 +83,7 @@ class RuntimeHandlers(App[int]):
         self.tabs = self.query_one("#tabs", TabbedContent)
         self._state_panels = list(self.query(StatePanel))
         self.recent_turns = self.query_one(RecentTurns)
+        self.timeline = self.query_one("#timeline", TimelinePanel)
 
     def state_panels(self) -> list[StatePanel]:
         return self._state_panels
@@ -133,6 +137,9 @@ class RuntimeHandlers(App[int]):
         if self._recent_dirty:
             self._recent_dirty = False
             self.recent_turns.rows_changed()
+        if self.timeline.model.version != self._timeline_version:
+            self._timeline_version = self.timeline.model.version
+            self.timeline.changed()
 
     def show_error(self, text: str) -> None:
         """An error the user must see: a toast, and the banner until dismissed."""
@@ -150,28 +157,34 @@ class RuntimeHandlers(App[int]):
 
     # --- conversation -----------------------------------------------------------------------
     def on_user_transcript(self, msg: m.UserTranscript) -> None:
-        self.conversation.user_transcript(msg.event.transcript, msg.event.is_final)
+        ev = msg.event
+        self.conversation.user_transcript(ev.transcript, ev.is_final)
+        self.timeline.model.transcript(ev.transcript, ev.is_final, ev.created_at)
 
     def on_agent_transcript(self, msg: m.AgentTranscript) -> None:
         self.conversation.agent_text(msg.speech_id, msg.text, msg.final)
 
     def on_conversation_item(self, msg: m.ConversationItem) -> None:
-        item = msg.item
-        if not isinstance(item, ChatMessage):
-            self.conversation.handoff(item.old_agent_id, item.new_agent_id)
-            return
-        text = item.text_content or ""
-        if item.role == "user":
-            self.conversation.user_message(text)
-        elif item.role == "assistant":
-            self.conversation.agent_message(text, item.interrupted)
-            row = self.latency_panel.book.add_assistant_report(item.metrics)
-            self.latency_panel.row_changed(row)
-            if row is not None:
-                self._recent_dirty = True
-            if row is not None and row.e2e is not None:
-                self._last_e2e = row.e2e
-                self._states_dirty = True
+        match msg.item:
+            case AgentHandoff() as handoff:
+                self.conversation.handoff(handoff.old_agent_id, handoff.new_agent_id)
+            case ChatMessage(role="user") as said:
+                self.conversation.user_message(said.text_content or "")
+            case ChatMessage(role="assistant") as said:
+                self.conversation.agent_message(said.text_content or "", said.interrupted)
+                metrics = said.metrics
+                self.timeline.model.reply(
+                    metrics.started_speaking_at, metrics.stopped_speaking_at, said.interrupted
+                )
+                row = self.latency_panel.book.add_assistant_report(said.metrics)
+                self.latency_panel.row_changed(row)
+                if row is not None:
+                    self._recent_dirty = True
+                if row is not None and row.e2e is not None:
+                    self._last_e2e = row.e2e
+                    self._states_dirty = True
+            case ChatMessage():
+                pass  # (system and developer messages are not shown)
 
     def on_reply_was_cut_off(self, _: m.ReplyWasCutOff) -> None:
         self.conversation.agent_message("", interrupted=True)  # "… ⏹ interrupted"
@@ -179,6 +192,7 @@ class RuntimeHandlers(App[int]):
     def on_false_interruption(self, msg: m.FalseInterruption) -> None:
         what = "the agent resumed" if msg.resumed else "the agent did not resume"
         self.conversation.info(f"false interruption: {what}")
+        self.timeline.model.false_interruption(msg.at, msg.resumed)
 
     def on_session_error(self, msg: m.SessionError) -> None:
         ev = msg.event
@@ -209,12 +223,14 @@ class RuntimeHandlers(App[int]):
 
     # --- state ------------------------------------------------------------------------------
     def on_agent_state_update(self, msg: m.AgentStateUpdate) -> None:
+        self.timeline.model.agent_state(msg.state, msg.at)
         self._agent_state = msg.state
         if msg.state in ("listening", "idle"):
             self._tools_running = 0
         self._states_dirty = True
 
     def on_user_state_update(self, msg: m.UserStateUpdate) -> None:
+        self.timeline.model.user_state(msg.state, msg.at)
         self._user_state = msg.state
         self._states_dirty = True
 
@@ -284,6 +300,7 @@ class RuntimeHandlers(App[int]):
         for call in msg.event.function_calls:
             self.conversation.tool_started(call)
             self.tools_panel.started(call)
+            self.timeline.model.tool_started(call.call_id, call.name, msg.event.created_at)
         self._tools_running += len(msg.event.function_calls)
         self._states_dirty = True
 
@@ -291,6 +308,11 @@ class RuntimeHandlers(App[int]):
         for execution in msg.event.executions:
             self.conversation.tool_executed(execution)
             self.tools_panel.executed(execution)
+            call = execution.call
+            failed = execution.exception is not None or execution.output.is_error
+            self.timeline.model.tool_finished(
+                call.call_id, call.name, msg.event.created_at, execution.duration, failed
+            )
         self._tools_running = max(0, self._tools_running - len(msg.event.executions))
         self._states_dirty = True
 
@@ -336,6 +358,14 @@ class RuntimeHandlers(App[int]):
 
     # --- metrics and logs -------------------------------------------------------------------
     def on_metrics_update(self, msg: m.MetricsUpdate) -> None:
+        mt = msg.metrics
+        if isinstance(mt, EOUMetrics):
+            self.timeline.model.end_of_turn(
+                mt.timestamp,
+                mt.end_of_utterance_delay,
+                mt.end_of_turn_probability,
+                mt.end_of_turn_threshold,
+            )
         row = self.latency_panel.book.add_metrics(msg.metrics)
         self.latency_panel.row_changed(row)
         if row is not None:

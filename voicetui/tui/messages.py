@@ -62,15 +62,19 @@ class AgentTranscript(Message):
 
 
 class AgentStateUpdate(Message):
-    def __init__(self, state: AgentState) -> None:
+    def __init__(self, state: AgentState, at: float) -> None:
         super().__init__()
         self.state = state
+        self.at = at
+        """When it changed (wall clock)."""
 
 
 class UserStateUpdate(Message):
-    def __init__(self, state: UserState) -> None:
+    def __init__(self, state: UserState, at: float) -> None:
         super().__init__()
         self.state = state
+        self.at = at
+        """When it changed (wall clock; the VAD's start and end of the voice, back-dated)."""
 
 
 class ConversationItem(Message):
@@ -98,9 +102,10 @@ class MetricsUpdate(Message):
 
 
 class FalseInterruption(Message):
-    def __init__(self, resumed: bool) -> None:
+    def __init__(self, resumed: bool, at: float) -> None:
         super().__init__()
         self.resumed = resumed
+        self.at = at
 
 
 class SessionError(Message):

@@ -11,6 +11,8 @@ from .chat_context import (
     ChatRole,
     FunctionCall,
     FunctionCallOutput,
+    LatencyStage,
+    LatencyStageName,
     MetricsReport,
 )
 from .fallback_adapter import AvailabilityChangedEvent, FallbackAdapter, FallbackLLMStream
@@ -44,6 +46,8 @@ __all__ = [
     "FunctionToolCall",
     "LLMError",
     "LLMStream",
+    "LatencyStage",
+    "LatencyStageName",
     "MetricsReport",
     "StopResponse",
     "ToolArgumentsError",

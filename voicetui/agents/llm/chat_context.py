@@ -16,18 +16,71 @@ def _short_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
+LatencyStageName = Literal[
+    "endpointing", "on_user_turn_completed", "llm", "tools", "handoff", "tts", "playout"
+]
+"""The stages of a turn's latency, in the order they happen:
+
+- ``endpointing``: the user's voice ended → the turn was committed (the VAD's silence, the
+  final transcript, the end-of-turn model, the endpointing delay)
+- ``on_user_turn_completed``: the agent's hook
+- ``llm``: → the LLM's first token (a round that called tools: → its last token)
+- ``tools``: the round's tool calls ran (all of them, concurrently)
+- ``handoff``: a tool handed over to another agent → its reply's LLM request
+- ``tts``: the first token → the TTS's first audio (sentence aggregation and synthesis)
+- ``playout``: → the first frame reached the device (or the text output, without audio)
+"""
+
+
+class LatencyStage(BaseModel):
+    name: LatencyStageName
+    seconds: float
+
+
 class MetricsReport(BaseModel):
-    """Per-turn latency report attached to assistant messages (seconds; None when not measured)."""
+    """Per-turn latency report attached to messages (seconds; None when not measured): a user
+    message says when the voice started and stopped and how its turn ended, an assistant
+    message how long the answer took. Readable as LiveKit's ``MetricsReport`` dict too
+    (``report["e2e_latency"]``, ``report.get(...)``, ``in``: only the measured keys)."""
 
     started_speaking_at: float | None = None
     stopped_speaking_at: float | None = None
+    transcription_delay: float | None = None
+    """The user's voice ended → the final transcript."""
     end_of_turn_delay: float | None = None
+    on_user_turn_completed_delay: float | None = None
+    """How long the agent's ``on_user_turn_completed`` took."""
     llm_node_ttft: float | None = None
     tts_node_ttfb: float | None = None
     e2e_latency: float | None = None
     """The user's turn ended → the agent's first audio (or first text without audio)."""
     typed_input: bool = False
     """The turn was typed: e2e counts from when the text was sent."""
+    turn_id: str | None = None
+    """The user turn this answers (every metric of the turn carries it)."""
+    latency_stages: list[LatencyStage] = Field(default_factory=list)
+    """Where ``e2e_latency`` went, stage by stage; they add up to it."""
+
+    # --- LiveKit's dict view (a TypedDict there: only the keys that were measured) ---------
+    def _measured(self) -> dict[str, Any]:
+        return {
+            k: v for k, v in self.model_dump(exclude={"latency_stages"}).items() if v is not None
+        }
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._measured().get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key in self._measured()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._measured().get(key, default)
+
+    def keys(self) -> list[str]:
+        return list(self._measured())
 
 
 class ChatMessage(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .fake_io import FakeAudioInput, FakeAudioOutput, FakeTextOutput, Utterance
 from .fake_llm import FakeLLM, FakeLLMCall, FakeLLMResponse, FakeToolCall
 from .fake_tts import FakeTTS
+from .fake_turn_detector import FakeTurnDetector, TurnDetectorCall
 from .fake_vad_stt import FakeSTT, FakeVAD
 from .timeline import (
     LLMReply,
@@ -29,6 +30,7 @@ __all__ = [
     "FakeTTS",
     "FakeTextOutput",
     "FakeToolCall",
+    "FakeTurnDetector",
     "FakeVAD",
     "LLMReply",
     "ScriptedToolCall",
@@ -39,6 +41,7 @@ __all__ = [
     "TimelineSTT",
     "TimelineTTS",
     "TimelineVAD",
+    "TurnDetectorCall",
     "UserSpeech",
     "Utterance",
 ]

@@ -34,6 +34,7 @@ from .generation import (
 from .io import AgentInput, AgentOutput, AudioInput, AudioOutput, PlaybackFinishedEvent, TextOutput
 from .run_result import RunResult
 from .speech_handle import SpeechHandle
+from .turn_options import TurnDetectionMode, TurnOptions, TurnOptionsError, TurnOverrides
 
 __all__ = [
     "Agent",
@@ -69,6 +70,10 @@ __all__ = [
     "ToolCallDecision",
     "ToolCallInterceptor",
     "ToolExecution",
+    "TurnDetectionMode",
+    "TurnOptions",
+    "TurnOptionsError",
+    "TurnOverrides",
     "UserInputTranscribedEvent",
     "UserState",
     "UserStateChangedEvent",

@@ -14,14 +14,15 @@ from ..llm import LLM, ChatChunk, ChatContext, ChatMessage, FunctionTool, ToolCh
 from ..llm.tool_context import find_function_tools
 from ..stt import STT, SpeechEvent
 from ..tts import TTS
+from ..turn_detector import TurnDetector
 from ..types import NOT_GIVEN, NotGiven
 from ..utils.aio import Feed, cancel_and_wait
 from ..vad import VAD
+from .turn_options import TurnDetectionMode, TurnOverrides
 
 if TYPE_CHECKING:
     from .agent_activity import AgentActivity
     from .agent_session import AgentSession
-    from .audio_recognition import TurnDetectionMode
 
 INSTRUCTIONS_ID = "instructions"
 
@@ -61,9 +62,12 @@ class Agent:
         resume_false_interruption: bool | NotGiven = NOT_GIVEN,
         min_consecutive_speech_delay: float | NotGiven = NOT_GIVEN,
         preemptive_generation: bool | NotGiven = NOT_GIVEN,
-        turn_detection: TurnDetectionMode | NotGiven | None = NOT_GIVEN,
+        turn_detection: TurnDetectionMode | TurnDetector | NotGiven | None = NOT_GIVEN,
+        options: TurnOverrides | None = None,
         id: str | None = None,
     ) -> None:
+        """The turn-taking keyword arguments given (and those ``options`` sets) override the
+        session's; a bad value raises :class:`TurnOptionsError`, a ``ValueError``."""
         self._id = id or _default_id(type(self))
         self._instructions = instructions
         self._tools: list[FunctionTool] = [*find_function_tools(self), *(tools or [])]
@@ -71,29 +75,34 @@ class Agent:
         self._chat_ctx = chat_ctx.copy() if chat_ctx is not None else ChatContext.empty()
         self._set_instructions_item()
         self._stt, self._vad, self._llm, self._tts = stt, vad, llm, tts
-        self._options: dict[str, Any] = {
-            k: v
-            for k, v in {
-                "allow_interruptions": allow_interruptions,
-                "min_interruption_duration": min_interruption_duration,
-                "min_interruption_words": min_interruption_words,
-                "min_endpointing_delay": min_endpointing_delay,
-                "max_endpointing_delay": max_endpointing_delay,
-                "max_tool_steps": max_tool_steps,
-                "discard_audio_if_uninterruptible": discard_audio_if_uninterruptible,
-                "user_away_timeout": user_away_timeout,
-                "false_interruption_timeout": false_interruption_timeout,
-                "resume_false_interruption": resume_false_interruption,
-                "min_consecutive_speech_delay": min_consecutive_speech_delay,
-                "preemptive_generation": preemptive_generation,
-                "turn_detection": turn_detection,
-            }.items()
-            if not isinstance(v, NotGiven)
-        }
+        self._turn_detector: TurnDetector | None = None
+        if isinstance(turn_detection, TurnDetector):  # this agent's own end-of-turn model
+            self._turn_detector, turn_detection = turn_detection, "vad"
+        self._options = TurnOverrides.build(
+            options,
+            allow_interruptions=allow_interruptions,
+            min_interruption_duration=min_interruption_duration,
+            min_interruption_words=min_interruption_words,
+            min_endpointing_delay=min_endpointing_delay,
+            max_endpointing_delay=max_endpointing_delay,
+            max_tool_steps=max_tool_steps,
+            discard_audio_if_uninterruptible=discard_audio_if_uninterruptible,
+            user_away_timeout=user_away_timeout,
+            false_interruption_timeout=false_interruption_timeout,
+            resume_false_interruption=resume_false_interruption,
+            min_consecutive_speech_delay=min_consecutive_speech_delay,
+            preemptive_generation=preemptive_generation,
+            turn_detection=turn_detection,
+        )
         self._activity: AgentActivity | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self._id!r})"
+
+    @property
+    def turn_detector(self) -> TurnDetector | None:
+        """This agent's end-of-turn model, if it was given one as ``turn_detection``."""
+        return self._turn_detector
 
     # --- what the agent is ----------------------------------------------------------------
     @property
@@ -135,9 +144,10 @@ class Agent:
         return self._tts
 
     @property
-    def options(self) -> dict[str, Any]:
-        """Per-agent overrides of the session's turn-taking options."""
-        return dict(self._options)
+    def options(self) -> TurnOverrides:
+        """The turn-taking options this agent overrides (``given()``); the others are the
+        session's."""
+        return self._options
 
     @property
     def session(self) -> AgentSession[Any]:

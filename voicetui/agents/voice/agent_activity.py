@@ -18,23 +18,27 @@ from ..stt import STT
 from ..stt import StreamAdapter as STTStreamAdapter
 from ..tts import TTS
 from ..tts import StreamAdapter as TTSStreamAdapter
+from ..turn_detector import TurnDetector
 from ..utils.aio import Chan, TaskSet, cancel_and_wait, now
 from ..vad import VAD
 from .agent import Agent, ModelSettings
-from .audio_recognition import AudioRecognition, EndpointingOptions, TurnDetectionMode
+from .audio_recognition import AudioRecognition, EndpointingOptions
 from .events import (
     SpeechCreatedEvent,
     SpeechSource,
 )
 from .generation import (
+    LLMGenerationData,
     TTSGenerationData,
     iterate_node,
     perform_tts_inference,
 )
 from .io import AudioOutput
 from .reply import run_reply
-from .speech_handle import SPEECH_PRIORITY_NORMAL, SpeechHandle, TurnTiming
+from .speech_handle import SPEECH_PRIORITY_NORMAL, SpeechHandle
 from .speech_output import Spoken, speak
+from .turn_latency import TurnTiming, current_turn_id
+from .turn_options import TurnDetectionMode, TurnOptions
 from .turn_taking import TurnTaking
 
 if TYPE_CHECKING:
@@ -47,6 +51,7 @@ class AgentActivity:
     def __init__(self, agent: Agent, session: AgentSession[Any]) -> None:
         self._agent = agent
         self._session = session
+        self._options = session.options.with_overrides(agent.options)
         self._tasks = TaskSet(f"AgentActivity({agent.id})")
         self._speech_q: list[tuple[int, int, SpeechHandle]] = []
         self._seq = 0
@@ -120,10 +125,10 @@ class AgentActivity:
     def tools(self) -> list[FunctionTool]:
         return self._agent.tools
 
-    def option(self, name: str) -> Any:
-        """A turn-taking option: the agent's override, else the session's."""
-        agent_opts = self._agent.options
-        return agent_opts[name] if name in agent_opts else getattr(self._session.options, name)
+    @property
+    def options(self) -> TurnOptions:
+        """The effective turn-taking options: the agent's overrides over the session's."""
+        return self._options
 
     @property
     def current_speech(self) -> SpeechHandle | None:
@@ -137,10 +142,20 @@ class AgentActivity:
     def recognition(self) -> AudioRecognition | None:
         return self._recognition
 
+    def turn_detector(self) -> TurnDetector | None:
+        """The end-of-turn model deciding at the VAD's pauses: the agent's, else the
+        session's unless the agent chose another mode; none while the mode is switched to
+        something else for now (push-to-talk)."""
+        if self._session._turn_detection_override not in (None, "vad"):
+            return None
+        if self._agent.turn_detector is not None:
+            return self._agent.turn_detector
+        if "turn_detection" in self._agent.options.given():
+            return None  # the agent chose a mode of its own
+        return self._session.turn_detector
+
     def turn_detection_mode(self) -> TurnDetectionMode:
-        mode: TurnDetectionMode | None = self._session._turn_detection_override or self.option(
-            "turn_detection"
-        )
+        mode = self._session._turn_detection_override or self._options.turn_detection
         if mode is None:
             return "vad" if self.vad is not None else "stt" if self.stt is not None else "manual"
         if mode == "vad" and self.vad is None:
@@ -156,6 +171,9 @@ class AgentActivity:
             model.on("metrics_collected", self._on_model_metrics)  # type: ignore[union-attr]
             self._metrics_sources.append(model)
         self._start_recognition()
+        if (detector := self.turn_detector()) is not None:
+            # loaded now, off the loop, rather than at the user's first pause
+            self._tasks.create(asyncio.to_thread(detector.prewarm), name="TurnDetector.prewarm")
         self._tasks.create(self._scheduling_loop(), name="AgentActivity.scheduling")
         self._on_enter_task = self._tasks.create(
             self._run_hook("on_enter", self._agent.on_enter), name="AgentActivity.on_enter"
@@ -203,10 +221,6 @@ class AgentActivity:
             if self._all_done.is_set() and self._turns.user_turn_done:
                 return
 
-    async def wait_for_on_enter(self) -> None:
-        if self._on_enter_task is not None:
-            await asyncio.wait({self._on_enter_task})
-
     async def _run_hook(self, name: str, hook: Callable[[], Awaitable[None]]) -> None:
         try:
             await hook()
@@ -217,6 +231,8 @@ class AgentActivity:
             self._session._report_error("agent", f"{self._agent.label}.{name} failed: {e}", e)
 
     def _on_model_metrics(self, metrics: AgentMetrics) -> None:
+        if metrics.turn_id is None:  # (emitted from a reply's task: the turn it answers)
+            metrics.turn_id = current_turn_id.get()
         self._session._emit_metrics(metrics)
 
     # --- listening ------------------------------------------------------------------------
@@ -232,8 +248,8 @@ class AgentActivity:
 
         def endpointing() -> EndpointingOptions:
             return EndpointingOptions(
-                min_delay=self.option("min_endpointing_delay"),
-                max_delay=self.option("max_endpointing_delay"),
+                min_delay=self.options.min_endpointing_delay,
+                max_delay=self.options.max_endpointing_delay,
             )
 
         self._recognition = AudioRecognition(
@@ -243,7 +259,8 @@ class AgentActivity:
             stt_label=stt.label if stt is not None else "",
             turn_detection=mode,
             endpointing=endpointing,
-            preemptive_generation=lambda: bool(self.option("preemptive_generation")),
+            turn_detector=self.turn_detector,
+            preemptive_generation=lambda: self.options.preemptive_generation,
             stt_conn_options=self._session.conn_options.stt,
         )
         self._turns.attach(self._recognition)
@@ -258,7 +275,7 @@ class AgentActivity:
             speech is not None
             and not speech.done()
             and not speech.allow_interruptions
-            and self.option("discard_audio_if_uninterruptible")
+            and self.options.discard_audio_if_uninterruptible
         ):
             return  # the user talks over a speech that cannot be interrupted: not a turn
         self._recognition.push_audio(frame)
@@ -387,7 +404,7 @@ class AgentActivity:
                 _, _, speech = heapq.heappop(self._speech_q)
                 if speech.done():
                     continue
-                delay = self.option("min_consecutive_speech_delay")
+                delay = self.options.min_consecutive_speech_delay
                 if delay > 0 and self._last_speech_end is not None:
                     await asyncio.sleep(max(0.0, self._last_speech_end + delay - now()))
                     if speech.done():
@@ -482,6 +499,10 @@ class AgentActivity:
         handle = SpeechHandle(allow_interruptions=self._allow_interruptions(allow_interruptions))
         if user_message is not None:  # a typed turn: its latency counts from now
             handle._turn_timing = TurnTiming(now(), end_of_turn_delay=None, typed=True)
+            self._session._handoff_timing = None
+        elif self._session._handoff_timing is not None:
+            # the first reply after a handoff answers the turn that caused it
+            handle._turn_timing, self._session._handoff_timing = self._session._handoff_timing, None
         self._emit_speech_created(handle, source="generate_reply", user_initiated=user_initiated)
 
         async def reply() -> None:
@@ -507,7 +528,7 @@ class AgentActivity:
         return handle
 
     def _allow_interruptions(self, value: bool | None) -> bool:
-        return bool(self.option("allow_interruptions")) if value is None else value
+        return self.options.allow_interruptions if value is None else value
 
     # --- speaking -------------------------------------------------------------------------
     def audio_output(self) -> AudioOutput | None:
@@ -559,23 +580,38 @@ class AgentActivity:
         finally:
             await cancel_and_wait(*tasks)
         if add_to_chat_ctx and spoken.text:
-            self._add_assistant_message(handle, spoken, llm_ttft=None)
+            self._add_assistant_message(handle, spoken, tts_data=tts_data)
 
     def _add_assistant_message(
-        self, handle: SpeechHandle, spoken: Spoken, *, llm_ttft: float | None
+        self,
+        handle: SpeechHandle,
+        spoken: Spoken,
+        *,
+        llm_data: LLMGenerationData | None = None,
+        tts_data: TTSGenerationData | None = None,
     ) -> ChatMessage:
         msg = ChatMessage(role="assistant", content=[spoken.text], interrupted=spoken.interrupted)
         m = msg.metrics
         m.started_speaking_at = spoken.started_speaking_at
         m.stopped_speaking_at = spoken.stopped_speaking_at
-        m.llm_node_ttft = llm_ttft
+        m.llm_node_ttft = llm_data.ttft if llm_data is not None else None
         m.tts_node_ttfb = spoken.tts_ttfb
         timing = handle._turn_timing
         if timing is not None:
+            m.turn_id = timing.turn_id
             m.end_of_turn_delay = timing.end_of_turn_delay
             m.typed_input = timing.typed
-            if spoken.first_audio_at is not None and timing.stopped_speaking_at is not None:
-                m.e2e_latency = spoken.first_audio_at - timing.stopped_speaking_at
+            first = spoken.first_audio_at
+            if first is not None and timing.stopped_speaking_at is not None:
+                m.e2e_latency = first - timing.stopped_speaking_at
+                m.latency_stages = timing.stages(
+                    [
+                        ("llm", llm_data.first_token_at if llm_data is not None else None),
+                        ("tts", tts_data.first_audio_at if tts_data is not None else None),
+                        ("playout", first),
+                    ],
+                    first,
+                )
         self._agent._chat_ctx.append(msg)
         handle._add_item(msg)
         self._session._conversation_item_added(msg)

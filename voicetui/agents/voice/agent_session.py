@@ -7,7 +7,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, Self
 
@@ -25,12 +25,12 @@ from ..llm import (
 from ..metrics import AgentMetrics
 from ..stt import STT
 from ..tts import TTS
-from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from ..turn_detector import TurnDetector
+from ..types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGiven
 from ..utils.aio import EventEmitter, TaskSet, cancel_and_wait
 from ..vad import VAD
 from .agent import Agent
 from .agent_activity import AgentActivity
-from .audio_recognition import TurnDetectionMode
 from .events import (
     AgentState,
     AgentStateChangedEvent,
@@ -51,6 +51,8 @@ from .generation import ToolCallInterceptor, execute_tools
 from .io import AgentInput, AgentOutput, AudioInput
 from .run_result import RunResult
 from .speech_handle import SpeechHandle
+from .turn_latency import TurnTiming
+from .turn_options import TurnDetectionMode, TurnOptions
 
 logger = logging.getLogger("voicetui.agents.voice")
 
@@ -67,24 +69,8 @@ class SessionConnectOptions:
     more closes the session with ``CloseReason.ERROR``."""
 
 
-@dataclass
-class AgentSessionOptions:
-    """Every turn-taking option with its default, in one place (an Agent may override most)."""
-
-    allow_interruptions: bool = True
-    discard_audio_if_uninterruptible: bool = True
-    min_interruption_duration: float = 0.5
-    min_interruption_words: int = 0
-    min_endpointing_delay: float = 0.5
-    max_endpointing_delay: float = 6.0
-    max_tool_steps: int = 3
-    user_away_timeout: float | None = 15.0
-    false_interruption_timeout: float | None = 2.0
-    resume_false_interruption: bool = True
-    min_consecutive_speech_delay: float = 0.0
-    preemptive_generation: bool = False
-    turn_detection: TurnDetectionMode | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+AgentSessionOptions = TurnOptions
+"""LiveKit's name for the session's options."""
 
 
 class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
@@ -96,29 +82,34 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         llm: LLM | None = None,
         tts: TTS | None = None,
         userdata: Userdata_T | None = None,
-        allow_interruptions: bool = True,
-        discard_audio_if_uninterruptible: bool = True,
-        min_interruption_duration: float = 0.5,
-        min_interruption_words: int = 0,
-        min_endpointing_delay: float = 0.5,
-        max_endpointing_delay: float = 6.0,
-        max_tool_steps: int = 3,
-        user_away_timeout: float | None = 15.0,
-        false_interruption_timeout: float | None = 2.0,
-        resume_false_interruption: bool = True,
-        min_consecutive_speech_delay: float = 0.0,
-        preemptive_generation: bool = False,
-        turn_detection: TurnDetectionMode | None = None,
+        options: TurnOptions | None = None,
+        allow_interruptions: bool | NotGiven = NOT_GIVEN,
+        discard_audio_if_uninterruptible: bool | NotGiven = NOT_GIVEN,
+        min_interruption_duration: float | NotGiven = NOT_GIVEN,
+        min_interruption_words: int | NotGiven = NOT_GIVEN,
+        min_endpointing_delay: float | NotGiven = NOT_GIVEN,
+        max_endpointing_delay: float | NotGiven = NOT_GIVEN,
+        max_tool_steps: int | NotGiven = NOT_GIVEN,
+        user_away_timeout: float | NotGiven | None = NOT_GIVEN,
+        false_interruption_timeout: float | NotGiven | None = NOT_GIVEN,
+        resume_false_interruption: bool | NotGiven = NOT_GIVEN,
+        min_consecutive_speech_delay: float | NotGiven = NOT_GIVEN,
+        preemptive_generation: bool | NotGiven = NOT_GIVEN,
+        turn_detection: TurnDetectionMode | TurnDetector | NotGiven | None = NOT_GIVEN,
         conn_options: SessionConnectOptions | None = None,
     ) -> None:
+        """The turn-taking keyword arguments (LiveKit's names; see :class:`TurnOptions` for
+        their defaults and meaning) override those of ``options``. A bad value raises
+        :class:`TurnOptionsError`, a ``ValueError``. ``turn_detection`` may be an end-of-turn
+        model (a :class:`TurnDetector`): it decides at the VAD's pauses."""
         super().__init__()
-        if max_tool_steps < 0:
-            raise ValueError("max_tool_steps must be >= 0")
-        if min_endpointing_delay > max_endpointing_delay:
-            raise ValueError("min_endpointing_delay must be <= max_endpointing_delay")
         self._stt, self._vad, self._llm, self._tts = stt, vad, llm, tts
         self._userdata = userdata
-        self._opts = AgentSessionOptions(
+        self._turn_detector: TurnDetector | None = None
+        if isinstance(turn_detection, TurnDetector):
+            self._turn_detector, turn_detection = turn_detection, "vad"
+        self._opts = TurnOptions.build(
+            options,
             allow_interruptions=allow_interruptions,
             discard_audio_if_uninterruptible=discard_audio_if_uninterruptible,
             min_interruption_duration=min_interruption_duration,
@@ -152,6 +143,9 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         self._close_task: asyncio.Task[None] | None = None
         self._closed_event = asyncio.Event()  # (binds no loop until awaited)
         self._turn_detection_override: TurnDetectionMode | None = None
+        self._handoff_timing: TurnTiming | None = None
+        """A user turn a tool handed over to another agent before anything was heard: that
+        agent's first reply answers it (its latency report goes on)."""
         self.tool_call_interceptor: ToolCallInterceptor | None = None
         """Called before each tool call runs; decides to run it (maybe with edited arguments)
         or to hand the LLM a mocked result or error instead. For debuggers like the TUI."""
@@ -176,7 +170,9 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         return self._tts
 
     @property
-    def options(self) -> AgentSessionOptions:
+    def options(self) -> TurnOptions:
+        """The session's turn-taking options (an agent may override some: the effective ones
+        are the activity's ``options``)."""
         return self._opts
 
     @property
@@ -358,6 +354,11 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
         transcript of what was already said."""
         await self._activity_or_raise().commit_user_turn(transcript_timeout=transcript_timeout)
 
+    @property
+    def turn_detector(self) -> TurnDetector | None:
+        """The end-of-turn model given as ``turn_detection`` (None: silence decides)."""
+        return self._turn_detector
+
     def set_turn_detection(self, mode: TurnDetectionMode | None) -> None:
         """Override turn detection while running (None: back to the agent's or session's
         option); applies now and to agents handed over to later. Push-to-talk uses "manual"."""
@@ -526,11 +527,8 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
             return
         if self._away_task is not None:
             return
-        timeout = (
-            self._activity.option("user_away_timeout")
-            if self._activity is not None
-            else self._opts.user_away_timeout
-        )
+        options = self._activity.options if self._activity is not None else self._opts
+        timeout = options.user_away_timeout
         if timeout is not None:
             self._away_task = self._tasks.create(
                 self._away_after(timeout), name="AgentSession.user_away"

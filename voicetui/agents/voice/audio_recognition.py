@@ -13,29 +13,75 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
+import numpy as np
 from livekit import rtc
 
 from .._retry import Backoff
-from ..audio import frame_duration
+from ..audio import captured_at, frame_duration, frame_mono
 from ..metrics import STTMetrics, VADMetrics
 from ..stt import SpeechEvent, SpeechEventType
+from ..turn_detector import TurnDetector
 from ..types import APIConnectOptions
 from ..utils.aio import Chan, Feed, TaskSet, cancel_and_wait, now
 from ..vad import VAD, VADEvent, VADEventType
 from .agent import ModelSettings
 from .generation import iterate_node
+from .turn_options import TurnDetectionMode
 
 logger = logging.getLogger("voicetui.agents.voice")
-
-TurnDetectionMode = Literal["vad", "stt", "manual"]
 
 # audio kept for replay into a reconnected STT stream: everything since the last final
 # transcript, at most this much (older audio is dropped), and only this much while silent
 _MAX_REPLAY_AUDIO = 30.0
 _SILENT_REPLAY_AUDIO = 1.0
 _VAD_METRICS_INTERVAL = 1.0  # seconds of audio between two VADMetrics
+_PRE_SPEECH_AUDIO = 0.5  # s of audio before the voice the end-of-turn model hears too
+
+
+class _TurnAudio:
+    """The audio of the current user turn for the end-of-turn model: from a little before the
+    voice started, the latest ``keep`` seconds."""
+
+    _IDLE = 1.5  # s kept between turns: the pre-speech audio and the VAD's start lag
+
+    def __init__(self, keep: float) -> None:
+        self._keep = keep
+        self._frames: deque[rtc.AudioFrame] = deque()
+        self._duration = 0.0
+        self._in_turn = False
+
+    def _trim(self, limit: float) -> None:
+        while self._frames and self._duration - frame_duration(self._frames[0]) >= limit:
+            self._duration -= frame_duration(self._frames.popleft())
+
+    def push(self, frame: rtc.AudioFrame) -> None:
+        self._frames.append(frame)
+        self._duration += frame_duration(frame)
+        self._trim(self._keep if self._in_turn else self._IDLE)
+
+    def turn_started(self, voiced: float) -> None:
+        """The VAD heard a voice start ``voiced`` seconds of audio ago."""
+        if not self._in_turn:
+            self._in_turn = True
+            self._trim(voiced + _PRE_SPEECH_AUDIO)
+
+    def turn_ended(self) -> None:
+        self._in_turn = False
+        self._trim(self._IDLE)
+
+    def samples(self) -> tuple[np.ndarray, int]:
+        """int16 mono and its rate (the frames' rate; a rate change keeps the latest run)."""
+        if not self._frames:
+            return np.zeros(0, dtype=np.int16), 16000
+        rate = self._frames[-1].sample_rate
+        run: list[np.ndarray] = []
+        for f in reversed(self._frames):
+            if f.sample_rate != rate:
+                break
+            run.append(frame_mono(f))
+        return np.concatenate(run[::-1]), rate
 
 
 @dataclass
@@ -52,12 +98,21 @@ class EndOfTurnInfo:
     end_of_utterance_delay: float
     """From the end of the user's voice to this commit."""
     transcript_confidence: float = 1.0
+    end_of_turn_probability: float | None = None
+    """What the end-of-turn model said at the last pause (None: no model, or it failed)."""
+    end_of_turn_threshold: float | None = None
 
 
 class RecognitionHooks(Protocol):
-    def on_start_of_speech(self, ev: VADEvent | None) -> None: ...
+    def on_start_of_speech(self, ev: VADEvent | None, at: float) -> None:
+        """The user's voice started at ``at`` (loop time; earlier than now when the VAD
+        waited for enough speech to be sure)."""
+
     def on_vad_inference_done(self, ev: VADEvent) -> None: ...
-    def on_end_of_speech(self, ev: VADEvent | None) -> None: ...
+    def on_end_of_speech(self, ev: VADEvent | None, at: float) -> None:
+        """The user's voice ended at ``at`` (loop time: the end of the audio heard as speech;
+        the same instant end-of-turn delays and end-to-end latency count from)."""
+
     def on_interim_transcript(self, ev: SpeechEvent) -> None: ...
     def on_final_transcript(self, ev: SpeechEvent) -> None: ...
     def on_preemptive_generation(self, transcript: str) -> None: ...
@@ -92,7 +147,8 @@ class _AudioClock:
     def fed(self, frame: rtc.AudioFrame) -> None:
         self.input_rate = frame.sample_rate
         self._fed += frame_duration(frame)
-        self._marks.append((self._fed, now()))
+        at = captured_at(frame)  # when the backend captured it; else now, as it arrives
+        self._marks.append((self._fed, now() if at is None else at))
         while self._marks and self._marks[0][0] < self._fed - self._KEEP:
             self._marks.popleft()
 
@@ -126,6 +182,7 @@ class AudioRecognition:
         stt_label: str,
         turn_detection: TurnDetectionMode,
         endpointing: Callable[[], EndpointingOptions],
+        turn_detector: Callable[[], TurnDetector | None] = lambda: None,
         preemptive_generation: Callable[[], bool],
         stt_conn_options: APIConnectOptions,
     ) -> None:
@@ -134,6 +191,10 @@ class AudioRecognition:
         self._stt_node = stt_node
         self._stt_label = stt_label
         self._mode = turn_detection
+        self._turn_detector = turn_detector
+        self._turn_audio = _TurnAudio(keep=8.0)
+        self._eot_task: asyncio.Task[float | None] | None = None
+        self._eot_failed = False  # (told once)
         self._endpointing = endpointing
         self._preemptive = preemptive_generation
         self._stt_conn = stt_conn_options
@@ -184,10 +245,6 @@ class AudioRecognition:
     def user_speaking(self) -> bool:
         return self._speaking
 
-    @property
-    def stt_running(self) -> bool:
-        return self._stt_ch is not None
-
     # --- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
         if self._vad is not None:
@@ -202,8 +259,7 @@ class AudioRecognition:
         for ch in (self._vad_ch, self._stt_ch):
             if ch is not None:
                 ch.close()
-        if self._eou_task is not None:
-            await cancel_and_wait(self._eou_task)
+        await cancel_and_wait(*(t for t in (self._eou_task, self._eot_task) if t is not None))
         await self._tasks.aclose()
         for fut in self._final_waiters:
             if not fut.done():
@@ -215,6 +271,8 @@ class AudioRecognition:
         if self._vad_ch is not None and not self._vad_ch.closed:
             self._vad_clock.fed(frame)
             self._vad_ch.send_nowait(frame)
+            if self._turn_detector() is not None:
+                self._turn_audio.push(frame)
         if self._stt_node is None:
             return
         d = frame_duration(frame)
@@ -236,7 +294,7 @@ class AudioRecognition:
         if self._speaking:
             self._speaking = False
             self._last_speaking_time = now()
-            self._hooks.on_end_of_speech(None)
+            self._hooks.on_end_of_speech(None, self._last_speaking_time)
             if self._mode == "vad":
                 self._run_eou_detection()
         self._restart_vad()
@@ -257,7 +315,7 @@ class AudioRecognition:
         if self._speaking:
             self._speaking = False
             self._last_speaking_time = now()
-            self._hooks.on_end_of_speech(None)
+            self._hooks.on_end_of_speech(None, self._last_speaking_time)
             self._restart_vad()  # so that the user speaking on is a new start of speech
         if self._interim or (self._started_speaking_at is not None and not self._transcript):
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -337,11 +395,16 @@ class AudioRecognition:
             if self._speaking:
                 return
             self._speaking = True
+            started = self._vad_event_time(ev) - ev.speech_duration
             if self._started_speaking_at is None:
-                self._started_speaking_at = self._vad_event_time(ev) - ev.speech_duration
+                self._started_speaking_at = started
+            self._turn_audio.turn_started(max(0.0, now() - started))
             if self._eou_task is not None:
                 self._eou_task.cancel()  # the user goes on: not the end of the turn
-            self._hooks.on_start_of_speech(ev)
+            if self._eot_task is not None:
+                self._eot_task.cancel()
+                self._eot_task = None
+            self._hooks.on_start_of_speech(ev, started)
         elif ev.type == VADEventType.INFERENCE_DONE:
             self._vad_inference_total += ev.inference_duration
             self._vad_inference_count += 1
@@ -356,8 +419,9 @@ class AudioRecognition:
                 return
             self._speaking = False
             self._last_speaking_time = self._vad_event_time(ev) - ev.silence_duration
-            self._hooks.on_end_of_speech(ev)
+            self._hooks.on_end_of_speech(ev, self._last_speaking_time)
             if self._mode == "vad":
+                self._start_end_of_turn_prediction()
                 self._run_eou_detection()
 
     def _emit_vad_metrics(self) -> None:
@@ -431,7 +495,7 @@ class AudioRecognition:
                     self._started_speaking_at = now()
                 if self._eou_task is not None:
                     self._eou_task.cancel()
-                self._hooks.on_start_of_speech(None)
+                self._hooks.on_start_of_speech(None, now())
         elif ev.type == SpeechEventType.INTERIM_TRANSCRIPT:
             text = ev.text.strip()
             if text:
@@ -468,7 +532,7 @@ class AudioRecognition:
             # speech only ends the turn (turn_detection="stt")
             if self._vad is None and self._speaking:
                 self._speaking = False
-                self._hooks.on_end_of_speech(None)
+                self._hooks.on_end_of_speech(None, now())
             if self._vad is None or self._mode == "stt":
                 self._last_speaking_time = now()
             if self._mode == "stt":
@@ -502,9 +566,18 @@ class AudioRecognition:
     async def _eou(self) -> None:
         opts = self._endpointing()
         end = self._last_speaking_time if self._last_speaking_time is not None else now()
+        min_delay = opts.min_delay
+        if self._eot_task is not None:
+            # the end-of-turn model decides how long a pause may be: likely done → the
+            # shortest delay; the user may go on → wait up to the longest
+            probability = await asyncio.shield(self._eot_task)
+            detector = self._turn_detector()
+            if probability is not None and detector is not None:
+                if probability < detector.threshold:
+                    min_delay = opts.max_delay
         if self._transcript:
             # committed min_delay after the voice ended (the final may have come later)
-            await asyncio.sleep(max(0.0, end + opts.min_delay - now()))
+            await asyncio.sleep(max(0.0, end + min_delay - now()))
         else:
             # no final yet: a final restarts this; commit what was heard at max_delay at most
             await asyncio.sleep(max(0.0, end + opts.max_delay - now()))
@@ -515,6 +588,48 @@ class AudioRecognition:
                 self._transcript, self._interim = self._interim, ""
         self._eou_task = None
         self._commit()
+
+    # --- the end-of-turn model --------------------------------------------------------------
+    def _start_end_of_turn_prediction(self) -> None:
+        """At the end of speech: ask the model about the turn so far (it runs while the
+        endpointing delay counts down)."""
+        detector = self._turn_detector()
+        if detector is None:
+            return
+        if self._eot_task is not None:
+            self._eot_task.cancel()
+        audio, rate = self._turn_audio.samples()
+        self._eot_task = self._tasks.create(
+            self._predict_end_of_turn(detector, audio, rate), name="AudioRecognition.eot"
+        )
+
+    async def _predict_end_of_turn(
+        self, detector: TurnDetector, audio: np.ndarray, rate: int
+    ) -> float | None:
+        try:
+            probability = await detector.predict_end_of_turn(audio, rate)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            # without the model the turn ends as with the VAD alone; said once
+            if not self._eot_failed:
+                self._eot_failed = True
+                self._hooks.on_error(
+                    "turn_detector",
+                    f"the end-of-turn model failed ({type(e).__name__}: {e}); "
+                    "turns end on silence alone",
+                    e,
+                    True,
+                )
+            return None
+        self._eot_failed = False
+        return min(1.0, max(0.0, float(probability)))
+
+    def _last_prediction(self) -> float | None:
+        task = self._eot_task
+        if task is None or not task.done() or task.cancelled() or task.exception() is not None:
+            return None
+        return task.result()
 
     def _commit(self) -> None:
         text = self._transcript.strip()
@@ -539,10 +654,19 @@ class AudioRecognition:
                 sum(self._confidences) / len(self._confidences) if self._confidences else 1.0
             ),
         )
+        detector = self._turn_detector()
+        if detector is not None and (probability := self._last_prediction()) is not None:
+            info.end_of_turn_probability = probability
+            info.end_of_turn_threshold = detector.threshold
         if self._hooks.on_end_of_turn(info):
             self._reset_turn()
 
     def _reset_turn(self) -> None:
+        if self._eot_task is not None and not self._eot_task.done():
+            self._eot_task.cancel()
+        self._eot_task = None
+        if not self._speaking:
+            self._turn_audio.turn_ended()
         self._transcript = ""
         self._interim = ""
         self._confidences = []

@@ -152,7 +152,8 @@ class SpeechCreatedEvent(_Event):
     type: Literal["speech_created"] = "speech_created"
     user_initiated: bool
     source: SpeechSource
-    speech_handle: Any = Field(exclude=True)
+    speech_handle: Any = Field(default=None, exclude=True)
+    """(Not recorded: a recording's event has none.)"""
     speech_id: str
 
 

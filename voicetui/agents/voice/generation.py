@@ -45,6 +45,12 @@ class LLMGenerationData:
     generated_text: str = ""
     started_at: float = field(default_factory=now)
     ttft: float | None = None
+    done_at: float | None = None
+    """When the stream ended (its tool calls come last)."""
+
+    @property
+    def first_token_at(self) -> float | None:
+        return self.started_at + self.ttft if self.ttft is not None else None
 
 
 def perform_llm_inference(
@@ -77,6 +83,7 @@ def perform_llm_inference(
                     data.generated_text += text
                     for ch in data.text_chs:
                         ch.send_nowait(text)
+            data.done_at = now()
         finally:
             for ch in data.text_chs:
                 ch.close()
@@ -91,6 +98,12 @@ class TTSGenerationData:
     first_text_at: float | None = None
     ttfb: float | None = None
     """From the first text given to the TTS node to its first audio frame."""
+
+    @property
+    def first_audio_at(self) -> float | None:
+        if self.ttfb is None:
+            return None
+        return (self.first_text_at or self.started_at) + self.ttfb
 
 
 def perform_tts_inference(

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from livekit import rtc
 
 from ..llm import ChatContext
-from ..utils.aio import cancel_and_wait
+from ..utils.aio import cancel_and_wait, now
 from .agent import Agent, ModelSettings
 from .events import FunctionToolsExecutedEvent, FunctionToolsStartedEvent, RunContext
 from .generation import (
@@ -25,6 +25,7 @@ from .generation import (
 )
 from .speech_handle import SpeechHandle
 from .speech_output import speak
+from .turn_latency import current_turn_id
 
 if TYPE_CHECKING:
     from .agent_activity import AgentActivity
@@ -39,6 +40,8 @@ async def run_reply(
     chat_ctx: ChatContext,
     model_settings: ModelSettings,
 ) -> None:
+    if handle._turn_timing is not None:  # (this task's metrics belong to that turn)
+        current_turn_id.set(handle._turn_timing.turn_id)
     tools = activity.tools
     audio_out = activity.audio_output()
     use_tts = audio_out is not None and activity.tts is not None
@@ -46,6 +49,10 @@ async def run_reply(
     llm_task, llm_data = perform_llm_inference(
         activity._agent.llm_node, chat_ctx, tools, model_settings, text_outputs=2 if use_tts else 1
     )
+    timing = handle._turn_timing
+    if timing is not None and timing.handed_off:  # the first reply of the agent handed to
+        timing.handed_off = False
+        timing.mark("handoff", llm_data.started_at)
     tts_task: asyncio.Task[None] | None = None
     tts_data: TTSGenerationData | None = None
     frames: AsyncIterable[rtc.AudioFrame] | None = None
@@ -64,11 +71,11 @@ async def run_reply(
         calls = llm_data.function_calls
         if not calls:
             return []
-        if handle.step_index >= activity.option("max_tool_steps"):
+        if handle.step_index >= activity.options.max_tool_steps:
             logger.warning(
                 "%s: max_tool_steps (%d) reached, ignoring %d tool call(s)",
                 activity._agent.label,
-                activity.option("max_tool_steps"),
+                activity.options.max_tool_steps,
                 len(calls),
             )
             return []
@@ -124,7 +131,7 @@ async def run_reply(
             activity._session._model_succeeded("tts")
 
     if spoken.text:  # what was heard is in history now, before the tools finish
-        activity._add_assistant_message(handle, spoken, llm_ttft=llm_data.ttft)
+        activity._add_assistant_message(handle, spoken, llm_data=llm_data, tts_data=tts_data)
     if tool_task is None or llm_failed:
         if tool_task is not None:
             await cancel_and_wait(tool_task)
@@ -147,6 +154,11 @@ async def run_reply(
         activity._session._report_error("tool", f"tool execution failed: {e}", e)
         return
     if outcomes:
+        timing = handle._turn_timing
+        if timing is not None and spoken.first_audio_at is None and llm_data.done_at is not None:
+            # nothing heard yet: the user waited for this round and its tools
+            timing.mark("llm", llm_data.done_at)
+            timing.mark("tools", now())
         _record_tool_step(activity, handle, outcomes, heard_audio=spoken.first_audio_at is not None)
 
 
@@ -183,6 +195,11 @@ def _record_tool_step(
     if handoffs:
         if len(handoffs) > 1:
             logger.warning("several tools handed off in one step; using the first")
+        timing = handle._turn_timing
+        if timing is not None and not heard_audio:
+            # the user still waits: the next agent's first reply answers this turn
+            timing.handed_off = True
+            activity._session._handoff_timing = timing
         activity._session._schedule_agent_update(handoffs[0])
         return
     if any(o.stop_response for o in outcomes):
@@ -190,7 +207,7 @@ def _record_tool_step(
     if not any(o.reply_required for o in outcomes):
         return
     step = handle.step_index + 1
-    last_step = step >= activity.option("max_tool_steps")
+    last_step = step >= activity.options.max_tool_steps
     reply = SpeechHandle(
         allow_interruptions=handle.allow_interruptions, step_index=step, parent=handle
     )

@@ -5,22 +5,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
 from typing import Any
 
 from ..llm.chat_context import ChatItem
-
-
-@dataclass(frozen=True)
-class TurnTiming:
-    """When the user turn this speech answers ended, for the per-turn latency report."""
-
-    stopped_speaking_at: float | None
-    """Loop time the user's voice ended (a typed turn: when the text was sent)."""
-    end_of_turn_delay: float | None
-    """None for a typed turn (no endpointing)."""
-    typed: bool = False
-
+from .turn_latency import TurnTiming
 
 SPEECH_PRIORITY_LOW = 0
 SPEECH_PRIORITY_NORMAL = 5
@@ -46,7 +34,6 @@ class SpeechHandle:
         self._scheduled_fut: asyncio.Future[None] = loop.create_future()
         self._generation_fut: asyncio.Future[None] = loop.create_future()
         self._done_fut: asyncio.Future[None] = loop.create_future()
-        self._generations: list[asyncio.Future[None]] = []
         self._chat_items: list[ChatItem] = []
         self._done_callbacks: list[Callable[[SpeechHandle], None]] = []
         self._item_added_callbacks: list[Callable[[ChatItem], None]] = []
@@ -152,9 +139,6 @@ class SpeechHandle:
     def _authorize_generation(self) -> None:
         if not self._authorized.done():
             self._authorized.set_result(None)
-
-    async def _wait_for_authorization(self) -> None:
-        await asyncio.shield(self._authorized)
 
     async def _wait_for_generation(self) -> None:
         await asyncio.shield(self._generation_fut)

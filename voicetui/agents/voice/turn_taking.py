@@ -20,7 +20,8 @@ from ..vad import VADEvent
 from .audio_recognition import EndOfTurnInfo
 from .events import AgentFalseInterruptionEvent, AgentState, UserInputTranscribedEvent
 from .io import AudioOutput
-from .speech_handle import SpeechHandle, TurnTiming
+from .speech_handle import SpeechHandle
+from .turn_latency import TurnTiming
 
 if TYPE_CHECKING:
     from .agent_activity import AgentActivity
@@ -91,14 +92,6 @@ class TurnTaking:
         await self._tasks.aclose()
 
     @property
-    def paused_speech(self) -> SpeechHandle | None:
-        """The speech paused or held for user voice that may turn out not to be a turn."""
-        fi = self._false_interruption
-        if fi is None or (fi.paused_output is None and not fi.held):
-            return None
-        return fi.speech
-
-    @property
     def user_turn_done(self) -> bool:
         return self._turn_task is None or self._turn_task.done()
 
@@ -111,8 +104,7 @@ class TurnTaking:
         return self._recognition.current_transcript if self._recognition is not None else ""
 
     # --- what the user does -----------------------------------------------------------------
-    def on_start_of_speech(self, ev: VADEvent | None) -> None:
-        at = now() - ev.speech_duration if ev is not None else None
+    def on_start_of_speech(self, ev: VADEvent | None, at: float) -> None:
         self._session._update_user_state("speaking", at=at)
         fi = self._false_interruption
         if fi is not None and fi.timer is not None:
@@ -148,12 +140,11 @@ class TurnTaking:
             ev.speaking
             and self._recognition is not None
             and self._recognition.user_speaking  # (not the tail of a turn already committed)
-            and ev.speech_duration >= self._activity.option("min_interruption_duration")
+            and ev.speech_duration >= self._activity.options.min_interruption_duration
         ):
             self._interrupt_by_voice()
 
-    def on_end_of_speech(self, ev: VADEvent | None) -> None:
-        at = now() - ev.silence_duration if ev is not None else None
+    def on_end_of_speech(self, ev: VADEvent | None, at: float) -> None:
         self._session._update_user_state("listening", at=at)
         fi = self._false_interruption
         if fi is not None and fi.timer is None:
@@ -182,7 +173,7 @@ class TurnTaking:
     def _on_words(self) -> None:
         words = _words(self._current_transcript())
         fi = self._false_interruption
-        if fi is not None and words >= max(1, self._activity.option("min_interruption_words")):
+        if fi is not None and words >= max(1, self._activity.options.min_interruption_words):
             # the user really is talking: the interruption stands
             self._false_interruption = None
             if fi.timer is not None:
@@ -190,7 +181,7 @@ class TurnTaking:
             if not fi.speech.done():
                 fi.speech._cancel()
             return
-        if self._activity.vad is None or self._activity.option("min_interruption_words") > 0:
+        if self._activity.vad is None or self._activity.options.min_interruption_words > 0:
             self._interrupt_by_voice()
 
     def on_metrics(self, metrics: STTMetrics | VADMetrics) -> None:
@@ -208,14 +199,14 @@ class TurnTaking:
         fi = self._false_interruption
         if fi is not None and fi.speech is speech:
             return  # already paused for this voice
-        min_words = activity.option("min_interruption_words")
+        min_words = activity.options.min_interruption_words
         if min_words > 0 and _words(self._current_transcript()) < min_words:
             return
-        timeout = activity.option("false_interruption_timeout")
+        timeout = activity.options.false_interruption_timeout
         out = activity.audio_output()
         has_words = _words(self._current_transcript()) >= max(1, min_words)
         may_resume = (
-            timeout is not None and not has_words and activity.option("resume_false_interruption")
+            timeout is not None and not has_words and activity.options.resume_false_interruption
         )
         state = self._session.agent_state
         if may_resume and state == "speaking" and out is not None and out.can_pause:
@@ -259,7 +250,9 @@ class TurnTaking:
         self._false_interruption = fi
 
     def _start_false_interruption_timer(self, fi: _FalseInterruption) -> None:
-        timeout = self._activity.option("false_interruption_timeout")
+        timeout = self._activity.options.false_interruption_timeout
+        if timeout is None:  # (cannot be: only a timeout makes an interruption maybe false)
+            return
         fi.timer = self._tasks.create(
             self._false_interruption_timer(fi, timeout), name="TurnTaking.false_interruption"
         )
@@ -297,7 +290,7 @@ class TurnTaking:
         speech = activity.current_speech
         if speech is not None and not speech.done() and not speech.interrupted:
             if speech.allow_interruptions:
-                min_words = activity.option("min_interruption_words")
+                min_words = activity.options.min_interruption_words
                 if min_words > 0 and _words(info.new_transcript) < min_words:
                     logger.debug(
                         "user turn %r shorter than min_interruption_words: kept for the next turn",
@@ -332,6 +325,7 @@ class TurnTaking:
         msg = ChatMessage(role="user", content=[info.new_transcript])
         msg.metrics.started_speaking_at, msg.metrics.stopped_speaking_at = walls
         msg.metrics.end_of_turn_delay = info.end_of_utterance_delay
+        msg.metrics.transcription_delay = info.transcription_delay
         turn_ctx = agent._chat_ctx.copy()
         started = now()
         stop = False
@@ -345,6 +339,7 @@ class TurnTaking:
                 "agent", f"{agent.label}.on_user_turn_completed failed: {e}", e
             )
         hook_delay = now() - started
+        msg.metrics.on_user_turn_completed_delay = hook_delay
         if activity.draining or not self._session.running:
             # too late to answer; keep what the user said
             activity.record_user_message(msg)
@@ -356,10 +351,14 @@ class TurnTaking:
             activity.record_user_message(msg)
             self.discard_preemptive()
             return
+        self._session._handoff_timing = None  # (a newer turn: an older one is answered)
         timing = TurnTiming(
             stopped_speaking_at=info.stopped_speaking_at,
             end_of_turn_delay=info.end_of_utterance_delay,
         )
+        if info.stopped_speaking_at is not None:
+            timing.mark("endpointing", info.stopped_speaking_at + info.end_of_utterance_delay)
+        timing.mark("on_user_turn_completed", started + hook_delay)
         pre, self._preemptive = self._preemptive, None
         activity.record_user_message(msg)
         handle: SpeechHandle | None = None
@@ -391,6 +390,9 @@ class TurnTaking:
                 transcription_delay=info.transcription_delay,
                 on_user_turn_completed_delay=hook_delay,
                 speech_id=handle.id if handle is not None else None,
+                turn_id=timing.turn_id,
+                end_of_turn_probability=info.end_of_turn_probability,
+                end_of_turn_threshold=info.end_of_turn_threshold,
             )
         )
 

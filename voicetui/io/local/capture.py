@@ -12,6 +12,7 @@ events on :attr:`events`.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
-from ...agents.audio import AudioByteStream, Resampler, to_float32, to_int16
+from ...agents.audio import AudioByteStream, Resampler, mark_captured, to_float32, to_int16
 from ...agents.voice.io import AudioInput
 from ._stream import DEFAULT_BACKOFF, StreamSupervisor, SupervisedDevice
 from .devices import DeviceInfo, DeviceSpec
@@ -28,6 +29,32 @@ from .events import AudioLevelsEvent, LocalAudioEvents
 from .levels import LevelMeter
 
 _BLOCK_MS = 30  # audio per PortAudio callback and per loop wake-up (a multiple of 10 ms)
+
+
+_CAPTURE_GAP = 0.25  # s: a block this much later than the audio before it follows lost audio
+_DRIFT = 0.002  # the most a device clock runs fast against ours that is followed (0.2 %)
+
+
+class _CaptureClock:
+    """When each block's last sample was captured, on the loop clock, read in the device
+    callback. Back-to-back blocks get back-to-back times: a callback the OS ran late, or a
+    burst of them, does not move its audio. A block delivered before its time says the device
+    clock runs fast: the times follow, a little per block (never so fast that a burst makes
+    audio overlap). A block much later than the audio before it (or after an overflow: audio
+    was lost) starts a new run at its delivery."""
+
+    def __init__(self) -> None:
+        self._end: float | None = None
+
+    def block_end(self, delivered_at: float, duration: float, *, lost: bool) -> float:
+        if self._end is None or lost or delivered_at - (self._end + duration) > _CAPTURE_GAP:
+            end = delivered_at
+        else:
+            end = self._end + duration
+            if delivered_at < end:
+                end = max(delivered_at, end - duration * _DRIFT)
+        self._end = end
+        return end
 
 
 class LocalAudioInput(SupervisedDevice, AudioInput):
@@ -122,6 +149,8 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
 
     def _make_stream(self, sd: Any, info: DeviceInfo, finished: Callable[[], None]) -> Any:
         rate = self._device_sample_rate or int(info.default_samplerate)
+        # a new stream, a new run of audio: its own capture clock
+        callback = functools.partial(self._callback, _CaptureClock(), rate)
         return sd.RawInputStream(
             device=info.index,
             samplerate=rate,
@@ -129,17 +158,21 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
             dtype="int16",
             blocksize=rate * _BLOCK_MS // 1000,
             latency=self._latency,
-            callback=self._callback,
+            callback=callback,
             finished_callback=finished,
         )
 
-    def _callback(self, indata: Any, frames: int, time: Any, status: Any) -> None:
+    def _callback(
+        self, clock: _CaptureClock, rate: int, indata: Any, frames: int, time: Any, status: Any
+    ) -> None:
         """PortAudio thread: hand the block to the loop, nothing else."""
         loop = self._loop
         if loop is None:
             return
         try:
-            loop.call_soon_threadsafe(self._on_block, bytes(indata), bool(status))
+            # (the loop's clock, read here: however long the loop takes to get to the block)
+            captured = clock.block_end(loop.time(), frames / rate, lost=bool(status))
+            loop.call_soon_threadsafe(self._on_block, bytes(indata), bool(status), captured)
         except RuntimeError:  # the loop is closed
             pass
 
@@ -154,8 +187,9 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
         if self._echo is not None:
             self._echo.set_input_latency(float(stream.latency))
 
-    def _on_block(self, data: bytes, xrun: bool) -> None:
-        """The loop: echo-cancel each 10 ms piece, then meter, resample and cut frames."""
+    def _on_block(self, data: bytes, xrun: bool, captured: float) -> None:
+        """The loop: echo-cancel each 10 ms piece, then meter, resample and cut frames, each
+        marked with when its last sample was captured."""
         self._supervisor.heartbeat()
         rate = self._rate
         if xrun:
@@ -185,8 +219,12 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
             self._meter.push(samples)
         if self._resampler is not None:  # (float: digital silence stays exactly silent)
             samples = to_int16(self._resampler.push(to_float32(samples)))
-        for f in self._chunker.push(samples.tobytes()):
-            self._queue.append(f)
+        frames = self._chunker.push(samples.tobytes())
+        end = captured - self._chunker.pending_samples / self._sample_rate
+        for f in reversed(frames):
+            mark_captured(f, end)
+            end -= f.samples_per_channel / self._sample_rate
+        self._queue.extend(frames)
         self._ready.set()
 
     def _on_levels(self, rms: float, peak: float) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 from livekit import rtc
 
 from ...agents.audio import Resampler, frame_duration, frame_mono
+from ...agents.utils.aio import now
 from ...agents.voice.io import AudioOutput
 from ._stream import DEFAULT_BACKOFF, StreamSupervisor, SupervisedDevice
 from .devices import DeviceInfo, DeviceSpec
@@ -109,6 +110,7 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
         self._rate = 0
         self._ring: _Ring | None = None
         self._acked = 0  # ring position the loop knows was handed to the device
+        self._handed: tuple[float, int] | None = None  # see _on_played
         self._pending: list[_Segment] = []
         self._current: _Segment | None = None
         self._resampler: Resampler | None = None
@@ -286,8 +288,15 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
                 block = held[0] if len(held) == 1 else b"".join(held)
                 held.clear()
                 try:
+                    # (the loop's clock, read here: when this block went to the device)
                     loop.call_soon_threadsafe(
-                        on_played, block, ring.read_pos, gen, cleared_at, bool(status)
+                        on_played,
+                        block,
+                        ring.read_pos,
+                        gen,
+                        cleared_at,
+                        bool(status),
+                        (loop.time(), ring.read_pos - n),
                     )
                 except RuntimeError:  # the loop is closed
                     pass
@@ -313,9 +322,18 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
         self._space.set()
 
     def _on_played(
-        self, block: bytes, read_pos: int, gen: int, cleared_at: int, xrun: bool
+        self,
+        block: bytes,
+        read_pos: int,
+        gen: int,
+        cleared_at: int,
+        xrun: bool,
+        handed: tuple[float, int],
     ) -> None:
+        """``handed``: when the last block went to the device (loop clock) and the ring
+        position of its first sample of audio."""
         self._supervisor.heartbeat()
+        self._handed = handed
         if xrun:
             self.xruns += 1
             if self._echo is not None:
@@ -345,7 +363,13 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
                 continue
             if not seg.started and self._acked > seg.start:
                 seg.started = True
-                self.on_playback_started()
+                # dated by when its first sample went to the device, not by when the loop
+                # heard of it (the recording places the agent's audio by the same time)
+                at = now()
+                if self._handed is not None and self._rate:
+                    handed_at, handed_from = self._handed
+                    at = min(at, handed_at + max(0, seg.start - handed_from) / self._rate)
+                self.on_playback_started(created_at=at)
                 if self._echo is not None:
                     self._echo.start_warmup()
             if seg.end is not None and self._acked >= seg.end:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from ._input import RoomAudioInput
 from ._output import RoomAudioOutput
 from ._transcription import AgentTranscriptOutput
+from .events import RoomIOEvent, RoomIOEventTypes
 from .options import (
     DEFAULT_PARTICIPANT_KINDS,
     TOPIC_CHAT,
@@ -18,7 +19,7 @@ from .options import (
     TextInputEvent,
     default_text_input_cb,
 )
-from .room_io import RoomIO, RoomIOEvent, RoomIOEventTypes
+from .room_io import RoomIO
 from .token import DEFAULT_TOKEN_TTL, RoomConnectError, connect, mint_token, room_deleter
 
 __all__ = [

@@ -9,8 +9,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from livekit import rtc
 from livekit.rtc.room import EventTypes as RoomEventTypes
@@ -29,6 +28,7 @@ from ._output import RoomAudioOutput
 from ._participant import ParticipantLinker
 from ._pre_connect import PreConnectAudio
 from ._transcription import AgentTranscriptOutput, UserTranscriptPublisher
+from .events import RoomIOEvent, RoomIOEventTypes
 from .options import (
     ATTRIBUTE_AGENT_STATE,
     CLOSE_ON_DISCONNECT_REASONS,
@@ -42,26 +42,6 @@ from .options import (
 )
 
 logger = logging.getLogger("voicetui.io.room")
-
-RoomIOEventTypes = Literal[
-    "participant_linked",
-    "participant_unlinked",
-    "disconnected",
-    "reconnecting",
-    "reconnected",
-    "error",
-]
-
-
-@dataclass
-class RoomIOEvent:
-    """Something that happened in the room, with a message fit to show the user."""
-
-    type: RoomIOEventTypes
-    message: str
-    participant_identity: str | None = None
-    reason: str | None = None
-    error: BaseException | None = None
 
 
 def _reason_name(reason: int | None) -> str:
@@ -285,7 +265,7 @@ class RoomIO(rtc.EventEmitter[RoomIOEventTypes]):
 
     def _report_warning(self, message: str, error: BaseException | None) -> None:
         logger.warning("%s", message)
-        self._emit_event(RoomIOEvent("error", message, error=error))
+        self._emit_event(RoomIOEvent(type="error", message=message, error=error))
 
     def _error(self, message: str, error: BaseException | None, source: str) -> None:
         self._report_warning(message, error)
@@ -300,8 +280,8 @@ class RoomIO(rtc.EventEmitter[RoomIOEventTypes]):
         self._listen_to(participant)
         self._emit_event(
             RoomIOEvent(
-                "participant_linked",
-                f"talking with {participant.identity} in room {self._room.name!r}",
+                type="participant_linked",
+                message=f"talking with {participant.identity} in room {self._room.name!r}",
                 participant_identity=participant.identity,
             )
         )
@@ -322,8 +302,8 @@ class RoomIO(rtc.EventEmitter[RoomIOEventTypes]):
         suffix = "closing the session" if closing else "waiting for someone to join"
         self._emit_event(
             RoomIOEvent(
-                "participant_unlinked",
-                f"{participant.identity} left the room ({reason}); {suffix}",
+                type="participant_unlinked",
+                message=f"{participant.identity} left the room ({reason}); {suffix}",
                 participant_identity=participant.identity,
                 reason=reason,
             )
@@ -404,8 +384,8 @@ class RoomIO(rtc.EventEmitter[RoomIOEventTypes]):
         why = _reason_name(reason)
         self._emit_event(
             RoomIOEvent(
-                "disconnected",
-                f"disconnected from LiveKit room {self._room.name!r} ({why}); the conversation "
+                type="disconnected",
+                message=f"disconnected from LiveKit room {self._room.name!r} ({why}); the conversation "
                 "is kept — reconnect or switch to local audio to continue",
                 reason=why,
             )
@@ -414,14 +394,16 @@ class RoomIO(rtc.EventEmitter[RoomIOEventTypes]):
     def _on_reconnecting(self) -> None:
         self._emit_event(
             RoomIOEvent(
-                "reconnecting",
-                f"lost the connection to LiveKit room {self._room.name!r}; reconnecting…",
+                type="reconnecting",
+                message=f"lost the connection to LiveKit room {self._room.name!r}; reconnecting…",
             )
         )
 
     def _on_reconnected(self) -> None:
         self._emit_event(
-            RoomIOEvent("reconnected", f"reconnected to LiveKit room {self._room.name!r}")
+            RoomIOEvent(
+                type="reconnected", message=f"reconnected to LiveKit room {self._room.name!r}"
+            )
         )
 
     # --- chat input ---------------------------------------------------------------------

@@ -14,10 +14,10 @@ from ...agents.llm.chat_context import FunctionCall
 from ...agents.voice.events import ToolExecution
 from ..format import format_call, format_duration, shorten
 from .styling import component_style
+from .tools import ToolStatus
 from .vlog import VirtualLog, estimate_lines, gutter_strips
 
 LineKind = Literal["user", "interim", "agent", "tool", "handoff", "error", "notice", "info"]
-ToolStatus = Literal["running", "waiting", "ok", "mocked", "error", "cancelled"]
 
 GUTTER = 7
 

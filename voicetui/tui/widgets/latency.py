@@ -1,5 +1,6 @@
-"""The latency panel: one row per turn (EOU, STT, LLM TTFT, TTS TTFB, E2E) with a stacked bar,
-and the session's p50/p95 above."""
+"""The latency panel: one row per turn (EOU, STT, LLM TTFT, tools, TTS TTFB, E2E) with a stacked
+bar of where its e2e went, stage by stage; above, the session's p50/p95, each stage's p50/p95 and
+the worst turn."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
 from ..format import format_seconds
-from ..latency import COLUMNS, LABELS, LatencyBook, TurnLatency
+from ..latency import COLUMNS, LABELS, STAGE_LABELS, LatencyBook, TurnLatency
 from .styling import CachedComponentStyles
 
 BAR_WIDTH = 28
@@ -25,7 +26,18 @@ APPLY_CHUNK = 200
 HIDDEN_INTERVAL = 0.5
 """While the tab is hidden, the table is written at most this often."""
 SCALES = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
-SEGMENT_STYLE = {"eou": "eou", "llm": "llm", "tts": "tts", "other": "other"}
+SEGMENT_STYLE = {
+    "eou": "eou",
+    "llm": "llm",
+    "tts": "tts",
+    "other": "other",
+    "endpointing": "eou",
+    "on_user_turn_completed": "hook",
+    "tools": "tools",
+    "handoff": "handoff",
+    "playout": "other",
+}
+STYLE_NAMES = ("eou", "llm", "tts", "other", "stt", "head", "hook", "tools", "handoff")
 
 
 def stacked_bar(row: TurnLatency, scale: float, width: int, styles: dict[str, Style]) -> Text:
@@ -44,14 +56,7 @@ def stacked_bar(row: TurnLatency, scale: float, width: int, styles: dict[str, St
 
 
 class LatencyPanel(CachedComponentStyles, Vertical):
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "latency--eou",
-        "latency--llm",
-        "latency--tts",
-        "latency--other",
-        "latency--stt",
-        "latency--head",
-    }
+    COMPONENT_CLASSES: ClassVar[set[str]] = {f"latency--{name}" for name in STYLE_NAMES}
 
     DEFAULT_CSS = """
     LatencyPanel {
@@ -60,6 +65,9 @@ class LatencyPanel(CachedComponentStyles, Vertical):
         & > .latency--llm { color: $vt-llm; }
         & > .latency--tts { color: $vt-tts; }
         & > .latency--other { color: $vt-other; }
+        & > .latency--hook { color: $vt-stt; }
+        & > .latency--tools { color: $vt-tool; }
+        & > .latency--handoff { color: $vt-agent; }
         & > .latency--head { color: $text-muted; text-style: bold; }
         #latency-summary { height: auto; padding: 0 1; }
         #latency-table { height: 1fr; }
@@ -97,10 +105,7 @@ class LatencyPanel(CachedComponentStyles, Vertical):
         return table
 
     def _styles(self) -> dict[str, Style]:
-        return {
-            name: self.component_style(f"latency--{name}")
-            for name in ("eou", "llm", "tts", "other", "stt", "head")
-        }
+        return {name: self.component_style(f"latency--{name}") for name in STYLE_NAMES}
 
     # --- updates (UI thread) ---------------------------------------------------------------
     def row_changed(self, row: TurnLatency | None) -> None:
@@ -212,15 +217,45 @@ class LatencyPanel(CachedComponentStyles, Vertical):
         for p in (50, 95):
             values = self.book.percentiles(p)
             grid.add_row(f"p{p}", *[format_seconds(values[c]) for c in COLUMNS])
-        legend = Text(no_wrap=True, overflow="ellipsis")
-        for name, label in (("eou", "EOU"), ("llm", "LLM"), ("tts", "TTS"), ("other", "other")):
-            legend.append("█ ", style=styles[name])
-            legend.append(f"{label}  ")
-        legend.append(f"bar: {BAR_WIDTH} cells = {self._scale:g} s", style=styles["head"])
         summary = Table.grid()
         summary.add_row(grid)
+        for p in (50, 95):
+            summary.add_row(self._stage_line(f"p{p} by stage", self.book.stage_percentiles(p)))
+        worst = self.book.worst()
+        if worst is not None:
+            summary.add_row(self._stage_line(f"worst: turn {worst.label}", worst.segments(), worst))
+        legend = Text(no_wrap=True, overflow="ellipsis")
+        for name in ("endpointing", "on_user_turn_completed", "llm", "tools", "handoff", "tts"):
+            legend.append("█ ", style=styles[SEGMENT_STYLE[name]])
+            legend.append(f"{STAGE_LABELS[name]}  ")
+        legend.append("█ ", style=styles["other"])
+        legend.append("out/other  ")
+        legend.append(f"bar: {BAR_WIDTH} cells = {self._scale:g} s", style=styles["head"])
         summary.add_row(legend)
         self.query_one("#latency-summary", Static).update(summary)
+
+    def _stage_line(
+        self,
+        title: str,
+        stages: dict[str, float] | list[tuple[str, float]],
+        row: TurnLatency | None = None,
+    ) -> Text:
+        """``title: e2e  EOU 0.50 · LLM 0.30 · …`` in the stages' colours."""
+        styles = self._styles()
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(f"{title}", style=styles["head"])
+        if row is not None:
+            line.append(f"  {format_seconds(row.e2e)}")
+        items = list(stages.items()) if isinstance(stages, dict) else stages
+        if not items:
+            line.append("  —")
+        for i, (name, seconds) in enumerate(items):
+            line.append("  " if i == 0 else " · ")
+            line.append(
+                f"{STAGE_LABELS.get(name, name)} {format_seconds(seconds)}",
+                style=styles[SEGMENT_STYLE.get(name, "other")],
+            )
+        return line
 
 
 class RecentTurns(CachedComponentStyles, Widget):
@@ -237,6 +272,9 @@ class RecentTurns(CachedComponentStyles, Widget):
         & > .latency--llm { color: $vt-llm; }
         & > .latency--tts { color: $vt-tts; }
         & > .latency--other { color: $vt-other; }
+        & > .latency--hook { color: $vt-stt; }
+        & > .latency--tools { color: $vt-tool; }
+        & > .latency--handoff { color: $vt-agent; }
         & > .latency--head { color: $text-muted; text-style: bold; }
     }
     """
@@ -256,15 +294,12 @@ class RecentTurns(CachedComponentStyles, Widget):
         self._rows_shown = shown
 
     def render(self) -> Table:
-        styles = {
-            name: self.component_style(f"latency--{name}")
-            for name in ("eou", "llm", "tts", "other", "head")
-        }
+        styles = {name: self.component_style(f"latency--{name}") for name in STYLE_NAMES}
         grid = Table.grid(padding=(0, 1))
         grid.add_column(width=4, justify="right", no_wrap=True, style=styles["head"])
         grid.add_column(width=7, justify="right", no_wrap=True)
         grid.add_column(no_wrap=True)
-        grid.add_row("turn", "e2e", Text("EOU·LLM·TTS", style=styles["head"]))
+        grid.add_row("turn", "e2e", Text("EOU·LLM·tools·TTS", style=styles["head"]))
         rows = self.book.rows[-self.SHOWN :]
         width = max(6, self.size.width - 16)
         scale = max([r.total() for r in rows] + [0.5])

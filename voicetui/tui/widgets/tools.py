@@ -23,7 +23,8 @@ from ...agents.voice.events import ToolExecution
 from ..format import format_call, format_duration, parse_json, shorten
 from .styling import CachedComponentStyles
 
-ToolState = Literal["running", "waiting", "ok", "mocked", "error", "cancelled"]
+ToolStatus = Literal["running", "waiting", "ok", "mocked", "error", "cancelled"]
+"""A tool call's state, as the tools panel and the conversation show it."""
 ICONS: dict[str, tuple[str, str]] = {
     "running": ("…", "dim"),
     "waiting": ("⏸", "warn"),
@@ -38,7 +39,7 @@ ICONS: dict[str, tuple[str, str]] = {
 class ToolRecord:
     key: str
     call: FunctionCall
-    state: ToolState = "running"
+    state: ToolStatus = "running"
     duration: float | None = None
     output: str | None = None
     exception: str | None = None
@@ -162,7 +163,7 @@ class ToolsPanel(CachedComponentStyles, Vertical):
         return self.query_one("#tools-list", OptionList)
 
     # --- updates (UI thread) ----------------------------------------------------------------
-    def started(self, call: FunctionCall, state: ToolState = "running") -> ToolRecord:
+    def started(self, call: FunctionCall, state: ToolStatus = "running") -> ToolRecord:
         record = self.records.get(call.call_id)
         if record is None:
             record = ToolRecord(key=call.call_id, call=call, state=state)
