@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from livekit import rtc
 
-from voicetui.agents.audio import read_audio, resample, to_float32, to_int16
+from voicetui.agents.audio import read_audio, resample, to_float32
 
 __all__ = [
     "espeak_frames",
@@ -57,7 +57,9 @@ def _speech(text: str, sample_rate: int) -> np.ndarray:
         pcm, rate = read_audio(path)
     loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) >= _TRIM_LEVEL)
     pcm = pcm[loud[0] : loud[-1] + 1] if loud.size else pcm[:0]
-    pcm = to_int16(resample(to_float32(pcm), rate, sample_rate))
+    if rate != sample_rate:  # (scaled by 32767, as the fixtures always were: tests compare)
+        audio = resample(to_float32(pcm), rate, sample_rate)
+        pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
     pcm.flags.writeable = False
     return pcm
 
