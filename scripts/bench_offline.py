@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import wave
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,11 +42,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
-import soxr
 from livekit import rtc
 
 from voicetui.agents import Agent, AgentSession
-from voicetui.agents.audio import make_frame, silence
+from voicetui.agents.audio import make_frame, read_audio, resample, silence
 from voicetui.agents.stt import StreamAdapter as STTStreamAdapter
 from voicetui.agents.testing import FakeAudioOutput
 from voicetui.agents.tts import StreamAdapter as TTSStreamAdapter
@@ -142,10 +140,9 @@ CONFIGS = {
 
 # --- the spoken questions -----------------------------------------------------------------------
 def _trimmed(pcm: np.ndarray, rate: int) -> np.ndarray:
-    audio: np.ndarray = soxr.resample(pcm.astype(np.float32) / 32768, rate, RATE)
-    loud = np.nonzero(np.abs(audio) > 0.01)[0]
-    audio = audio[loud[0] : loud[-1] + 1]  # the engine's own leading/trailing silence
-    out: np.ndarray = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+    audio = resample(pcm, rate, RATE)
+    loud = np.nonzero(np.abs(audio) > 0.01 * 32768)[0]
+    out: np.ndarray = audio[loud[0] : loud[-1] + 1]  # the engine's own leading/trailing silence
     return out
 
 
@@ -153,9 +150,7 @@ def espeak(text: str) -> np.ndarray:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "q.wav"
         subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(path), text], check=True)
-        with wave.open(str(path)) as w:
-            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-            return _trimmed(pcm, w.getframerate())
+        return _trimmed(*read_audio(path))
 
 
 _piper_voice: Any = None

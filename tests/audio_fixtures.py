@@ -14,12 +14,12 @@ import functools
 import shutil
 import subprocess
 import tempfile
-import wave
 from pathlib import Path
 
 import numpy as np
-import soxr
 from livekit import rtc
+
+from voicetui.agents.audio import read_audio, resample, to_float32
 
 __all__ = [
     "espeak_frames",
@@ -54,15 +54,11 @@ def espeak_wav(text: str, path: str | Path) -> Path:
 def _speech(text: str, sample_rate: int) -> np.ndarray:
     with tempfile.TemporaryDirectory() as tmp:
         path = espeak_wav(text, Path(tmp) / "speech.wav")
-        with wave.open(str(path), "rb") as w:
-            rate = w.getframerate()
-            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-            if w.getnchannels() > 1:
-                pcm = pcm.reshape(-1, w.getnchannels())[:, 0]
+        pcm, rate = read_audio(path)
     loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) >= _TRIM_LEVEL)
     pcm = pcm[loud[0] : loud[-1] + 1] if loud.size else pcm[:0]
-    if rate != sample_rate:
-        audio = soxr.resample(pcm.astype(np.float32) / 32768.0, rate, sample_rate)
+    if rate != sample_rate:  # (scaled by 32767, as the fixtures always were: tests compare)
+        audio = resample(to_float32(pcm), rate, sample_rate)
         pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
     pcm.flags.writeable = False
     return pcm

@@ -25,7 +25,6 @@ import socket
 import threading
 import time
 import uuid
-import wave
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,16 +127,13 @@ def transcribe(audio_16k: np.ndarray, language: str | None) -> str:
 
 def read_wav_16k(data: bytes) -> tuple[np.ndarray, int, float]:
     """A WAV file as float32 mono at 16 kHz, with its original rate and duration."""
-    import soxr
+    import soundfile
 
-    with wave.open(io.BytesIO(data), "rb") as w:
-        rate, channels, width = w.getframerate(), w.getnchannels(), w.getsampwidth()
-        raw = w.readframes(w.getnframes())
-    if width != 2:
-        raise ValueError(f"only 16-bit WAV is supported, got {8 * width}-bit")
-    pcm = np.frombuffer(raw, dtype=np.int16).reshape(-1, channels).mean(axis=1) / 32768.0
-    audio = soxr.resample(pcm.astype(np.float32), rate, 16000).astype(np.float32)
-    return audio, rate, pcm.shape[0] / rate
+    from voicetui.agents.audio import resample, to_mono
+
+    samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    pcm = to_mono(samples)
+    return resample(pcm, rate, 16000), rate, pcm.shape[0] / rate
 
 
 # --- the server ------------------------------------------------------------------------------
@@ -334,7 +330,7 @@ class OpenAITestServer:
             return _error(400, "'file' is a required property", "invalid_request_error")
         try:
             audio, rate, duration = read_wav_16k(file["bytes"])
-        except (ValueError, wave.Error, EOFError) as e:
+        except (ValueError, RuntimeError) as e:  # (soundfile: not audio)
             return _error(400, f"Invalid file format: {e}", "invalid_request_error")
         body["audio_rate"], body["audio_duration"] = rate, duration
         text = await asyncio.to_thread(transcribe, audio, str(body.get("language") or "en"))
@@ -365,21 +361,21 @@ class OpenAITestServer:
 
 async def _stream_piper(resp: web.StreamResponse, text: str, speed: float) -> None:
     """Sentence by sentence: synthesize in a thread, resample 22.05 → 24 kHz, write."""
-    import soxr
     from piper import SynthesisConfig
+
+    from voicetui.agents.audio import Resampler
 
     voice = await asyncio.to_thread(piper_voice)
     rate = voice.config.sample_rate
-    resampler = soxr.ResampleStream(rate, 24000, 1, dtype="int16")
+    resampler = Resampler(rate, 24000)
     chunks = iter(voice.synthesize(text, SynthesisConfig(length_scale=1.0 / speed)))
     while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
-        out = resampler.resample_chunk(chunk.audio_int16_array, last=False)
-        data = np.ascontiguousarray(out, dtype=np.int16).tobytes()
+        data = resampler.push(chunk.audio_int16_array).tobytes()
         for i in range(0, len(data), 4800):
             await resp.write(data[i : i + 4800])
-    tail = resampler.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
+    tail = resampler.flush()
     if len(tail):
-        await resp.write(np.ascontiguousarray(tail, dtype=np.int16).tobytes())
+        await resp.write(tail.tobytes())
 
 
 # --- chat wire format ---------------------------------------------------------------------

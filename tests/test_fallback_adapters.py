@@ -406,7 +406,7 @@ async def test_llm_fallback_retries_recoverable_errors_per_provider_first() -> N
         text, _ = await adapter.chat(chat_ctx=_user_ctx()).collect()
         assert text == "from secondary"
         assert np.array(primary.attempts[-2:]) - t0 == pytest.approx([0.0, 0.1], abs=1e-3)
-        assert [r.content for r in primary._script] == ["never reached"]  # 1 + max_retry tries
+        assert [r.content for r in primary.pending] == ["never reached"]  # 1 + max_retry tries
         assert _events(events) == [("primary", False)]
     finally:
         await adapter.aclose()

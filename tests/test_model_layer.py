@@ -640,7 +640,7 @@ async def test_llm_unrecoverable_error_is_raised_without_retry() -> None:
     fake.on("metrics_collected", metrics.append)
     with pytest.raises(LLMError, match="quota exceeded"):
         await fake.chat(chat_ctx=_user_ctx(), conn_options=_RETRY).collect()
-    assert fake._script[0].content == "should not be used"  # not consumed by a retry
+    assert fake.pending[0].content == "should not be used"  # not consumed by a retry
     assert len(metrics) == 1 and metrics[0].ttft == -1.0 and not metrics[0].cancelled
 
 

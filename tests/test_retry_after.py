@@ -14,7 +14,7 @@ import pytest
 from livekit import rtc
 
 from voicetui.agents import APIConnectOptions
-from voicetui.agents._retry import MAX_RETRY_AFTER, parse_retry_after, retry_delay
+from voicetui.agents._retry import MAX_RETRY_AFTER, Backoff, parse_retry_after, retry_delay
 from voicetui.agents.exceptions import LLMError, STTError, TTSError
 from voicetui.agents.llm import ChatContext
 from voicetui.agents.stt import STT, SpeechData, SpeechEvent, SpeechEventType, STTCapabilities
@@ -47,6 +47,18 @@ def test_retry_delay_is_at_least_what_the_server_asks() -> None:
     assert retry_delay(OPTS, 0, LLMError("x", retry_after=30)) == 30.0
     assert retry_delay(OPTS, 3, LLMError("x", retry_after=1)) == 8.0  # the backoff is longer
     assert retry_delay(OPTS, 0, LLMError("x", retry_after=MAX_RETRY_AFTER + 1)) is None
+
+
+def test_a_restarted_stream_backs_off_until_its_retries_run_out() -> None:
+    """The VAD and STT loops' policy: consecutive failures back off, a success starts over."""
+    backoff = Backoff(APIConnectOptions(max_retry=2, retry_interval=2.0))
+    assert backoff.next_delay(RuntimeError("x")) == 0.1
+    assert backoff.next_delay(STTError("x", retry_after=5)) == 5.0  # the server is honoured
+    assert backoff.next_delay(RuntimeError("x")) is None and backoff.exhausted
+    backoff.reset()
+    assert backoff.next_delay(RuntimeError("x")) == 0.1
+    assert backoff.next_delay(STTError("x", retry_after=MAX_RETRY_AFTER + 1)) is None
+    assert not backoff.exhausted  # (given up because of the server, not the count)
 
 
 def _status_error(status: int, headers: dict[str, str]) -> openai.APIStatusError:

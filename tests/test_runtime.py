@@ -36,7 +36,8 @@ from voicetui.agents.voice import SessionConnectOptions
 from voicetui.config import Settings
 from voicetui.plugins.selection import SessionModels
 from voicetui.runtime._io_modes import BackendHooks, ModeBackend, ModeRequest, NoAudioDeviceError
-from voicetui.runtime.api import ToolBreakResolution
+from voicetui.runtime._session_ops import LevelsCoalescer
+from voicetui.runtime.api import AudioLevels, ToolBreakResolution
 from voicetui.runtime.controller import CommandError, SessionController
 from voicetui.runtime.log_capture import LogCapture
 
@@ -309,6 +310,13 @@ def _speak(controller: SessionController, backends: Backends, text: str) -> None
     on_loop(controller, lambda: mic.add(Utterance(0.8, silence_before=0.1, transcript=text)))
 
 
+def _transcribed(events: Collector, text: str) -> None:
+    """Until the STT's final transcript of ``text`` (the utterance has ended)."""
+    events.wait_for(
+        lambda e: e.type == "user_input_transcribed" and e.is_final and e.transcript == text
+    )
+
+
 def test_push_to_talk_commits_a_turn_only_when_pressed_again(
     threads_before: set[threading.Thread],
 ) -> None:
@@ -322,10 +330,13 @@ def test_push_to_talk_commits_a_turn_only_when_pressed_again(
     session = controller.session
     assert session is not None and on_loop(controller, lambda: session.input.audio_enabled)
     _speak(controller, backends, "turn on the lights")
-    time.sleep(2.5)  # voice, VAD end, endpointing delay and more: no commit by VAD
+    # the next utterance plays after it: by its end, on the session's clock, the endpointing
+    # delay after the first one has long passed, so a VAD commit would have come first
+    _speak(controller, backends, "and the fan")
+    _transcribed(events, "and the fan")
     assert events.messages("user") == []
     controller.push_to_talk().result(WAIT)  # second press: commit
-    assert events.messages("user") == ["turn on the lights"]
+    assert events.messages("user") == ["turn on the lights and the fan"]
     assert events.message("assistant", "Okay.")
     status = events.of("status")[-1]
     assert not status.push_to_talk and status.mic_muted
@@ -341,14 +352,14 @@ def test_cancelled_push_to_talk_forgets_the_turn_and_vad_turns_resume(
     controller.start().result(WAIT)
     controller.push_to_talk().result(WAIT)
     _speak(controller, backends, "never mind")
-    time.sleep(1.4)
+    _transcribed(events, "never mind")
     controller.cancel_push_to_talk().result(WAIT)
     assert not events.of("status")[-1].push_to_talk
     assert _recognition_mode(controller) == "vad"
-    time.sleep(1.0)
-    assert events.messages("user") == []
     _speak(controller, backends, "hello again")  # VAD turn detection is back
     assert events.message("user", "hello again")
+    # (a turn not forgotten would have come first, or been part of this one)
+    assert events.messages("user") == ["hello again"]
     stop(controller)
 
 
@@ -511,11 +522,26 @@ def test_audio_levels_are_coalesced(threads_before: set[threading.Thread]) -> No
             await asyncio.sleep(0.001)
 
     controller.run(flood).result(WAIT)
-    time.sleep(0.2)
-    levels = events.of("levels")
-    assert 2 <= len(levels) <= 10
-    assert levels[-1].input_dbfs == -199.0 and levels[-1].output_peak_dbfs == -3.0
+    last = events.wait_for(lambda e: e.type == "levels" and e.input_dbfs == -199.0)
+    assert last.output_peak_dbfs == -3.0
+    assert len(events.of("levels")) < 200  # (how many per second: test_levels_coalescer_rate)
     stop(controller)
+
+
+@pytest.mark.looptime
+async def test_levels_coalescer_rate() -> None:
+    """400 reports over 0.2 s of loop time become one event per interval, the latest values."""
+    import asyncio
+
+    emitted: list[AudioLevels] = []
+    levels = LevelsCoalescer(emitted.append, 0.05)
+    for i in range(200):
+        levels.report("input", -float(i), -1.0)
+        levels.report("output", -30.0, -3.0)
+        await asyncio.sleep(0.001)
+    await asyncio.sleep(0.05)
+    assert len(emitted) == 5  # at 0, 0.05, 0.10, 0.15 and 0.20 s
+    assert emitted[-1].input_dbfs == -199.0 and emitted[-1].output_peak_dbfs == -3.0
 
 
 def test_local_mode_on_virtual_devices(

@@ -1,4 +1,5 @@
-"""Retrying a model call (LLM, STT, TTS): one loop for all of them.
+"""Retrying a model call (LLM, STT, TTS) or restarting a failed stream (VAD, STT): one backoff
+policy for all of them.
 
 A recoverable :class:`~voicetui.agents.exceptions.ModelError` is retried up to
 ``APIConnectOptions.max_retry`` times with exponential backoff. A server that says when to come
@@ -6,6 +7,9 @@ back (HTTP ``Retry-After``: seconds or a date, carried as ``ModelError.retry_aft
 for — at least the backoff, never less than it asks; one that asks for more than
 :data:`MAX_RETRY_AFTER` seconds is not retried at all (a conversation cannot wait that long,
 and retrying sooner would be refused again).
+
+:func:`with_retries` retries one call; :class:`Backoff` counts the consecutive failures of a
+long-lived stream that is restarted (a success resets it).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
@@ -62,6 +67,34 @@ def retry_delay(options: APIConnectOptions, attempt: int, error: ModelError) -> 
     return max(backoff, asked)
 
 
+@dataclass
+class Backoff:
+    """Consecutive failures under ``options``: how long to wait after each, and when to stop."""
+
+    options: APIConnectOptions
+    failures: int = 0
+
+    @property
+    def exhausted(self) -> bool:
+        """More failures than ``options.max_retry`` allows retries for."""
+        return self.failures > self.options.max_retry
+
+    def reset(self) -> None:
+        """It worked again: the next failure starts the backoff over."""
+        self.failures = 0
+
+    def next_delay(self, error: BaseException) -> float | None:
+        """Count ``error``; seconds to wait before trying again, or None: give up (retries
+        exhausted, or a :class:`ModelError` whose server asks for too long a wait)."""
+        self.failures += 1
+        if self.exhausted:
+            return None
+        attempt = self.failures - 1
+        if isinstance(error, ModelError):
+            return retry_delay(self.options, attempt, error)
+        return self.options.interval_for_retry(attempt)
+
+
 async def with_retries(
     attempt: Callable[[], Awaitable[T]],
     *,
@@ -73,28 +106,29 @@ async def with_retries(
     """``attempt()`` until it returns, retrying recoverable ``error_type`` errors as the module
     says. ``may_retry()``: False once a retry would repeat what the caller already passed on
     (the LLM's first chunk, the TTS's first frame)."""
-    for n in range(options.max_retry + 1):
+    backoff = Backoff(options)
+    while True:
         try:
             return await attempt()
         except error_type as e:
-            if not e.recoverable or not may_retry() or n == options.max_retry:
+            if not e.recoverable or not may_retry():
                 raise
-            delay = retry_delay(options, n, e)
+            delay = backoff.next_delay(e)
             if delay is None:
-                logger.warning(
-                    "%s failed (%s); the server asks to wait %.0fs: not retried",
-                    label,
-                    e.message,
-                    e.retry_after,
-                )
+                if not backoff.exhausted:
+                    logger.warning(
+                        "%s failed (%s); the server asks to wait %.0fs: not retried",
+                        label,
+                        e.message,
+                        e.retry_after,
+                    )
                 raise
             logger.warning(
                 "%s failed (%s), retrying in %.1fs (%d/%d)",
                 label,
                 e.message,
                 delay,
-                n + 1,
+                backoff.failures,
                 options.max_retry,
             )
             await asyncio.sleep(delay)
-    raise AssertionError("unreachable")

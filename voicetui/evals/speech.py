@@ -15,12 +15,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
-import soxr
 from livekit import rtc
 
-from ..agents.audio import make_frame, silence
+from ..agents.audio import make_frame, read_audio, resample, silence, to_mono
 from ..agents.voice.io import AudioInput
-from ..io.wav import read_wav
 from .scenario import Turn
 
 __all__ = ["RATE", "ScriptedMicrophone", "TurnAudio", "turn_audio"]
@@ -35,16 +33,10 @@ class TurnAudioError(Exception):
 
 
 def _trimmed(audio: np.ndarray, rate: int) -> np.ndarray:
-    pcm = audio.astype(np.float32) / 32768.0
-    if pcm.ndim > 1:
-        pcm = pcm.mean(axis=1)
-    if rate != RATE:
-        pcm = soxr.resample(pcm, rate, RATE)
-    loud = np.nonzero(np.abs(pcm) > 0.01)[0]
-    if len(loud):
-        pcm = pcm[loud[0] : loud[-1] + 1]
-    out: np.ndarray = (np.clip(pcm, -1, 1) * 32767).astype(np.int16)
-    return out
+    """Mono int16 at :data:`RATE`, without the silence around the speech."""
+    pcm = resample(to_mono(audio), rate, RATE)
+    loud = np.nonzero(np.abs(pcm) > 0.01 * 32768)[0]
+    return pcm[loud[0] : loud[-1] + 1] if len(loud) else pcm
 
 
 def espeak(text: str, *, voice: str = ESPEAK_VOICE, words_per_minute: int = 160) -> np.ndarray:
@@ -55,7 +47,7 @@ def espeak(text: str, *, voice: str = ESPEAK_VOICE, words_per_minute: int = 160)
         path = Path(tmp) / "turn.wav"
         cmd = ["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-w", str(path), text]
         subprocess.run(cmd, check=True, capture_output=True)
-        audio, rate = read_wav(path)
+        audio, rate = read_audio(path)
     return _trimmed(audio, rate)
 
 
@@ -73,7 +65,7 @@ def turn_audio(turn: Turn) -> TurnAudio:
         return TurnAudio(pcm=espeak(turn.say))
     if turn.wav is not None:
         try:
-            audio, rate = read_wav(turn.wav)
+            audio, rate = read_audio(turn.wav)
         except (OSError, ValueError) as e:
             raise TurnAudioError(f"cannot read {turn.wav}: {e}") from None
         return TurnAudio(pcm=_trimmed(audio, rate))

@@ -1,15 +1,14 @@
 """WAV files as the session's audio: ``--input-wav`` feeds a file as the mic, ``--output-wav``
 writes what the agent says. For headless runs, demos and regression tests.
 
-Files are 16-bit PCM; several channels are mixed down to mono; the rate is converted with soxr
-when it differs from the one asked for. Pacing uses the loop clock, so tests can run these on
+Input files are anything libsndfile reads (``agents.audio.read_audio``), mixed down to mono and
+converted to the rate asked for; output files are mono 16-bit PCM. Pacing uses the loop clock, so tests can run these on
 virtual time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import struct
 import wave
 from collections import deque
 from collections.abc import AsyncIterator
@@ -17,59 +16,25 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import soxr
 from livekit import rtc
 
-from ..agents.audio import as_array, frame_duration, make_frame
+from ..agents.audio import (
+    Resampler,
+    as_array,
+    check_audio,
+    frame_duration,
+    frame_mono,
+    make_frame,
+    read_audio,
+)
 from ..agents.utils.aio import now
 from ..agents.voice.io import AudioInput, AudioOutput
 
 
-def _to_int16(audio: np.ndarray) -> np.ndarray:
-    out: np.ndarray = (np.clip(audio, -1.0, 32767 / 32768) * 32768.0).astype(np.int16)
-    return out
-
-
-def _open_wav(path: str | Path) -> wave.Wave_read:
-    """``path`` opened, a 16-bit PCM WAV with audio in it; else ValueError naming the file
-    (FileNotFoundError/OSError as ``open`` raises them)."""
-    try:
-        w = wave.open(str(path), "rb")
-    except EOFError:
-        raise ValueError(f"{path}: empty or cut short, not a WAV file") from None
-    except (wave.Error, RuntimeError, struct.error) as e:  # (the wave module's chunk errors)
-        detail = f" ({e})" if str(e) else ""
-        raise ValueError(f"{path}: not a PCM WAV file{detail}") from None
-    try:
-        if w.getsampwidth() != 2:
-            raise ValueError(
-                f"{path}: {8 * w.getsampwidth()}-bit audio; only 16-bit PCM WAV is supported"
-            )
-        if w.getnframes() == 0:
-            raise ValueError(f"{path}: the WAV file holds no audio")
-    except BaseException:
-        w.close()
-        raise
-    return w
-
-
 def check_wav(path: str | Path) -> None:
-    """Raise (ValueError, OSError: the message names the file) unless ``path`` is a 16-bit PCM
-    WAV with audio: what ``--input-wav`` is checked with before any model loads."""
-    _open_wav(path).close()
-
-
-def read_wav(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
-    """A 16-bit WAV file as mono int16 samples (resampled to ``sample_rate`` if given)."""
-    with _open_wav(path) as w:
-        rate, channels = w.getframerate(), w.getnchannels()
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-    if channels > 1:
-        pcm = pcm.reshape(-1, channels).mean(axis=1).astype(np.int16)
-    if sample_rate is not None and sample_rate != rate:
-        pcm = _to_int16(soxr.resample(pcm.astype(np.float32) / 32768.0, rate, sample_rate))
-        rate = sample_rate
-    return pcm, rate
+    """Raise (ValueError, OSError: the message names the file) unless ``path`` is audio with
+    samples in it: what ``--input-wav`` is checked with before any model loads."""
+    check_audio(path)
 
 
 class WavAudioInput(AudioInput):
@@ -94,7 +59,7 @@ class WavAudioInput(AudioInput):
         super().__init__(label=f"WavAudioInput({Path(path).name})")
         if then not in ("silence", "end"):
             raise ValueError('then must be "silence" or "end"')
-        self._pcm, self._rate = read_wav(path, sample_rate)
+        self._pcm, self._rate = read_audio(path, sample_rate)
         self._realtime = realtime
         self._loop = loop
         self._then = then
@@ -190,8 +155,7 @@ class WavAudioOutput(AudioOutput):
         self._space = asyncio.Event()
         self._player: asyncio.Task[None] | None = None
         self._epoch = 0
-        self._resampler: soxr.ResampleStream | None = None
-        self._resampler_rate = 0
+        self._resampler: Resampler | None = None
 
     @property
     def path(self) -> Path:
@@ -224,9 +188,9 @@ class WavAudioOutput(AudioOutput):
     def flush(self) -> None:
         super().flush()
         if self._resampler is not None and self._open:
-            tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+            tail = self._resampler.flush()
             if tail.size:
-                self._take(make_frame(_to_int16(tail), self.sample_rate or self._resampler_rate))
+                self._take(make_frame(tail, self._resampler.output_rate))
         self._resampler = None
         if not self._open:
             return
@@ -283,13 +247,12 @@ class WavAudioOutput(AudioOutput):
         rate = self.sample_rate or frame.sample_rate
         if frame.sample_rate == rate and frame.num_channels == 1:
             return frame
-        pcm = as_array(frame).astype(np.float32).mean(axis=1) / 32768.0
+        pcm = frame_mono(frame)
         if frame.sample_rate != rate:
-            if self._resampler is None or self._resampler_rate != frame.sample_rate:
-                self._resampler = soxr.ResampleStream(frame.sample_rate, rate, 1, "float32")
-                self._resampler_rate = frame.sample_rate
-            pcm = self._resampler.resample_chunk(pcm)
-        return make_frame(_to_int16(pcm), rate)
+            if self._resampler is None or self._resampler.input_rate != frame.sample_rate:
+                self._resampler = Resampler(frame.sample_rate, rate)
+            pcm = self._resampler.push(pcm)
+        return make_frame(pcm, rate)
 
     def _write(self, frame: rtc.AudioFrame) -> None:
         self._writer.writeframes(as_array(frame).tobytes())

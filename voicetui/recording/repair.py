@@ -20,6 +20,7 @@ from typing import TextIO
 
 import numpy as np
 
+from ..agents.audio import read_pcm16
 from .files import NotARecordingFile, open_file, parse_json, read_bytes, read_json
 from .wav_writer import HEADER_SIZE, MAX_DATA_BYTES, wav_header
 
@@ -86,9 +87,13 @@ def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
         raise ValueError(f"{path}: not a 16-bit PCM WAV file")
     with open_file(path) as f:
         f.seek(layout.data_offset)
-        data = f.read(layout.available_bytes)
-    pcm = np.frombuffer(data[: len(data) - len(data) % layout.block], dtype="<i2")
-    return pcm.reshape(-1, layout.channels).astype(np.int16), layout.sample_rate
+        pcm = read_pcm16(
+            f,
+            frames=layout.available_bytes // layout.block,
+            channels=layout.channels,
+            sample_rate=layout.sample_rate,
+        )
+    return pcm, layout.sample_rate
 
 
 def repair_wav(

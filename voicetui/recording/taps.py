@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-import soxr
 from livekit import rtc
 
-from ..agents.audio import captured_at
+from ..agents.audio import captured_at, frame_mono, resample
 from ..agents.voice.io import AudioInput, AudioOutput, PlaybackFinishedEvent, PlaybackStartedEvent
 from .event_log import (
     AudioInputAttached,
@@ -68,16 +67,6 @@ class TapSink(Protocol):
     def next_segment_id(self) -> int: ...
 
 
-def frame_pcm(frame: rtc.AudioFrame) -> np.ndarray:
-    """A frame's samples as a new mono int16 array."""
-    a = np.frombuffer(frame.data, dtype=np.int16)
-    if frame.num_channels > 1:
-        a = a.reshape(-1, frame.num_channels).mean(axis=1).astype(np.int16)
-    else:
-        a = a.copy()
-    return a
-
-
 class RecordingAudioInput(AudioInput):
     """Passes the inner input's frames through, copying each to the recorder as it arrives.
     Without a sink (or once its recording stopped) it is an inert pass-through that a
@@ -120,7 +109,7 @@ class RecordingAudioInput(AudioInput):
                     # placed where it was captured when the backend says (a busy loop
                     # delivers late; the session dates speech by the same mark)
                     at = captured_at(frame)
-                    pcm = frame_pcm(frame)
+                    pcm = frame_mono(frame)
                     if at is None:
                         sink.push_user_audio(sink.now(), pcm, frame.sample_rate)
                     else:
@@ -191,9 +180,9 @@ class AgentTap:
             seg_id = self._sink.next_segment_id()
             self._segments.append(_Segment(seg_id, rate=frame.sample_rate, partial=not new_segment))
         seg = self._segments[-1]
-        pcm = frame_pcm(frame)
+        pcm = frame_mono(frame)
         if frame.sample_rate != seg.rate:  # a rate change mid-segment: rare, convert
-            pcm = soxr.resample(pcm, frame.sample_rate, seg.rate).astype(np.int16)
+            pcm = resample(pcm, frame.sample_rate, seg.rate)
         seg.pcm += pcm.tobytes()
         seg.captured += len(pcm)
 

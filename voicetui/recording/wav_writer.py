@@ -20,7 +20,8 @@ import struct
 from collections.abc import Sequence
 
 import numpy as np
-import soxr
+
+from ..agents.audio import Resampler
 
 HEADER_SIZE = 44
 MAX_DATA_BYTES = 0xFFFFFFFF - 36
@@ -221,7 +222,7 @@ class Track:
         self._tl = timeline
         self._channel = channel
         self._rate = timeline.sample_rate
-        self._stream: soxr.ResampleStream | None = None
+        self._stream: Resampler | None = None
         self._in_rate: int | None = None
         self._origin = 0
         self._in_fed = 0
@@ -254,14 +255,10 @@ class Track:
                 pos = max(pos, self.end)
             self._origin, self._in_fed, self._out_done = pos, 0, 0
             self._in_rate = rate
-            self._stream = (
-                soxr.ResampleStream(rate, self._rate, 1, dtype="int16", quality="HQ")
-                if rate != self._rate
-                else None
-            )
+            self._stream = Resampler(rate, self._rate) if rate != self._rate else None
             self.runs.append((pos, 0))
         self._in_fed += len(pcm)
-        out = self._stream.resample_chunk(pcm) if self._stream is not None else pcm
+        out = self._stream.push(pcm) if self._stream is not None else pcm
         self._place(out)
 
     def _place(self, out: np.ndarray) -> None:
@@ -278,7 +275,7 @@ class Track:
     def finish(self) -> None:
         """End the current stream (the resampler's held-back tail is written)."""
         if self._stream is not None:
-            tail = self._stream.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
+            tail = self._stream.flush()
             self._stream = None
             self._place(tail)
         self._in_rate = None

@@ -75,6 +75,11 @@ class FakeLLM(LLM):
     def add(self, *responses: FakeLLMResponse) -> None:
         self._script.extend(responses)
 
+    @property
+    def pending(self) -> list[FakeLLMResponse]:
+        """The scripted responses not used yet, in order."""
+        return list(self._script)
+
     def _next_response(self, chat_ctx: ChatContext) -> FakeLLMResponse:
         last_user = next(
             (

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from livekit import rtc
 
 from .._fallback import ProviderAvailability
+from ..audio import FrameResampler
 from ..exceptions import TTSError
 from ..metrics import TTSMetrics
 from ..types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
@@ -176,7 +177,7 @@ class FallbackChunkedStream(ChunkedStream):
 
     async def _forward(self, tts: TTS) -> None:
         rate = self._adapter.sample_rate
-        resampler: rtc.AudioResampler | None = None
+        resampler: FrameResampler | None = None
         async with tts.synthesize(self._text, conn_options=self._adapter._conn_options) as stream:
             async for audio in stream:
                 frame = audio.frame
@@ -184,7 +185,7 @@ class FallbackChunkedStream(ChunkedStream):
                     self._emit_out(frame)
                     continue
                 if resampler is None:
-                    resampler = rtc.AudioResampler(
+                    resampler = FrameResampler(
                         frame.sample_rate, rate, num_channels=frame.num_channels
                     )
                 for f in resampler.push(frame):

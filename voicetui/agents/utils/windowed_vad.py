@@ -12,11 +12,10 @@ from abc import abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
-import soxr
 from livekit import rtc
 
 from voicetui.agents._stream import FlushSentinel
-from voicetui.agents.audio import as_array, make_frame
+from voicetui.agents.audio import Resampler, frame_mono, make_frame, to_float32
 from voicetui.agents.exceptions import VADError
 from voicetui.agents.utils.aio import now
 from voicetui.agents.vad import VAD, VADEvent, VADEventType, VADStream
@@ -54,7 +53,7 @@ class _Rebuffer:
         self._model_rate = model_rate
         self._window = window
         self.input_rate = 0
-        self._resampler: soxr.ResampleStream | None = None
+        self._resampler: Resampler | None = None
         self._model_parts: list[np.ndarray] = []  # float32 at the model rate, not windowed yet
         self._in_parts: list[np.ndarray] = []  # int16 at the input rate, not handed out yet
         self._in_base = 0  # absolute input-sample index of the first sample in _in_parts
@@ -70,8 +69,8 @@ class _Rebuffer:
         if self.input_rate == 0:
             self.input_rate = frame.sample_rate
             if frame.sample_rate != self._model_rate:
-                self._resampler = soxr.ResampleStream(
-                    frame.sample_rate, self._model_rate, 1, dtype="float32", quality="MQ"
+                self._resampler = Resampler(
+                    frame.sample_rate, self._model_rate, dtype="float32", quality="MQ"
                 )
         elif frame.sample_rate != self.input_rate:
             raise VADError(
@@ -79,12 +78,11 @@ class _Rebuffer:
                 "mid-stream; open a new VAD stream",
                 recoverable=True,
             )
-        pcm = as_array(frame)
-        mono = pcm[:, 0].copy() if pcm.shape[1] == 1 else pcm.mean(axis=1).astype(np.int16)
+        mono = frame_mono(frame)
         self._in_parts.append(mono)
-        audio = mono.astype(np.float32) / 32768.0
+        audio = to_float32(mono)
         if self._resampler is not None:
-            audio = self._resampler.resample_chunk(audio)
+            audio = self._resampler.push(audio)
         self._model_parts.append(audio)
         self._model_len += len(audio)
 

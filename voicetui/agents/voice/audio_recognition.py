@@ -18,9 +18,8 @@ from typing import Any, Protocol
 import numpy as np
 from livekit import rtc
 
-from .._retry import retry_delay
-from ..audio import as_array, captured_at, frame_duration
-from ..exceptions import ModelError
+from .._retry import Backoff
+from ..audio import captured_at, frame_duration, frame_mono
 from ..metrics import STTMetrics, VADMetrics
 from ..stt import SpeechEvent, SpeechEventType
 from ..turn_detector import TurnDetector
@@ -81,10 +80,7 @@ class _TurnAudio:
         for f in reversed(self._frames):
             if f.sample_rate != rate:
                 break
-            samples = as_array(f)
-            run.append(
-                samples[:, 0] if f.num_channels == 1 else samples.mean(axis=1).astype(np.int16)
-            )
+            run.append(frame_mono(f))
         return np.concatenate(run[::-1]), rate
 
 
@@ -353,7 +349,7 @@ class AudioRecognition:
     async def _vad_loop(self, vad: VAD) -> None:
         ch = self._vad_ch
         assert ch is not None
-        failures = 0
+        backoff = Backoff(self._stt_conn)
         while not ch.closed or ch._items:
             stream = vad.stream()
             # its samples_index counts from the frames still queued (they go in first)
@@ -362,8 +358,7 @@ class AudioRecognition:
             ch.bind(stream.push_frame, stream.end_input)
 
             def on_event(ev: VADEvent) -> None:
-                nonlocal failures
-                failures = 0
+                backoff.reset()
                 self._on_vad_event(ev)
 
             try:
@@ -371,17 +366,17 @@ class AudioRecognition:
                 await stream.pipe_to(on_event)
                 return
             except Exception as e:
-                failures += 1
-                retry = failures <= self._stt_conn.max_retry
+                delay = backoff.next_delay(e)
+                retry = delay is not None
                 self._hooks.on_error(
                     "vad",
                     f"{vad.label} failed: {e}" + ("; restarting it" if retry else "; giving up"),
                     e,
                     retry,
                 )
-                if not retry:
+                if delay is None:
                     return
-                await asyncio.sleep(self._stt_conn.interval_for_retry(failures - 1))
+                await asyncio.sleep(delay)
             finally:
                 ch.unbind()
                 await stream.aclose()
@@ -448,11 +443,11 @@ class AudioRecognition:
     async def _stt_loop(self) -> None:
         ch = self._stt_ch
         assert ch is not None and self._stt_node is not None
-        failures = 0
+        backoff = Backoff(self._stt_conn)
         while not ch.closed:
             # a (re)connected stream first hears the audio since the last final transcript
             replay: list[rtc.AudioFrame] = []
-            if failures:
+            if backoff.failures:
                 replay = list(self._replay)
                 ch.clear()  # those frames are in the replay already
 
@@ -464,28 +459,26 @@ class AudioRecognition:
                         SpeechEventType.FINAL_TRANSCRIPT,
                         SpeechEventType.INTERIM_TRANSCRIPT,
                     ):
-                        failures = 0
+                        backoff.reset()
                     self._on_stt_event(ev)
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as e:
                 feed.unbind()  # the frames from now on wait in the channel for the next stream
-                failures += 1
-                delay: float | None = self._stt_conn.interval_for_retry(failures - 1)
-                if isinstance(e, ModelError):  # (a server's Retry-After is honoured)
-                    delay = retry_delay(self._stt_conn, failures - 1, e)
-                retry = failures <= self._stt_conn.max_retry and delay is not None
-                delay = delay or 0.0
+                delay = backoff.next_delay(e)  # (a server's Retry-After is honoured)
                 what = (
                     f"reconnecting in {delay:.1f}s, the audio meanwhile is kept"
-                    if retry
-                    else f"gave up after {failures} attempts; type your messages instead"
+                    if delay is not None
+                    else f"gave up after {backoff.failures} attempts; type your messages instead"
                 )
                 self._hooks.on_error(
-                    "stt", f"{self._stt_label} stream failed: {e} ({what})", e, retry
+                    "stt",
+                    f"{self._stt_label} stream failed: {e} ({what})",
+                    e,
+                    delay is not None,
                 )
-                if not retry:
+                if delay is None:
                     if self._stt_ch is ch:
                         self._stt_ch = None
                     return

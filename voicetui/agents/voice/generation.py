@@ -13,7 +13,7 @@ from typing import Any
 
 from livekit import rtc
 
-from ..audio import frame_duration
+from ..audio import FrameResampler, frame_duration
 from ..llm import ChatChunk, ChatContext, FunctionCall, FunctionCallOutput, FunctionTool
 from ..llm.tool_context import StopResponse, ToolArgumentsError, ToolError
 from ..tts import TEXT_KEY
@@ -199,7 +199,7 @@ async def forward_audio(
     """Captures frames into ``output`` (resampled to its rate), noting where each sentence's
     audio starts; flushes the segment at the end, whatever happens. ``released`` is awaited
     before each frame (a speech on hold waits there)."""
-    resampler: rtc.AudioResampler | None = None
+    resampler: FrameResampler | None = None
     try:
         async for frame in audio_ch:
             if released is not None:
@@ -213,7 +213,7 @@ async def forward_audio(
             rate = output.sample_rate
             if rate is not None and frame.sample_rate != rate:
                 if resampler is None:
-                    resampler = rtc.AudioResampler(
+                    resampler = FrameResampler(
                         frame.sample_rate, rate, num_channels=frame.num_channels
                     )
                 frames = resampler.push(frame)

@@ -18,10 +18,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import numpy as np
-import soxr
 from livekit import rtc
 
-from ...agents.audio import AudioByteStream, mark_captured
+from ...agents.audio import AudioByteStream, Resampler, mark_captured, to_float32, to_int16
 from ...agents.voice.io import AudioInput
 from ._stream import DEFAULT_BACKOFF, StreamSupervisor, SupervisedDevice
 from .devices import DeviceInfo, DeviceSpec
@@ -99,7 +98,7 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
         """Overflows reported by PortAudio (audio lost because the loop was too slow)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rate = 0
-        self._resampler: soxr.ResampleStream | None = None
+        self._resampler: Resampler | None = None
         self._chunker = AudioByteStream(sample_rate, 1, self._frame_samples)
         self._meter: LevelMeter | None = None
         self._supervisor = StreamSupervisor(
@@ -180,7 +179,7 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
     def _on_opened(self, stream: Any, info: DeviceInfo) -> None:
         self._rate = int(stream.samplerate)
         self._resampler = (
-            soxr.ResampleStream(self._rate, self._sample_rate, 1, dtype="float32", quality="HQ")
+            Resampler(self._rate, self._sample_rate, dtype="float32")
             if self._rate != self._sample_rate
             else None
         )
@@ -219,8 +218,7 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
         if self._meter is not None:
             self._meter.push(samples)
         if self._resampler is not None:  # (float: digital silence stays exactly silent)
-            out = self._resampler.resample_chunk(samples.astype(np.float32) / 32768.0)
-            samples = (np.clip(out, -1.0, 32767 / 32768) * 32768.0).astype(np.int16)
+            samples = to_int16(self._resampler.push(to_float32(samples)))
         frames = self._chunker.push(samples.tobytes())
         end = captured - self._chunker.pending_samples / self._sample_rate
         for f in reversed(frames):

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
+from ...agents.audio import AudioByteStream
 from ...agents.utils.aio import now
 
 logger = logging.getLogger("voicetui.io.local")
@@ -44,27 +45,6 @@ def _energy(frame: rtc.AudioFrame) -> float:
 
 
 _REVERSE_TAIL = 0.5  # s of played digital silence still fed to the canceller after audio
-
-
-class _Chunker:
-    """Re-chunks int16 mono samples into exact 10 ms frames."""
-
-    def __init__(self) -> None:
-        self._rate = 0
-        self._pending = np.zeros(0, dtype=np.int16)
-
-    def push(self, samples: np.ndarray, sample_rate: int) -> list[rtc.AudioFrame]:
-        if sample_rate != self._rate:
-            self._rate = sample_rate
-            self._pending = np.zeros(0, dtype=np.int16)
-        buf = np.concatenate([self._pending, samples]) if self._pending.size else samples
-        n = sample_rate // 100
-        count = buf.size // n
-        self._pending = buf[count * n :].copy()
-        return [
-            rtc.AudioFrame(buf[i * n : (i + 1) * n].tobytes(), sample_rate, 1, n)
-            for i in range(count)
-        ]
 
 
 class EchoCanceller:
@@ -101,7 +81,7 @@ class EchoCanceller:
         """Far-end samples not processed because the speaker played idle digital silence."""
         self.capture_skipped = 0
         """Mic samples not processed: digital silence while the speaker was idle."""
-        self._reverse = _Chunker()
+        self._reverse: AudioByteStream | None = None  # re-chunks into 10 ms frames
         self._failed = False
         # echo return loss enhancement: mic energy in vs out while the speaker plays
         self._erle_in = 0.0
@@ -161,7 +141,9 @@ class EchoCanceller:
         elif t - self._far_nonzero_at > _REVERSE_TAIL:
             self.reverse_skipped += samples.size
             return
-        for frame in self._reverse.push(samples, sample_rate):
+        if self._reverse is None or self._reverse.sample_rate != sample_rate:
+            self._reverse = AudioByteStream(sample_rate, 1)
+        for frame in self._reverse.push(samples.tobytes()):
             self._call(self._apm.process_reverse_stream, frame)
 
     def process_capture(self, frame: rtc.AudioFrame) -> rtc.AudioFrame:

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import soxr
 from livekit import rtc
 
-from ...agents.audio import as_array, frame_duration
+from ...agents.audio import Resampler, frame_duration, frame_mono
 from ...agents.utils.aio import now
 from ...agents.voice.io import AudioOutput
 from ._stream import DEFAULT_BACKOFF, StreamSupervisor, SupervisedDevice
@@ -114,8 +113,7 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
         self._handed: tuple[float, int] | None = None  # see _on_played
         self._pending: list[_Segment] = []
         self._current: _Segment | None = None
-        self._resampler: soxr.ResampleStream | None = None
-        self._resampler_rate = 0
+        self._resampler: Resampler | None = None
         self._space = asyncio.Event()
         self._lost = False
         self._closed = False
@@ -395,19 +393,13 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
         if frame is None:
             if self._resampler is None:
                 return np.zeros(0, dtype=np.int16)
-            out = self._resampler.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
-            return np.asarray(out, dtype=np.int16).reshape(-1)
-        samples = as_array(frame)
-        mono = samples[:, 0] if frame.num_channels == 1 else samples.mean(axis=1).astype(np.int16)
+            return self._resampler.flush()
+        mono = frame_mono(frame)
         if frame.sample_rate == self._rate:
-            return np.ascontiguousarray(mono)
-        if self._resampler is None or self._resampler_rate != frame.sample_rate:
-            self._resampler = soxr.ResampleStream(
-                frame.sample_rate, self._rate, 1, dtype="int16", quality="HQ"
-            )
-            self._resampler_rate = frame.sample_rate
-        out = self._resampler.resample_chunk(mono, last=last)
-        return np.asarray(out, dtype=np.int16).reshape(-1)
+            return mono
+        if self._resampler is None or self._resampler.input_rate != frame.sample_rate:
+            self._resampler = Resampler(frame.sample_rate, self._rate)
+        return self._resampler.push(mono, last=last)
 
     def _on_levels(self, rms: float, peak: float) -> None:
         self.events.emit("levels", AudioLevelsEvent("output", rms, peak))

@@ -11,10 +11,9 @@ from collections.abc import AsyncIterator, Iterable
 
 from livekit import rtc
 
-from ...agents.audio import frame_duration, silence
+from ...agents.audio import FrameResampler, frame_duration, remix, silence
 from ...agents.utils.aio import TaskSet, cancel_and_wait
 from ...agents.voice.io import AudioInput
-from ._audio import remix
 from ._pre_connect import PreConnectAudio
 
 logger = logging.getLogger("voicetui.io.room")
@@ -171,11 +170,11 @@ class RoomAudioInput(AudioInput):
         self._send(silence(_END_SILENCE, self._sample_rate, self._num_channels))
 
     def _resampled(self, frames: Iterable[rtc.AudioFrame]) -> Iterable[rtc.AudioFrame]:
-        resampler: rtc.AudioResampler | None = None
+        resampler: FrameResampler | None = None
         for frame in frames:
             frame = remix(frame, self._num_channels)
             if resampler is None and frame.sample_rate != self._sample_rate:
-                resampler = rtc.AudioResampler(
+                resampler = FrameResampler(
                     frame.sample_rate, self._sample_rate, num_channels=self._num_channels
                 )
             if resampler is None:

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 
 from livekit import rtc
 
-from ...agents.audio import frame_duration
+from ...agents.audio import frame_duration, remix
 from ...agents.utils.aio import TaskSet, now
 from ...agents.voice.io import AudioOutput
-from ._audio import remix
 
 logger = logging.getLogger("voicetui.io.room")
 

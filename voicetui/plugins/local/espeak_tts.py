@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from voicetui.agents.audio import AudioByteStream
+from voicetui.agents.audio import AudioByteStream, Resampler
 from voicetui.agents.exceptions import TTSError
 from voicetui.agents.tts import TTS, ChunkedStream, TTSCapabilities
 from voicetui.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
@@ -134,11 +134,8 @@ class _EspeakStream(ChunkedStream):
 
     async def _stream_pcm(self, stdout: asyncio.StreamReader, rate: int) -> None:
         out = AudioByteStream(SAMPLE_RATE, 1, samples_per_frame=SAMPLE_RATE * FRAME_MS // 1000)
-        resampler = None
-        if rate != SAMPLE_RATE:  # e.g. mbrola voices speak at 16 kHz
-            import soxr
-
-            resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="int16")
+        # e.g. mbrola voices speak at 16 kHz
+        resampler = Resampler(rate, SAMPLE_RATE) if rate != SAMPLE_RATE else None
         odd = b""
         while True:
             data = odd + await stdout.read(_READ_SIZE)
@@ -146,7 +143,7 @@ class _EspeakStream(ChunkedStream):
             data, odd = data[: len(data) // 2 * 2], data[len(data) // 2 * 2 :]
             if resampler is not None:
                 samples = np.frombuffer(data, dtype=np.int16)
-                data = resampler.resample_chunk(samples, last=last).tobytes()
+                data = resampler.push(samples, last=last).tobytes()
             for frame in out.push(data):
                 self._emit_frame(frame)
             if last:

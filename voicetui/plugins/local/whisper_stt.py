@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
-from voicetui.agents.audio import as_array, frames_duration
+from voicetui.agents.audio import frame_mono, frames_duration, resample, to_float32
 from voicetui.agents.exceptions import STTError
 from voicetui.agents.stt import STT, SpeechData, SpeechEvent, SpeechEventType, STTCapabilities
 from voicetui.agents.types import APIConnectOptions
@@ -259,7 +259,7 @@ def _to_model_audio(frames: list[rtc.AudioFrame]) -> np.ndarray:
     """The frames as one float32 mono array at 16 kHz (runs of equal rate resampled at once)."""
     runs: list[tuple[int, list[np.ndarray]]] = []
     for f in frames:
-        pcm = as_array(f).astype(np.float32).mean(axis=1) / 32768.0
+        pcm = to_float32(frame_mono(f))
         if runs and runs[-1][0] == f.sample_rate:
             runs[-1][1].append(pcm)
         else:
@@ -267,11 +267,7 @@ def _to_model_audio(frames: list[rtc.AudioFrame]) -> np.ndarray:
     parts: list[np.ndarray] = []
     for rate, chunks in runs:
         audio = np.concatenate(chunks)
-        if rate != _SAMPLE_RATE:
-            import soxr
-
-            audio = soxr.resample(audio, rate, _SAMPLE_RATE, quality="HQ")
-        parts.append(audio.astype(np.float32, copy=False))
+        parts.append(resample(audio, rate, _SAMPLE_RATE))
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 

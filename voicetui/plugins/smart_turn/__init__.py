@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soxr
 
+from voicetui.agents.audio import resample, to_float32
 from voicetui.agents.turn_detector import TurnDetector
 
 __all__ = ["SmartTurn", "SmartTurnUnavailable", "bundled_model_path"]
@@ -93,9 +93,7 @@ class SmartTurn(TurnDetector):
     def predict(self, audio: np.ndarray, sample_rate: int) -> float:
         """Blocking :meth:`predict_end_of_turn` (for benchmarks and tools)."""
         session, features = self._load()
-        x = np.asarray(audio, dtype=np.float32).reshape(-1) / 32768.0
-        if sample_rate != _RATE:
-            x = soxr.resample(x, sample_rate, _RATE, quality="HQ").astype(np.float32)
+        x = resample(to_float32(np.asarray(audio).reshape(-1)), sample_rate, _RATE)
         n = _RATE * _SECONDS
         x = x[-n:] if len(x) >= n else np.pad(x, (n - len(x), 0))  # the latest 8 s, end-aligned
         # the model was trained on waveforms scaled to zero mean and unit variance
