@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests import fake_runtime as fr
@@ -134,6 +134,7 @@ def _events(text: str) -> list[Any]:
 
 @settings(max_examples=150, deadline=None)
 @given(hostile)
+@example("\n{")  # a text whose second line could pass for a --json line
 def test_headless_and_json_output_carry_no_control(text: str) -> None:
     runtime = LoopRuntime(secrets=[KEY])
     out, err = io.StringIO(), io.StringIO()

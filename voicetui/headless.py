@@ -90,18 +90,24 @@ def _notice_line(level: NoticeLevel, message: str) -> str:
     return f"voicetui: {'' if level == 'info' else f'{level}: '}{message}"
 
 
+def _continued(text: str) -> str:
+    """A multi-line text as one entry: its later lines indented, so that every line that does
+    not start with a space starts an entry (and none can pass for a ``--json`` line)."""
+    return "\n  ".join(text.splitlines()) if "\n" in text or "\r" in text else text
+
+
 def event_line(ev: RuntimeEvent) -> tuple[str, bool] | None:
     """The line for ``ev`` and whether it goes to stderr (None: not shown)."""
     match ev:
         case ConversationItemAddedEvent() | FunctionToolsExecutedEvent():
-            lines = [_entry_line(entry) for entry in event_entries(ev, 0.0)]
+            lines = [_continued(_entry_line(entry)) for entry in event_entries(ev, 0.0)]
             return ("\n".join(lines), False) if lines else None
         case ErrorEvent():
-            return f"error: {ev.source}: {ev.message}", False
+            return _continued(f"error: {ev.source}: {ev.message}"), False
         case Notice():
-            return _notice_line(ev.level, ev.message), True
+            return _continued(_notice_line(ev.level, ev.message)), True
         case RoomUpdate():
-            return _notice_line(ev.level, ev.event.message), True
+            return _continued(_notice_line(ev.level, ev.event.message)), True
         case ReplyCutOff():
             return "agent: [interrupted before it spoke]", False
         case ModeChanged():
