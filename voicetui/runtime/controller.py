@@ -233,7 +233,7 @@ class SessionController(LoopRuntime):
         models, agent = self._models, self._agent
         if not self._prewarm or models is None or agent is None:
             return
-        from ..plugins.prewarm import prewarm_models
+        from ..plugins.prewarm import prewarm_models, prompt_prefix
 
         wanted = {"llm"} | ({"vad", "stt", "tts"} if audio else set())
         todo = wanted - self._warmed
@@ -249,6 +249,7 @@ class SessionController(LoopRuntime):
             ),
             instructions=agent.instructions,
             tools=agent.tools,
+            history=prompt_prefix(agent),
             on_progress=lambda p: self._emit(
                 ModelLoading(p.kind, p.label, p.stage, p.fraction, p.message)
             ),
