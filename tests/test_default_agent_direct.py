@@ -211,3 +211,12 @@ async def test_a_rule_call_needs_no_llm_at_all(tmp_path: Path) -> None:
         "FunctionCallOutput",
         "ChatMessage",
     ]
+
+
+async def test_an_unlabelled_timer_is_named_by_its_duration(tmp_path: Path) -> None:
+    agent = DefaultAgent(notes_path=tmp_path / "notes.json")
+    async with AgentSession(llm=FakeLLM([])) as session:
+        await session.start(agent)
+        result = await session.run(user_input="Set a timer for 5 minutes.")
+        agent.timers.cancel("")
+    assert result.final_output == "The 5 minute timer is set for 5 minutes."
