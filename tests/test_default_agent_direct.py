@@ -151,6 +151,9 @@ def test_the_time_alone_does_not_answer_a_question_about_another_day() -> None:
         ("get_time", "what's the date in new york", {"timezone": "America/New_York"}),
         ("get_time", "And in Chicago?", {"timezone": "America/Chicago"}),
         ("get_time", "What time is it in the morning in Madrid?", {"timezone": "Europe/Madrid"}),
+        ("get_time", "What about Paris?", {"timezone": "Europe/Paris"}),
+        ("get_time", "and then Sydney", {"timezone": "Australia/Sydney"}),
+        ("get_time", "And now?", None),  # a follow-up naming no known place: the model
         ("get_time", "What time is it in Narnia?", None),  # the model decides
         ("get_time", "What time is it in the UK?", None),
         ("calculate", "What's 12 percent of 75?", {"expression": "12 percent of 75"}),

@@ -38,6 +38,9 @@ _CANCEL_LABEL = re.compile(
     r"\b(?:cancel|stop|delete|remove|clear|turn off|kill|end)\s+(?:the |my |that |this )?"
     r"(?P<label>[a-z][a-z' ]*?)\s*(?:timers?|alarms?)\b"
 )
+_FOLLOW_UP = re.compile(
+    r"^(?:and|what about|how about|now|ok(?:ay)?,? (?:and|now)|also|then)\b(?:\s+then\b)?"
+)
 _EVERY = {"", "all", "all the", "all my", "all of my", "all of the", "every", "each", "any"}
 _PLACE = re.compile(r"\b(?:in|at|for)\s+(?=(?P<words>[a-z][a-z.' -]*))")
 _HERE = re.compile(r"\b(?:in|at|for)\s+(?:here|the (?:morning|afternoon|evening|moment|day))\b")
@@ -53,10 +56,30 @@ def _normalized(text: str) -> str:
     return " ".join(text.casefold().replace("’", "'").split())
 
 
+def _known_zone(words: list[str]) -> str | None:
+    """The zone of the first run of 1-3 of ``words`` the time-zone database knows as a place."""
+    for start in range(len(words)):
+        for n in range(min(3, len(words) - start), 0, -1):
+            name = " ".join(words[start : start + n]).strip(" .'")
+            if not name or name in ("the", "a", "an"):
+                continue
+            try:
+                return find_zone(name).key
+            except (TimeZoneError, ValueError, OSError):
+                continue
+    return None
+
+
 def _zone(text: str) -> dict[str, Any] | None:
-    """``{"timezone": ...}`` for the place named after "in"/"at"/"for", ``{}`` when no place is
-    named, None when a place is named that the time-zone database does not know by that name."""
+    """``{"timezone": ...}`` for the place named after "in"/"at"/"for" (or anywhere in a
+    follow-up such as "what about Paris?"), ``{}`` when no place is named, None when a place is
+    named that the time-zone database does not know by that name."""
     places = [m for m in _PLACE.finditer(text) if not _HERE.match(text, m.start())]
+    follow_up = _FOLLOW_UP.match(text)
+    if not places and follow_up is not None:
+        # "and London?", "what about Paris": the place without "in"; nothing known: the model
+        zone = _known_zone(re.split(r"[\s,.!?]+", text[follow_up.end() :].strip(" ?.!,")))
+        return {"timezone": zone} if zone else None
     if not places:
         return {}
     for m in places:
