@@ -78,8 +78,8 @@ def _zone(text: str) -> dict[str, Any] | None:
     follow_up = _FOLLOW_UP.match(text)
     if not places and follow_up is not None:
         # "and London?", "what about Paris": the place without "in"; nothing known: the model
-        zone = _known_zone(re.split(r"[\s,.!?]+", text[follow_up.end() :].strip(" ?.!,")))
-        return {"timezone": zone} if zone else None
+        named = _known_zone(re.split(r"[\s,.!?]+", text[follow_up.end() :].strip(" ?.!,")))
+        return {"timezone": named} if named else None
     if not places:
         return {}
     for m in places:
