@@ -275,3 +275,9 @@ def test_the_user_voice_is_piper_when_installed(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(speech, "espeak", fake_espeak)
     speech.speak("hello", "auto")
     assert spoken == ["hello"]
+
+
+@pytest.mark.parametrize("name", ["default_agent.yaml", "default_agent_heldout.yaml"])
+def test_the_example_suites_validate(name: str) -> None:
+    path = Path(__file__).resolve().parent.parent / "examples" / "evals" / name
+    assert load_suite(path)
