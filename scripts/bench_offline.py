@@ -54,7 +54,7 @@ from voicetui.default_agent import DefaultAgent
 from voicetui.plugins import silero
 from voicetui.plugins.local.llama_llm import LlamaLLM
 from voicetui.plugins.local.whisper_stt import WhisperSTT
-from voicetui.plugins.prewarm import LoadProgress, prewarm_models
+from voicetui.plugins.prewarm import LoadProgress, prewarm_models, prompt_prefix
 from voicetui.plugins.selection import (
     ModelSelection,
     SessionModels,
@@ -101,6 +101,8 @@ class Config:
     min_endpointing_delay: float | None = None  # None: the session's default (0.5 s)
     llm_threads: tuple[int, int] | None = None  # (generation, prompt); None: LlamaLLM's default
     default_agent: bool = False  # the app's DefaultAgent (tools, router, examples), not a plain one
+    direct_answers: bool = True  # default agent: a tool result that answers is said without the LLM
+    prime_examples: bool = True  # default agent: its made-up examples primed in prewarm
 
 
 CONFIGS = {
@@ -116,7 +118,16 @@ CONFIGS = {
     ),
     "no-preemptive": Config("default without preemptive generation", preemptive=False),
     "default-agent": Config(
-        "default stack with the app's default agent (tools, rules, examples)", default_agent=True
+        "default stack with the app's default agent (tools, rules, examples; results that "
+        "answer said directly; examples primed)",
+        default_agent=True,
+    ),
+    "default-agent-llm": Config(
+        "default agent, every answer after a tool phrased by the LLM, examples not primed "
+        "(the agent of the first issue-15 measurement)",
+        default_agent=True,
+        direct_answers=False,
+        prime_examples=False,
     ),
     "piper": Config("default with the Piper voice", tts="piper"),
     "piper-no-preemptive": Config(
@@ -246,12 +257,19 @@ async def build_rig(name: str, cfg: Config) -> Rig:
             )
 
     agent = (
-        DefaultAgent(notes_path=Path(tempfile.mkdtemp()) / "notes.json")
+        DefaultAgent(
+            notes_path=Path(tempfile.mkdtemp()) / "notes.json",
+            direct_answers=cfg.direct_answers,
+        )
         if cfg.default_agent
         else Agent(instructions=INSTRUCTIONS)
     )
     if errors := await prewarm_models(
-        models, instructions=agent.instructions, tools=list(agent.tools), on_progress=show
+        models,
+        instructions=agent.instructions,
+        tools=list(agent.tools),
+        on_progress=show,
+        history=prompt_prefix(agent) if cfg.prime_examples else [],
     ):
         sys.exit("\n".join(errors))
     stt = STTStreamAdapter(stt=whisper, vad=vad, speculate_after=cfg.speculate_after)

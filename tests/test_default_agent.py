@@ -194,7 +194,8 @@ async def test_timer_fires_and_speaks(tmp_path: Path) -> None:
     session: AgentSession[Any] = AgentSession(llm=timer_llm())
     text = FakeTextOutput()
     session.output.transcription = text
-    agent = DefaultAgent(notes_path=tmp_path / "notes.json")
+    # the model phrases the answer (direct answers: tests/test_default_agent_direct.py)
+    agent = DefaultAgent(notes_path=tmp_path / "notes.json", direct_answers=False, rule_calls=False)
     await session.start(agent)
     result = await session.run(user_input="tea timer please")
     assert result.final_output == "Your tea timer is set."
@@ -216,7 +217,7 @@ async def test_timer_fires_and_speaks(tmp_path: Path) -> None:
 @pytest.mark.looptime
 async def test_timers_are_cancelled_with_the_session(tmp_path: Path) -> None:
     session: AgentSession[Any] = AgentSession(llm=timer_llm())
-    agent = DefaultAgent(notes_path=tmp_path / "notes.json")
+    agent = DefaultAgent(notes_path=tmp_path / "notes.json", direct_answers=False, rule_calls=False)
     await session.start(agent)
     await session.run(user_input="tea timer please")
     await session.run(user_input="and an egg timer")

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from voicetui.evals.checks import ToolUse, TurnOutcome, check_turn, ungrounded, unspeakable
@@ -253,3 +254,30 @@ def test_eval_command_refuses_a_bad_file(
     assert "suite.yaml:3: scenarios[0].turns: List should have at least 1 item" in (
         capsys.readouterr().err
     )
+
+
+def test_the_user_voice_is_piper_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from voicetui.evals import speech
+
+    monkeypatch.setattr(speech, "piper_installed", lambda: True)
+    assert speech.resolve_voice("auto") == "piper"
+    assert speech.resolve_voice("espeak") == "espeak"
+    monkeypatch.setattr(speech, "piper_installed", lambda: False)
+    assert speech.resolve_voice("auto") == "espeak"
+    with pytest.raises(speech.TurnAudioError, match="piper extra"):
+        speech.resolve_voice("piper")
+    spoken: list[str] = []
+
+    def fake_espeak(text: str) -> np.ndarray:
+        spoken.append(text)
+        return np.zeros(1, np.int16)
+
+    monkeypatch.setattr(speech, "espeak", fake_espeak)
+    speech.speak("hello", "auto")
+    assert spoken == ["hello"]
+
+
+@pytest.mark.parametrize("name", ["default_agent.yaml", "default_agent_heldout.yaml"])
+def test_the_example_suites_validate(name: str) -> None:
+    path = Path(__file__).resolve().parent.parent / "examples" / "evals" / name
+    assert load_suite(path)

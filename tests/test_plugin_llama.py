@@ -499,3 +499,35 @@ def test_thread_counts_are_checked() -> None:
     llm = LlamaLLM(n_threads=1, n_threads_batch=2)
     assert (llm.worker._n_threads, llm.worker._n_threads_batch) == (1, 2)
     assert LlamaLLM(n_threads=2).worker._n_threads_batch == 2
+
+
+async def test_prewarm_primes_the_agents_examples_too() -> None:
+    import concurrent.futures as cf
+
+    from voicetui.default_agent import DefaultAgent
+    from voicetui.plugins.prewarm import SessionModels, prewarm_models, prompt_prefix
+
+    class PrimeRecorder(_ScriptedWorker):
+        def submit_prime(self, variants: Any, tools: Any) -> cf.Future[int]:
+            self.variants = variants
+            done: cf.Future[int] = cf.Future()
+            done.set_result(1)
+            return done
+
+    worker = PrimeRecorder(queued=0, prompt_tokens=0, gaps=[])
+    llm = _scripted_llm(worker)
+    agent = DefaultAgent(notes_path=Path("/nonexistent/notes.json"))
+    assert prompt_prefix(agent) and prompt_prefix(Clock()) == []
+    errors = await prewarm_models(
+        SessionModels(stt=None, vad=None, llm=llm, tts=None),
+        instructions=agent.instructions,
+        tools=agent.tools,
+        history=prompt_prefix(agent),
+    )
+    assert errors == []
+    for variant, user in zip(worker.variants, ("a", "b"), strict=True):
+        texts = [str(m.get("content")) for m in variant]
+        assert texts[0].startswith(agent.instructions[:40])  # the system prompt first
+        assert "What is 2 plus 2?" in texts  # then the made-up examples
+        assert "2 plus 2 is 4." in texts
+        assert texts[-1] == user  # and the user's words last

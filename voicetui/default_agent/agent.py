@@ -29,14 +29,15 @@ from ..agents.llm import (
 from ..agents.voice import AgentSession, CloseEvent, ModelSettings
 from .calculator import (
     CalculatorError,
-    arithmetic_in,
     evaluate,
     format_number,
     spoken_expression,
 )
 from .clock import TimeZoneError, current_time
+from .direct import ToolResult, direct_answer
 from .notes import NotesStore
 from .router import route
+from .rule_calls import rule_arguments
 from .speech_text import SpeakableText
 from .timers import Timer, TimerManager, describe_duration, parse_duration
 
@@ -73,16 +74,24 @@ NOT_UNDERSTOOD = "Sorry, I didn't get that. Could you say it again?"
 
 
 class DefaultAgent(Agent):
-    """``notes_path``: where notes are kept (default: ``notes.json`` in the user data dir)."""
+    """``notes_path``: where notes are kept (default: ``notes.json`` in the user data dir).
+    ``direct_answers``: say a tool's result that already answers the request (the time, a
+    calculation, a timer, a saved note) without a second LLM step (:mod:`.direct`).
+    ``rule_calls``: make a tool call whose arguments are plainly in the user's words without
+    the model (:mod:`.rule_calls`); arithmetic is always read so when the calculator can."""
 
     def __init__(
         self,
         *,
         notes_path: str | Path | None = None,
         instructions: str = INSTRUCTIONS,
+        direct_answers: bool = True,
+        rule_calls: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(instructions=instructions, **kwargs)
+        self.direct_answers = direct_answers
+        self.rule_calls = rule_calls
         self.notes = NotesStore(notes_path)
         self.timers = TimerManager(self._announce)
         self._sessions: dict[int, AgentSession[Any]] = {}
@@ -116,6 +125,12 @@ class DefaultAgent(Agent):
         logger.info("timer %d fired: %s", timer.id, text)
         session.say(text)
 
+    @property
+    def prompt_prefix(self) -> list[ChatItem]:
+        """The made-up exchange :meth:`llm_node` puts before the conversation (primed with the
+        instructions by ``prewarm_models``)."""
+        return list(EXAMPLES)
+
     async def on_enter(self) -> None:
         self._watch(self.session)
 
@@ -129,12 +144,21 @@ class DefaultAgent(Agent):
         choice = model_settings.tool_choice
         if choice is None:
             choice = tool_choice_for(chat_ctx, {t.name for t in tools})
-        if _named(choice) == "calculate" and (phrase := arithmetic_in(self._user_text)):
-            # arithmetic the calculator reads as the user said it: no need for the model to
-            # rewrite it (the 0.5B model turns "square root of 169" into "169 * 169 / 2")
-            call = FunctionToolCall(name="calculate", arguments=json.dumps({"expression": phrase}))
-            yield ChatChunk(id="rule", delta=ChoiceDelta(tool_calls=[call]))
-            return
+            if choice == "none" and self.direct_answers:
+                answer = direct_answer(tool_results(chat_ctx), self._user_text)
+                if answer is not None:  # every tool the request needed has run: say it
+                    yield answer
+                    return
+        name = _named(choice)
+        if name is not None and (self.rule_calls or name == "calculate"):
+            arguments = rule_arguments(name, self._user_text)
+            if arguments is not None:
+                # arguments plainly in the user's words: no need for the model to write them
+                # (the 0.5B model turns "square root of 169" into "169 * 169 / 2", and each
+                # call it writes is an LLM step before the first audio)
+                call = FunctionToolCall(name=name, arguments=json.dumps(arguments))
+                yield ChatChunk(id="rule", delta=ChoiceDelta(tool_calls=[call]))
+                return
         text = SpeakableText()
         said_or_called = False
         async for chunk in Agent.default.llm_node(
@@ -282,6 +306,18 @@ def _turns(chat_ctx: ChatContext) -> tuple[str, list[str], list[str]]:
         if isinstance(it, FunctionCall):
             before.insert(0, it.name)
     return user_item.text_content or "", called, before
+
+
+def tool_results(chat_ctx: ChatContext) -> list[ToolResult]:
+    """The results of the tools called since the user's last message, in order."""
+    items = chat_ctx.items
+    results: list[ToolResult] = []
+    for item in reversed(items):
+        if isinstance(item, ChatMessage) and item.role == "user":
+            break
+        if isinstance(item, FunctionCallOutput):
+            results.insert(0, ToolResult(item.name, item.output, item.is_error))
+    return results
 
 
 def _named(choice: ToolChoice | None) -> str | None:

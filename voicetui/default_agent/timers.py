@@ -29,6 +29,11 @@ def describe_duration(seconds: float) -> str:
     return " ".join(parts) if parts else "0 seconds"
 
 
+def _singular(duration: str) -> str:
+    """``"5 minutes"`` → ``"5 minute"`` (as in "the 5 minute timer")."""
+    return re.sub(r"\b(hour|minute|second)s\b", r"\1", duration)
+
+
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0}  # by the unit's first letter
 _WORD_NUMBERS = {
     "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
@@ -78,7 +83,7 @@ class Timer:
         return (
             f"the {self.label} timer"
             if self.label
-            else f"the {describe_duration(self.duration)} timer"
+            else f"the {_singular(describe_duration(self.duration))} timer"
         )
 
 

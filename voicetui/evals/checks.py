@@ -138,6 +138,8 @@ def _grounded_number(value: float, decimals: int, sources: list[float]) -> bool:
             return True
         if source.is_integer() and 12 < source < 24 and abs(source - 12 - value) < 1e-9:
             return True  # 14:05 said as 2:05
+        if source == 0 and value == 12:
+            return True  # 00:30 said as 12:30
         if source >= 1000 and value < 1000 and abs(source / 1000 - value) < 0.05:
             return True  # "7 thousand" (rare, spoken)
     return False

@@ -49,6 +49,13 @@ def add_eval_parser(sub: Any) -> None:
         default=2.0,
         help="audio mode: the user's speech is sent this many times faster than real time",
     )
+    p.add_argument(
+        "--voice",
+        dest="user_voice",
+        choices=["auto", "piper", "espeak"],
+        default="auto",
+        help="audio mode: who speaks the text turns (auto: Piper if installed, else espeak-ng)",
+    )
     models = p.add_argument_group("models (as for the app)")
     for name in ("stt", "llm", "tts", "vad"):
         models.add_argument(f"--{name}", default=S)
@@ -133,6 +140,14 @@ async def _run(
 
     session_kwargs = settings.turn.session_kwargs()
     models = await load_models(resolved, session_kwargs, factory, set(modes))
+    if "audio" in modes:
+        from .speech import TurnAudioError, resolve_voice
+
+        try:
+            models.voice = resolve_voice(args.user_voice)
+        except TurnAudioError as e:
+            raise RuntimeError(str(e)) from None
+        console.print(f"audio turns spoken by {models.voice}")
     total = sum(len(s.scenario.turns) for s in scenarios) * len(modes) * args.repeat
     results: list[TurnResult] = []
     failed = 0

@@ -33,7 +33,7 @@ from .checks import CheckResult, ToolUse, TurnOutcome, check_turn
 from .judge import Verdict, judge_reply
 from .scenario import Turn
 from .source import LoadedScenario
-from .speech import ScriptedMicrophone, TurnAudioError, espeak, turn_audio
+from .speech import ScriptedMicrophone, TurnAudioError, UserVoice, speak, turn_audio
 
 __all__ = ["EvalMode", "EvalModels", "TurnResult", "load_models", "run_scenario"]
 
@@ -76,6 +76,8 @@ class EvalModels:
     resolved: ResolvedModels
     models: SessionModels
     session_kwargs: dict[str, Any] = field(default_factory=dict)
+    voice: UserVoice = "auto"
+    """Who speaks text turns in audio mode (:func:`.speech.resolve_voice`)."""
 
     @property
     def judge(self) -> LLM | None:
@@ -89,13 +91,18 @@ async def load_models(
     modes: set[EvalMode],
 ) -> EvalModels:
     """Build the models and load them (the LLM's prompt prefix primed for the agent)."""
-    from ..plugins.prewarm import prewarm_models
+    from ..plugins.prewarm import prewarm_models, prompt_prefix
 
     models = await asyncio.to_thread(build_models, resolved)
     if "audio" not in modes:
         models = SessionModels(stt=None, vad=None, llm=models.llm, tts=None)
     agent = await make_agent(agent_factory)
-    errors = await prewarm_models(models, instructions=agent.instructions, tools=list(agent.tools))
+    errors = await prewarm_models(
+        models,
+        instructions=agent.instructions,
+        tools=list(agent.tools),
+        history=prompt_prefix(agent),
+    )
     if errors:
         raise RuntimeError("; ".join(errors))
     return EvalModels(resolved, models, {**resolved.session_defaults(), **session_kwargs})
@@ -207,10 +214,11 @@ async def _audio_turn(
     out: _TimedOutput,
     watcher: _Watcher,
     turn: Turn,
+    voice: UserVoice = "auto",
 ) -> TurnOutcome:
     label = turn.say or turn.label()
     try:
-        audio = await asyncio.to_thread(turn_audio, turn)
+        audio = await asyncio.to_thread(turn_audio, turn, voice)
     except TurnAudioError as e:
         return TurnOutcome(label, error=str(e))
     first = len(session.history.items)
@@ -227,7 +235,7 @@ async def _audio_turn(
         e2e = (out.first_audio_at - voice_end) * 1000
         if turn.expect.interrupt_after is not None:
             await asyncio.sleep(turn.expect.interrupt_after)
-            mic.say(await asyncio.to_thread(espeak, INTERRUPTION))
+            mic.say(await asyncio.to_thread(speak, INTERRUPTION, voice))
         await asyncio.wait_for(watcher.replied.wait(), REPLY_TIMEOUT)
     except TimeoutError:
         pass
@@ -301,7 +309,7 @@ async def run_scenario(
                     else:
                         outcome = await _text_turn(session, text)
                 else:
-                    outcome = await _audio_turn(session, mic, out, watcher, turn)
+                    outcome = await _audio_turn(session, mic, out, watcher, turn, models.voice)
                 if outcome.error is not None and outcome.error.startswith("no reply within"):
                     broken = f"not run: turn {index} got no reply"  # the session is stuck
                 checks = check_turn(outcome, turn.expect, loaded.suite.defaults)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..agents.exceptions import ModelError
-from ..agents.llm import FunctionTool
+from ..agents.llm import ChatItem, FunctionTool
 from .selection import SessionModels
 
 logger = logging.getLogger("voicetui.plugins")
@@ -42,9 +42,11 @@ async def prewarm_models(
     instructions: str | None = None,
     tools: Sequence[FunctionTool] = (),
     on_progress: ProgressCallback | None = None,
+    history: Sequence[ChatItem] = (),
 ) -> list[str]:
     """Load every model of ``models`` (VAD, STT, TTS, then the LLM with its prompt prefix
-    primed for ``instructions`` + ``tools``). Returns one message per model that failed."""
+    primed for ``instructions`` + ``tools`` + ``history``: the items an agent puts before every
+    conversation, see :func:`prompt_prefix`). Returns one message per model that failed."""
     errors: list[str] = []
     order: list[tuple[ModelKind, Any]] = [
         ("vad", models.vad),
@@ -76,7 +78,7 @@ async def prewarm_models(
 
         report("start", 0.0)
         try:
-            await _prewarm_one(kind, model, instructions, tools, report)
+            await _prewarm_one(kind, model, instructions, tools, report, history)
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -89,12 +91,21 @@ async def prewarm_models(
     return errors
 
 
+def prompt_prefix(agent: Any) -> list[ChatItem]:
+    """The chat items ``agent`` puts between its instructions and every conversation (its
+    ``prompt_prefix`` attribute, such as the default agent's made-up examples), to be primed
+    with them; none for other agents."""
+    items = getattr(agent, "prompt_prefix", None)
+    return list(items) if items else []
+
+
 async def _prewarm_one(
     kind: ModelKind,
     model: Any,
     instructions: str | None,
     tools: Sequence[FunctionTool],
     report: Callable[..., None],
+    history: Sequence[ChatItem] = (),
 ) -> None:
     if kind == "vad":
         ensure = getattr(model, "_ensure_session", None)  # Silero: load the ONNX session
@@ -109,7 +120,8 @@ async def _prewarm_one(
         def llm_progress(stage: str, done: float, total: float) -> None:
             report(stage, done / total if total else None)
 
-        await prewarm(instructions=instructions, tools=list(tools), progress=llm_progress)
+        extra = {"history": list(history)} if history else {}
+        await prewarm(instructions=instructions, tools=list(tools), progress=llm_progress, **extra)
     elif kind == "stt":
 
         def stt_progress(message: str, fraction: float) -> None:

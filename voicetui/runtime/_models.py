@@ -34,7 +34,7 @@ async def prewarm(
     (ModelLoading events). A failure is a notice; the session reports it again on use."""
     if not kinds:
         return
-    from ..plugins.prewarm import prewarm_models
+    from ..plugins.prewarm import prewarm_models, prompt_prefix
 
     errors = await prewarm_models(
         SessionModels(
@@ -45,6 +45,7 @@ async def prewarm(
         ),
         instructions=agent.instructions,
         tools=agent.tools,
+        history=prompt_prefix(agent),
         on_progress=lambda p: emit(
             ModelLoading(
                 kind=p.kind, label=p.label, stage=p.stage, fraction=p.fraction, message=p.message

@@ -35,6 +35,7 @@ from voicetui.agents.llm import (
     LLM,
     ChatChunk,
     ChatContext,
+    ChatItem,
     ChatMessage,
     ChoiceDelta,
     CompletionUsage,
@@ -164,10 +165,12 @@ class LlamaLLM(LLM):
         instructions: str | None = None,
         tools: Sequence[FunctionTool] = (),
         progress: PrewarmProgress | None = None,
+        history: Sequence[ChatItem] = (),
     ) -> None:
         """Assemble and load the model, then evaluate the prompt prefix made of
-        ``instructions`` and ``tools`` so the first reply starts fast. Call it again when the
-        agent's instructions or tools change. Raises :class:`LLMError`."""
+        ``instructions``, ``tools`` and ``history`` (items the agent always puts before the
+        conversation, such as made-up examples) so the first reply starts fast. Call it again
+        when the agent's instructions or tools change. Raises :class:`LLMError`."""
         loop = asyncio.get_running_loop()
         loop_thread = threading.get_ident()
 
@@ -188,6 +191,8 @@ class LlamaLLM(LLM):
             ctx = ChatContext()
             if instructions:
                 ctx.add_message(role="system", content=instructions)
+            for item in history:
+                ctx.append(item)
             ctx.add_message(role="user", content=text)
             variants.append(build_messages(ctx, tools=tools))
         fut = self._worker.submit_prime(variants, tool_schemas(tools))
