@@ -18,6 +18,11 @@ _voicetui_install() {  # $1 = extras, e.g. "dev"
     want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         echo "voicetui: installing dependencies ($extras) into $VENV" >&2
+        if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null && [[ ",$extras," == *",local,"* || ",$extras," == *",dev,"* ]]; then
+            # (not hung: llama-cpp-python ships as source only and pip prints nothing meanwhile)
+            echo "voicetui: the first install compiles llama.cpp (llama-cpp-python): about" \
+                "10 minutes on 2 cores, once; later installs reuse pip's wheel cache" >&2
+        fi
         "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$extras]" >&2
         if [[ ",$extras," == *",dev,"* ]]; then
             # the tests run the Smart Turn model, a file inside the pipecat-ai wheel: the wheel
