@@ -23,7 +23,10 @@ _voicetui_install() {  # $1 = extras, e.g. "dev"
             echo "voicetui: the first install compiles llama.cpp (llama-cpp-python): about" \
                 "10 minutes on 2 cores, once; later installs reuse pip's wheel cache" >&2
         fi
-        "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$extras]" >&2
+        # llama-cpp-python builds llama.cpp from source: without its llava/mtmd library
+        # (multimodal, unused here), 15 % less compiling (docs/benchmarks.md, "First setup")
+        CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" \
+            "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$extras]" >&2
         if [[ ",$extras," == *",dev,"* ]]; then
             # the tests run the Smart Turn model, a file inside the pipecat-ai wheel: the wheel
             # alone, without pipecat's own dependency tree (voicetui imports none of it)
