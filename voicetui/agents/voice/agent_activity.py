@@ -259,7 +259,7 @@ class AgentActivity:
             stt_label=stt.label if stt is not None else "",
             turn_detection=mode,
             endpointing=endpointing,
-            turn_detector=self.turn_detector,
+            turn_detector=self.turn_detector(),
             preemptive_generation=lambda: self.options.preemptive_generation,
             stt_conn_options=self._session.conn_options.stt,
         )
@@ -283,6 +283,7 @@ class AgentActivity:
     def apply_turn_detection(self) -> None:
         if self._recognition is not None:
             self._recognition.set_mode(self.turn_detection_mode())
+            self._recognition.set_turn_detector(self.turn_detector())
 
     def on_audio_input_stopped(self) -> None:
         if self._recognition is not None:

@@ -8,7 +8,6 @@ drive user state, transcripts and the end of the user's turn (endpointing).
 from __future__ import annotations
 
 import asyncio
-import bisect
 import logging
 from collections import deque
 from collections.abc import AsyncIterable, Callable
@@ -19,7 +18,7 @@ import numpy as np
 from livekit import rtc
 
 from .._retry import Backoff
-from ..audio import captured_at, frame_duration, frame_mono
+from ..audio import frame_duration
 from ..metrics import STTMetrics, VADMetrics
 from ..stt import SpeechEvent, SpeechEventType
 from ..turn_detector import TurnDetector
@@ -28,6 +27,7 @@ from ..utils.aio import Chan, Feed, TaskSet, cancel_and_wait, now
 from ..vad import VAD, VADEvent, VADEventType
 from .agent import ModelSettings
 from .generation import iterate_node
+from .recognition_audio import AudioClock, TurnAudio
 from .turn_options import TurnDetectionMode
 
 logger = logging.getLogger("voicetui.agents.voice")
@@ -37,51 +37,6 @@ logger = logging.getLogger("voicetui.agents.voice")
 _MAX_REPLAY_AUDIO = 30.0
 _SILENT_REPLAY_AUDIO = 1.0
 _VAD_METRICS_INTERVAL = 1.0  # seconds of audio between two VADMetrics
-_PRE_SPEECH_AUDIO = 0.5  # s of audio before the voice the end-of-turn model hears too
-
-
-class _TurnAudio:
-    """The audio of the current user turn for the end-of-turn model: from a little before the
-    voice started, the latest ``keep`` seconds."""
-
-    _IDLE = 1.5  # s kept between turns: the pre-speech audio and the VAD's start lag
-
-    def __init__(self, keep: float) -> None:
-        self._keep = keep
-        self._frames: deque[rtc.AudioFrame] = deque()
-        self._duration = 0.0
-        self._in_turn = False
-
-    def _trim(self, limit: float) -> None:
-        while self._frames and self._duration - frame_duration(self._frames[0]) >= limit:
-            self._duration -= frame_duration(self._frames.popleft())
-
-    def push(self, frame: rtc.AudioFrame) -> None:
-        self._frames.append(frame)
-        self._duration += frame_duration(frame)
-        self._trim(self._keep if self._in_turn else self._IDLE)
-
-    def turn_started(self, voiced: float) -> None:
-        """The VAD heard a voice start ``voiced`` seconds of audio ago."""
-        if not self._in_turn:
-            self._in_turn = True
-            self._trim(voiced + _PRE_SPEECH_AUDIO)
-
-    def turn_ended(self) -> None:
-        self._in_turn = False
-        self._trim(self._IDLE)
-
-    def samples(self) -> tuple[np.ndarray, int]:
-        """int16 mono and its rate (the frames' rate; a rate change keeps the latest run)."""
-        if not self._frames:
-            return np.zeros(0, dtype=np.int16), 16000
-        rate = self._frames[-1].sample_rate
-        run: list[np.ndarray] = []
-        for f in reversed(self._frames):
-            if f.sample_rate != rate:
-                break
-            run.append(frame_mono(f))
-        return np.concatenate(run[::-1]), rate
 
 
 @dataclass
@@ -132,44 +87,6 @@ class EndpointingOptions:
     max_delay: float
 
 
-class _AudioClock:
-    """When the audio fed to the VAD arrived: maps a position in the current VAD stream's
-    audio (seconds) to the loop time its samples came in, for the last half minute."""
-
-    _KEEP = 30.0
-
-    def __init__(self) -> None:
-        self._fed = 0.0  # seconds of audio fed so far (all streams)
-        self._stream_base = 0.0  # where the current stream's audio starts in that count
-        self._marks: deque[tuple[float, float]] = deque()  # (fed seconds after a frame, time)
-        self.input_rate = 0
-
-    def fed(self, frame: rtc.AudioFrame) -> None:
-        self.input_rate = frame.sample_rate
-        self._fed += frame_duration(frame)
-        at = captured_at(frame)  # when the backend captured it; else now, as it arrives
-        self._marks.append((self._fed, now() if at is None else at))
-        while self._marks and self._marks[0][0] < self._fed - self._KEEP:
-            self._marks.popleft()
-
-    def new_stream(self, queued: float) -> None:
-        self._stream_base = self._fed - queued
-
-    def time_of(self, position: float) -> float | None:
-        """The loop time of ``position`` seconds into the current stream's audio (a frame's
-        samples are spread back from its arrival), None if it is not remembered."""
-        target = self._stream_base + position
-        marks = self._marks
-        if not marks or target < marks[0][0] - self._KEEP or target > marks[-1][0] + 0.05:
-            return None
-        i = bisect.bisect_left(marks, (target, float("-inf")))
-        if i >= len(marks):
-            fed_end, at = marks[-1]
-        else:
-            fed_end, at = marks[i]
-        return at - max(0.0, fed_end - target)
-
-
 class AudioRecognition:
     """One listening pipeline (per agent activity)."""
 
@@ -182,7 +99,7 @@ class AudioRecognition:
         stt_label: str,
         turn_detection: TurnDetectionMode,
         endpointing: Callable[[], EndpointingOptions],
-        turn_detector: Callable[[], TurnDetector | None] = lambda: None,
+        turn_detector: TurnDetector | None = None,
         preemptive_generation: Callable[[], bool],
         stt_conn_options: APIConnectOptions,
     ) -> None:
@@ -192,7 +109,7 @@ class AudioRecognition:
         self._stt_label = stt_label
         self._mode = turn_detection
         self._turn_detector = turn_detector
-        self._turn_audio = _TurnAudio(keep=8.0)
+        self._turn_audio = TurnAudio(keep=8.0)
         self._eot_task: asyncio.Task[float | None] | None = None
         self._eot_failed = False  # (told once)
         self._endpointing = endpointing
@@ -200,7 +117,7 @@ class AudioRecognition:
         self._stt_conn = stt_conn_options
         self._tasks = TaskSet("AudioRecognition")
         self._vad_ch: Chan[rtc.AudioFrame] | None = None
-        self._vad_clock = _AudioClock()
+        self._vad_clock = AudioClock()
         self._stt_ch: Chan[rtc.AudioFrame] | None = None
         self._replay: deque[rtc.AudioFrame] = deque()
         self._replay_duration = 0.0
@@ -226,6 +143,10 @@ class AudioRecognition:
     @property
     def mode(self) -> TurnDetectionMode:
         return self._mode
+
+    def set_turn_detector(self, detector: TurnDetector | None) -> None:
+        """The end-of-turn model asked at the VAD's pauses (None: silence decides)."""
+        self._turn_detector = detector
 
     def set_mode(self, mode: TurnDetectionMode) -> None:
         """Switch turn detection while listening (e.g. push-to-talk opens a manual turn)."""
@@ -271,7 +192,7 @@ class AudioRecognition:
         if self._vad_ch is not None and not self._vad_ch.closed:
             self._vad_clock.fed(frame)
             self._vad_ch.send_nowait(frame)
-            if self._turn_detector() is not None:
+            if self._turn_detector is not None:
                 self._turn_audio.push(frame)
         if self._stt_node is None:
             return
@@ -571,7 +492,7 @@ class AudioRecognition:
             # the end-of-turn model decides how long a pause may be: likely done → the
             # shortest delay; the user may go on → wait up to the longest
             probability = await asyncio.shield(self._eot_task)
-            detector = self._turn_detector()
+            detector = self._turn_detector
             if probability is not None and detector is not None:
                 if probability < detector.threshold:
                     min_delay = opts.max_delay
@@ -593,7 +514,7 @@ class AudioRecognition:
     def _start_end_of_turn_prediction(self) -> None:
         """At the end of speech: ask the model about the turn so far (it runs while the
         endpointing delay counts down)."""
-        detector = self._turn_detector()
+        detector = self._turn_detector
         if detector is None:
             return
         if self._eot_task is not None:
@@ -654,7 +575,7 @@ class AudioRecognition:
                 sum(self._confidences) / len(self._confidences) if self._confidences else 1.0
             ),
         )
-        detector = self._turn_detector()
+        detector = self._turn_detector
         if detector is not None and (probability := self._last_prediction()) is not None:
             info.end_of_turn_probability = probability
             info.end_of_turn_threshold = detector.threshold

@@ -23,7 +23,7 @@ REQUEST_TIMEOUT = 30.0
 
 
 class AgentNotConnected(RuntimeError):
-    pass
+    """No agent process is connected (not started yet, or it exited)."""
 
 
 class ConsoleServer:
