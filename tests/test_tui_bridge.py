@@ -133,18 +133,18 @@ def test_flushes_at_most_every_interval() -> None:
 
 
 def test_the_runtime_thread_never_waits() -> None:
-    """The callback only appends under a short lock: 50k events in well under a second even
-    though nobody drains them, and a broken event does not raise into the runtime."""
+    """The callback only appends under a short lock: 50k events return while nobody drains
+    them (nothing reaches the UI side until it flushes), and a broken event does not raise into
+    the runtime. (How fast: scripts/bench_conversation.py; tests assert no wall-clock speed.)"""
     bridge, target, rt, _ = make()
 
     class Broken:
         type = "agent_state_changed"  # no new_state
 
-    started = time.perf_counter()
     rt.emit(Broken())
     rt.emit(*[fr.levels() for _ in range(25_000)], *[fr.transcript("x") for _ in range(25_000)])
-    elapsed = time.perf_counter() - started
-    assert elapsed < 2.0, elapsed
+    # the runtime thread handed over at most a wake-up, none of the events themselves
+    assert all(isinstance(p, m.BridgeWakeup) for p in target.take())
     bridge.flush()
     kinds = [type(p) for p in target.take()]
     assert kinds.count(m.UserTranscript) == 1 and kinds.count(m.LevelsUpdate) == 1
