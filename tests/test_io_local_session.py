@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from livekit import rtc
 
@@ -137,10 +138,16 @@ AGENT_LINE = (
 
 
 async def agent_talks_over_its_echo(
-    virtual_audio: VirtualAudio, *, echo_cancellation: bool
+    virtual_audio: VirtualAudio,
+    *,
+    echo_cancellation: bool,
+    agent_gain: float = 1.0,
+    user_line: Path | None = None,
+    user_after: float = 2.5,
 ) -> tuple[bool, float, list[str]]:
-    """The agent says a long line with the speaker looped back into the mic. Returns whether
-    it was interrupted, the fraction of its audio played, and the user states seen."""
+    """The agent says a long line (its samples times ``agent_gain``) with the speaker looped
+    back into the mic; ``user_line`` is played into the mic ``user_after`` s into it. Returns
+    whether it was interrupted, the fraction of its audio played, and the user states seen."""
     audio = LocalAudio(
         input_sample_rate=16000,
         echo_cancellation=echo_cancellation,
@@ -155,6 +162,7 @@ async def agent_talks_over_its_echo(
     played: list[PlaybackFinishedEvent] = []
     audio.output.on("playback_finished", played.append)
     voice = espeak_pcm(AGENT_LINE, sample_rate=24000, silence_before=0, silence_after=0)
+    voice = (voice * agent_gain).astype(np.int16)
 
     async def speech() -> AsyncIterator[rtc.AudioFrame]:
         for i in range(0, voice.size, 480):
@@ -165,6 +173,9 @@ async def agent_talks_over_its_echo(
         await session.start(Agent(instructions="Forecast."))
         await asyncio.sleep(0.3)
         handle = session.say(AGENT_LINE, audio=speech())
+        if user_line is not None:
+            await asyncio.sleep(user_after)
+            await virtual_audio.play_into_mic(user_line)
         async with asyncio.timeout(voice.size / 24000 + 15):
             await handle
     finally:
@@ -172,12 +183,18 @@ async def agent_talks_over_its_echo(
         await session.aclose()
         await audio.aclose()
     assert played, "the output reported no playback"
-    ev = played[-1]
+    ev = played[0]  # (the line said; a reply may follow an interruption)
     print(
         f"\nAEC {'on' if echo_cancellation else 'off'}: interrupted={handle.interrupted}, "
         f"played {ev.playback_position:.2f} of {voice.size / 24000:.2f} s, "
         f"user states {user_states}, xruns in/out {audio.input.xruns}/{audio.output.xruns}, "
         f"segments {[(round(e.playback_position, 2), e.interrupted) for e in played]}"
+        + (
+            f", echo: ERL {audio.echo.echo_return_loss_db:.1f} dB, "
+            f"{audio.echo.suppressed_frames} frames gated, {audio.echo.render_resyncs} resyncs"
+            if audio.echo is not None
+            else ""
+        )
     )
     return handle.interrupted, ev.playback_position / (voice.size / 24000), user_states
 
@@ -188,6 +205,23 @@ async def test_echo_does_not_interrupt_the_agent_with_aec(virtual_audio: Virtual
     )
     assert not interrupted and heard == pytest.approx(1.0)
     assert "speaking" not in user_states  # the echo was never taken for the user
+
+
+async def test_the_user_interrupts_the_agent_over_its_echo_with_aec(
+    virtual_audio: VirtualAudio, tmp_path: Path
+) -> None:
+    """Barge-in survives echo cancellation: the user, 6 dB louder at the mic than the
+    agent's echo (a speaker looped straight back: the worst coupling there is), is heard."""
+    stop = write_wav(
+        tmp_path / "stop.wav",
+        espeak_pcm("Stop, please stop talking now.", sample_rate=22050, silence_after=0),
+        22050,
+    )
+    interrupted, heard, user_states = await agent_talks_over_its_echo(
+        virtual_audio, echo_cancellation=True, agent_gain=0.5, user_line=stop
+    )
+    assert "speaking" in user_states
+    assert interrupted and heard < 0.6
 
 
 async def test_echo_interrupts_the_agent_without_aec(virtual_audio: VirtualAudio) -> None:

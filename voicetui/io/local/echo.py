@@ -8,6 +8,13 @@ stream's input latency, as PortAudio reports them for the open streams (updated 
 is reopened), plus ``extra_delay``. WebRTC's AEC3 refines the delay itself; the hint gets it
 converged sooner.
 
+A busy machine: AEC3 pairs the two streams by call count and absorbs little jitter, so each
+mic frame is processed right after exactly one far-end frame, whatever order the loop got them
+in (:mod:`.render_pairing`); the silence a speaker underrun inserts is put into the far-end
+audio too (from PortAudio's DAC times, see ``playback._device_silence``), so the echo's delay
+stays put; and what the canceller still lets through while it re-adapts is silenced by a
+double-talk gate (:mod:`.echo_gate`), which lets a user talking over the agent through.
+
 Warm-up: for ``warmup`` seconds after the agent starts speaking (each segment's first audible
 frame, each resume after a pause, and each glitch — an under/overrun of either stream while
 the speaker plays, which shifts the echo's delay), mic frames are replaced by silence (and flagged with
@@ -31,6 +38,8 @@ from livekit import rtc
 
 from ...agents.audio import AudioByteStream
 from ...agents.utils.aio import now
+from .echo_gate import EchoGate
+from .render_pairing import RenderPairing
 
 logger = logging.getLogger("voicetui.io.local")
 
@@ -44,7 +53,14 @@ def _energy(frame: rtc.AudioFrame) -> float:
     return float(np.dot(samples, samples))
 
 
+def _mean_square(frame: rtc.AudioFrame) -> float:
+    """Full scale = 1."""
+    n = frame.samples_per_channel * frame.num_channels
+    return _energy(frame) / (n * 32768.0**2) if n else 0.0
+
+
 _REVERSE_TAIL = 0.5  # s of played digital silence still fed to the canceller after audio
+_RENDER_LAG_FRAMES = 3  # a mic frame is paired with the render frame 30 ms before its own
 
 
 class EchoCanceller:
@@ -82,6 +98,8 @@ class EchoCanceller:
         self.capture_skipped = 0
         """Mic samples not processed: digital silence while the speaker was idle."""
         self._reverse: AudioByteStream | None = None  # re-chunks into 10 ms frames
+        self._pairing = RenderPairing(_RENDER_LAG_FRAMES)
+        self._gate = EchoGate()
         self._failed = False
         # echo return loss enhancement: mic energy in vs out while the speaker plays
         self._erle_in = 0.0
@@ -94,6 +112,22 @@ class EchoCanceller:
     @property
     def cancels_echo(self) -> bool:
         return self._aec
+
+    @property
+    def suppressed_frames(self) -> int:
+        """Mic frames silenced as echo the canceller let through (see :mod:`.echo_gate`)."""
+        return self._gate.suppressed_frames
+
+    @property
+    def echo_return_loss_db(self) -> float:
+        """How much quieter the echo is at the mic than what the speaker played (learned while
+        the canceller is converged; 0 until then)."""
+        return self._gate.echo_return_loss_db
+
+    @property
+    def render_resyncs(self) -> int:
+        """Times the speaker's audio came late and its pairing with the mic moved."""
+        return self._pairing.resyncs
 
     @property
     def stream_delay_ms(self) -> int:
@@ -140,42 +174,56 @@ class EchoCanceller:
             self._far_nonzero_at = t
         elif t - self._far_nonzero_at > _REVERSE_TAIL:
             self.reverse_skipped += samples.size
+            self._pairing.stop()
             return
         if self._reverse is None or self._reverse.sample_rate != sample_rate:
             self._reverse = AudioByteStream(sample_rate, 1)
+            self._pairing.stop()
+        if not self._pairing.active:
+            self._pairing.start()
         for frame in self._reverse.push(samples.tobytes()):
-            self._call(self._apm.process_reverse_stream, frame)
+            self._pairing.push(frame)
+            self._gate.render(_mean_square(frame), t)
 
     def process_capture(self, frame: rtc.AudioFrame) -> rtc.AudioFrame:
         """Process one 10 ms mic frame (in place) and return it; during the warm-up the frame
         comes back silent. A digitally silent frame while the speaker has been idle for
         more than ``_REVERSE_TAIL`` s comes back as it is, unprocessed (there is no echo to
         remove, and the filters would output silence)."""
-        if (
-            now() - self._far_nonzero_at > _REVERSE_TAIL
-            and not np.frombuffer(frame.data, dtype=np.int16).any()
-        ):
-            self.capture_skipped += frame.samples_per_channel
-            return frame
+        if now() - self._far_nonzero_at > _REVERSE_TAIL:
+            self._pairing.stop()  # (the speaker may have stopped reporting altogether)
+            if not np.frombuffer(frame.data, dtype=np.int16).any():
+                self.capture_skipped += frame.samples_per_channel
+                return frame
+        gating = self._aec and self._pairing.active and self._reverse is not None
+        if gating and self._reverse is not None:
+            render = self._pairing.take()
+            if render is None:
+                rate = self._reverse.sample_rate
+                render = rtc.AudioFrame(bytes(rate // 100 * 2), rate, 1, rate // 100)
+            self._call(self._apm.process_reverse_stream, render)
         measuring = self._aec and now() < self._far_active_until
-        before = _energy(frame) if measuring else 0.0
+        before = _energy(frame) if measuring or gating else 0.0
         if self._aec:
             self._call(self._apm.set_stream_delay_ms, self.stream_delay_ms)
         self._call(self._apm.process_stream, frame)
+        after = _energy(frame) if measuring or gating else 0.0
         if measuring:
-            self._measure_erle(before, _energy(frame))
+            self._measure_erle(before, after)
         elif self.erle_db is not None:
             self.erle_db = None
             self._erle_in = self._erle_out = 0.0
             self._erle_frames = 0
-        if self.in_warmup:
+        warm = self.in_warmup
+        n = frame.samples_per_channel * frame.num_channels * 32768.0**2
+        if warm or (gating and self._gate.leaked(before / n, after / n, now())):
             silent = rtc.AudioFrame(
                 bytes(frame.samples_per_channel * frame.num_channels * 2),
                 frame.sample_rate,
                 frame.num_channels,
                 frame.samples_per_channel,
             )
-            silent.userdata["echo_warmup"] = True
+            silent.userdata["echo_warmup" if warm else "echo_suppressed"] = True
             return silent
         return frame
 

@@ -37,6 +37,22 @@ _IDLE_AFTER_BLOCKS = 50  # blocks of nothing to play before silent blocks are ba
 _IDLE_BATCH = 5  # silent blocks per report once idle (50 ms)
 
 
+def _device_silence(time: Any, expected: list[float], duration: float, xrun: bool) -> float:
+    """PortAudio thread: how long the device played silence nobody gave it (an underrun)
+    before this block of ``duration`` s: at an xrun, how much later the block's DAC time is
+    than the block before it said this one would play (``expected[0]``, updated here). The
+    echo canceller needs it: its far-end audio must keep the device's timing, or every echo
+    after an underrun comes later than it expects. (Only at an xrun: on a busy machine the
+    DAC times jitter by ±10 ms from block to block, and over seconds they drift from the
+    sample count.)"""
+    at = float(getattr(time, "outputBufferDacTime", 0.0) or 0.0)
+    previous = expected[0]
+    expected[0] = at + duration if at else 0.0
+    if not xrun or not at or not previous:
+        return 0.0
+    return max(0.0, at - previous)
+
+
 class _Ring:
     """int16 ring buffer. Positions only grow: ``write_pos`` is written by the loop only,
     ``read_pos``/``seen_gen`` by the PortAudio callback only; ``clear`` is one tuple
@@ -258,9 +274,11 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
     def _make_callback(self, ring: _Ring) -> Callable[[Any, int, Any, Any], None]:
         loop = self._loop
         on_played = self._on_played
+        rate = self._rate  # (this stream's)
 
         idle = [0]  # consecutive blocks with nothing to play
         held: list[bytes] = []  # idle blocks not reported yet
+        dac = [0.0, 0.0]  # the next block's expected DAC time; the device's silence so far
 
         def callback(outdata: Any, frames: int, time: Any, status: Any) -> None:
             """PortAudio thread: copy from the ring, report what went out. Never blocks.
@@ -282,6 +300,7 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
             if loop is not None:
                 quiet = not n and cleared_at < 0 and not status
                 idle[0] = idle[0] + 1 if quiet else 0
+                dac[1] += _device_silence(time, dac, out.size / rate, bool(status))
                 held.append(out.tobytes())
                 if quiet and idle[0] > _IDLE_AFTER_BLOCKS and len(held) < _IDLE_BATCH:
                     return
@@ -297,7 +316,9 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
                         cleared_at,
                         bool(status),
                         (loop.time(), ring.read_pos - n),
+                        dac[1],
                     )
+                    dac[1] = 0.0
                 except RuntimeError:  # the loop is closed
                     pass
 
@@ -329,9 +350,11 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
         cleared_at: int,
         xrun: bool,
         handed: tuple[float, int],
+        underrun: float,
     ) -> None:
         """``handed``: when the last block went to the device (loop clock) and the ring
-        position of its first sample of audio."""
+        position of its first sample of audio; ``underrun``: seconds of silence the device
+        played before ``block`` that it was not given (see :func:`_device_silence`)."""
         self._supervisor.heartbeat()
         self._handed = handed
         if xrun:
@@ -342,6 +365,10 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
         if self._meter is not None:
             self._meter.push(samples)
         if self._echo is not None:
+            if underrun:
+                self._echo.process_reverse(
+                    np.zeros(round(underrun * self._rate), np.int16), self._rate
+                )
             self._echo.process_reverse(samples, self._rate)
         if cleared_at >= 0:
             self._acked = max(self._acked, cleared_at)
