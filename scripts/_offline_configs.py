@@ -12,6 +12,7 @@ class Config:
     speculate_after: float | None = 0.1
     preflight: bool = True  # preemptive generation may start on the speculative transcript
     prime_next_turn: bool = True  # LlamaLLM primes the next user turn's header after a reply
+    lead_silence: float | None = 0.05  # of the first piece's leading silence (None: all kept)
     first_clause_words: int | None = 4
     first_words: int | None = None
     preemptive: bool = True
@@ -37,9 +38,14 @@ CONFIGS = {
     ),
     "no-preemptive": Config("default without preemptive generation", preemptive=False),
     "before": Config(
-        "the default before issue 21 item 1: no preflight, no header priming",
+        "the default before issue 21 item 1: no preflight, no header priming, the TTS's "
+        "leading silence kept",
         preflight=False,
         prime_next_turn=False,
+        lead_silence=None,
+    ),
+    "no-lead-trim": Config(
+        "default, the first piece's leading silence (Hibari ~0.3 s) kept", lead_silence=None
     ),
     "no-preflight": Config(
         "default, the LLM starts on the final transcript (at the VAD's end of speech), not on "

@@ -10,6 +10,7 @@ last voiced sample the microphone sent):
   llm       the LLM request sent (before eou with preemptive generation)
   ttft      the LLM's first token                tts        the first text sent to the TTS
   audio     the TTS's first audio                e2e        the first agent audio played
+  voiced    the first voiced sample played (e2e + the silence the reply's audio starts with)
   app       the session's own e2e latency (from the VAD's estimate of the voice end)
 
 ``--acoustic`` plays the questions into a virtual microphone (PulseAudio) instead, the sessions
@@ -94,7 +95,7 @@ AGENT_QUESTIONS = [
 INSTRUCTIONS = "You are a voice assistant. Answer in one short spoken sentence."
 RATE = 16000
 STEP = 0.01
-STAGES = ["vad_eos", "stt", "eou", "llm", "ttft", "tts", "audio", "e2e", "app"]
+STAGES = ["vad_eos", "stt", "eou", "llm", "ttft", "tts", "audio", "e2e", "voiced", "app"]
 
 
 # --- the spoken questions -----------------------------------------------------------------------
@@ -227,7 +228,10 @@ async def build_rig(name: str, cfg: Config, room: VirtualRoom | None = None) -> 
         stt=whisper, vad=vad, speculate_after=cfg.speculate_after, preflight=cfg.preflight
     )
     tts = TTSStreamAdapter(
-        tts=inner_tts, first_clause_words=cfg.first_clause_words, first_words=cfg.first_words
+        tts=inner_tts,
+        first_clause_words=cfg.first_clause_words,
+        first_words=cfg.first_words,
+        lead_silence=cfg.lead_silence,
     )
     kwargs: dict[str, Any] = {"preemptive_generation": cfg.preemptive, "user_away_timeout": None}
     if cfg.min_endpointing_delay is not None:
@@ -259,7 +263,10 @@ def _instrument(rig: Rig, llm: Any, tts: Any) -> None:
         return synthesize(text, **kw)
 
     async def traced_capture(frame: rtc.AudioFrame) -> None:
-        rig.trace.append((loop.time(), "play", None))
+        pcm = np.frombuffer(frame.data, np.int16)
+        loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > 0.01 * 32768)
+        voiced = float(loud[0]) / frame.sample_rate if loud.size else None
+        rig.trace.append((loop.time(), "play", (frame.duration, voiced)))
         await capture(frame)
 
     llm.chat, tts.synthesize, out.capture_frame = traced_chat, traced_synthesize, traced_capture  # type: ignore[method-assign]
@@ -370,6 +377,7 @@ def _row(
         "tts": tts,
         "audio": tts + tts_m.ttfb if tts_m else math.nan,
         "e2e": at("play"),
+        "voiced": _first_voiced(trace, end),
         "app": next(
             (
                 m.metrics.e2e_latency
@@ -387,6 +395,21 @@ def _row(
         "word_errors": _word_errors(question, heard),
         "reply": next((i.text_content or "" for i in items if i.role == "assistant"), ""),
     }
+
+
+def _first_voiced(trace: list[tuple[float, str, Any]], end: float) -> float:
+    """When the first voiced sample played, if the first frame played as it was given."""
+    start, offset = math.nan, 0.0
+    for t, kind, value in trace:
+        if kind != "play":
+            continue
+        if math.isnan(start):
+            start = t
+        duration, voiced = value
+        if voiced is not None:
+            return start + offset + float(voiced) - end
+        offset += float(duration)
+    return math.nan
 
 
 def _word_errors(expected: str, got: str) -> int:
