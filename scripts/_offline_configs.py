@@ -12,7 +12,7 @@ class Config:
     speculate_after: float | None = 0.1
     preflight: bool = True  # preemptive generation may start on the speculative transcript
     prime_next_turn: bool = True  # LlamaLLM primes the next user turn's header after a reply
-    lead_silence: float | None = 0.05  # of the first piece's leading silence (None: all kept)
+    lead_silence: float | None = 0.02  # of the first piece's leading silence (None: all kept)
     first_clause_words: int | None = 4
     first_words: int | None = None
     preemptive: bool = True

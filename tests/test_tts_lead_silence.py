@@ -88,7 +88,7 @@ async def test_tts_stream_adapter_a_silent_first_piece_keeps_its_text() -> None:
         audio = [a async for a in stream]
     (only,) = audio
     assert only.frame.userdata[TEXT_KEY] == "Hmm."
-    assert frames_duration([only.frame]) == pytest.approx(0.05, abs=1e-3)
+    assert frames_duration([only.frame]) == pytest.approx(0.02, abs=1e-3)  # the default lead
 
 
 def test_tts_stream_adapter_lead_silence_must_not_be_negative() -> None:

@@ -36,7 +36,7 @@ class StreamAdapter(TTS):
         prefetch: int = 1,
         first_clause_words: int | None = 4,
         first_words: int | None = None,
-        lead_silence: float | None = 0.05,
+        lead_silence: float | None = 0.02,
     ) -> None:
         super().__init__(
             capabilities=TTSCapabilities(streaming=True),
