@@ -18,7 +18,7 @@ class Config:
     preemptive: bool = True
     tts: str = "local"  # the embedded Hibari voice; "piper" for Piper
     vad_silence: float | None = None  # None: the Silero plugin's default (0.4 s)
-    min_endpointing_delay: float | None = None  # None: the session's default (0.5 s)
+    min_endpointing_delay: float | None = None  # None: the embedded stack's default (0.4 s)
     llm_threads: tuple[int, int] | None = None  # (generation, prompt); None: LlamaLLM's default
     default_agent: bool = False  # the app's DefaultAgent (tools, router, examples), not a plain one
     direct_answers: bool = True  # default agent: a tool result that answers is said without the LLM
@@ -35,12 +35,14 @@ CONFIGS = {
         first_clause_words=None,
         preemptive=False,
         tts="piper",
+        min_endpointing_delay=0.5,
     ),
     "no-preemptive": Config("default without preemptive generation", preemptive=False),
     "before": Config(
         "the default before issue 21 item 1: no preflight, no header priming, the TTS's "
-        "leading silence kept",
+        "leading silence kept, min endpointing delay 0.5 s",
         preflight=False,
+        min_endpointing_delay=0.5,
         prime_next_turn=False,
         lead_silence=None,
     ),
@@ -58,7 +60,10 @@ CONFIGS = {
     ),
     "clause2": Config("default, the first clause may end after 2 words", first_clause_words=2),
     "first-words3": Config("default, the first 3 words spoken as soon as written", first_words=3),
-    "endpoint0.4": Config("default, min endpointing delay 0.4 s", min_endpointing_delay=0.4),
+    "endpoint0.5": Config(
+        "default, min endpointing delay 0.5 s (the session's own default)",
+        min_endpointing_delay=0.5,
+    ),
     "vad0.3": Config("default, VAD silence window 0.3 s", vad_silence=0.3),
     "spec0.05": Config("default, speculate after a 0.05 s pause", speculate_after=0.05),
     "default-agent": Config(
@@ -78,6 +83,7 @@ CONFIGS = {
         "Piper, no preemptive generation (the stack's first improved state)",
         tts="piper",
         preemptive=False,
+        min_endpointing_delay=0.5,
     ),
     "no-speculation": Config("default without speculative STT", speculate_after=None),
     "window30": Config("default with Whisper's 30 s window", whisper_window=None),

@@ -233,7 +233,11 @@ async def build_rig(name: str, cfg: Config, room: VirtualRoom | None = None) -> 
         first_words=cfg.first_words,
         lead_silence=cfg.lead_silence,
     )
-    kwargs: dict[str, Any] = {"preemptive_generation": cfg.preemptive, "user_away_timeout": None}
+    kwargs: dict[str, Any] = {
+        **resolved.session_defaults(),  # as the app: min endpointing delay 0.4 s
+        "preemptive_generation": cfg.preemptive,
+        "user_away_timeout": None,
+    }
     if cfg.min_endpointing_delay is not None:
         kwargs["min_endpointing_delay"] = cfg.min_endpointing_delay
     session: AgentSession[None] = AgentSession(stt=stt, vad=vad, llm=models.llm, tts=tts, **kwargs)
