@@ -10,6 +10,13 @@ last voiced sample the microphone sent):
   llm       the LLM request sent (before eou with preemptive generation)
   ttft      the LLM's first token                tts        the first text sent to the TTS
   audio     the TTS's first audio                e2e        the first agent audio played
+  voiced    the first voiced sample played (e2e + the silence the reply's audio starts with)
+  app       the session's own e2e latency (from the VAD's estimate of the voice end)
+
+``--acoustic`` plays the questions into a virtual microphone (PulseAudio) instead, the sessions
+listen and speak through the local audio backend, and the column ``acoustic`` is the time from
+the last voiced sample of the question to the first voiced sample of the reply in recordings of
+the devices (see scripts/_acoustic.py); the stages are then measured from that voice end.
 
 ``--compare A,B,...`` runs several configurations side by side, turn by turn interleaved (so a
 load spike hits them all), each with its own session and LLM instance (its own prompt cache);
@@ -18,6 +25,7 @@ the Whisper, Piper and Hibari models are shared. Configurations: see ``--list``.
     .venv/bin/python scripts/bench_offline.py                       # default stack, 7 turns
     .venv/bin/python scripts/bench_offline.py --compare baseline,default --turns 7
     .venv/bin/python scripts/bench_offline.py --compare baseline,default,no-preemptive,piper --json out.json
+    .venv/bin/python scripts/bench_offline.py --compare default,before --acoustic --turns 10
 """
 
 from __future__ import annotations
@@ -44,6 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 from livekit import rtc
 
+from scripts._acoustic import GatedMic, VirtualRoom, first_voiced, last_voiced
+from scripts._offline_configs import CONFIGS, Config
 from voicetui.agents import Agent, AgentSession
 from voicetui.agents.audio import make_frame, read_audio, resample, silence
 from voicetui.agents.stt import StreamAdapter as STTStreamAdapter
@@ -85,68 +95,7 @@ AGENT_QUESTIONS = [
 INSTRUCTIONS = "You are a voice assistant. Answer in one short spoken sentence."
 RATE = 16000
 STEP = 0.01
-STAGES = ["vad_eos", "stt", "eou", "llm", "ttft", "tts", "audio", "e2e"]
-
-
-@dataclass(frozen=True)
-class Config:
-    description: str
-    whisper_window: float | None = 10.0
-    speculate_after: float | None = 0.1
-    first_clause_words: int | None = 4
-    first_words: int | None = None
-    preemptive: bool = True
-    tts: str = "local"  # the embedded Hibari voice; "piper" for Piper
-    vad_silence: float | None = None  # None: the Silero plugin's default (0.4 s)
-    min_endpointing_delay: float | None = None  # None: the session's default (0.5 s)
-    llm_threads: tuple[int, int] | None = None  # (generation, prompt); None: LlamaLLM's default
-    default_agent: bool = False  # the app's DefaultAgent (tools, router, examples), not a plain one
-    direct_answers: bool = True  # default agent: a tool result that answers is said without the LLM
-    prime_examples: bool = True  # default agent: its made-up examples primed in prewarm
-
-
-CONFIGS = {
-    "default": Config("what voicetui runs now: Hibari voice, preemptive generation"),
-    "baseline": Config(
-        "before the latency work: Piper, 30 s Whisper window, no speculation, sentence-sized "
-        "first TTS chunk, no preemptive generation",
-        whisper_window=None,
-        speculate_after=None,
-        first_clause_words=None,
-        preemptive=False,
-        tts="piper",
-    ),
-    "no-preemptive": Config("default without preemptive generation", preemptive=False),
-    "default-agent": Config(
-        "default stack with the app's default agent (tools, rules, examples; results that "
-        "answer said directly; examples primed)",
-        default_agent=True,
-    ),
-    "default-agent-llm": Config(
-        "default agent, every answer after a tool phrased by the LLM, examples not primed "
-        "(the agent of the first issue-15 measurement)",
-        default_agent=True,
-        direct_answers=False,
-        prime_examples=False,
-    ),
-    "piper": Config("default with the Piper voice", tts="piper"),
-    "piper-no-preemptive": Config(
-        "Piper, no preemptive generation (the stack's first improved state)",
-        tts="piper",
-        preemptive=False,
-    ),
-    "no-speculation": Config("default without speculative STT", speculate_after=None),
-    "window30": Config("default with Whisper's 30 s window", whisper_window=None),
-    "no-clause": Config("default, first TTS chunk a whole sentence", first_clause_words=None),
-    "first-words": Config("default, the first 4 words spoken as soon as written", first_words=4),
-    "llm1": Config("default, llama.cpp on 1 thread", llm_threads=(1, 1)),
-    "llm1b2": Config("default, llama.cpp generating on 1 thread, prompts on 2", llm_threads=(1, 2)),
-    "fast-endpoint": Config(
-        "default, VAD silence 0.3 s, min endpointing delay 0.3 s",
-        vad_silence=0.3,
-        min_endpointing_delay=0.3,
-    ),
-}
+STAGES = ["vad_eos", "stt", "eou", "llm", "ttft", "tts", "audio", "e2e", "voiced", "app"]
 
 
 # --- the spoken questions -----------------------------------------------------------------------
@@ -223,7 +172,7 @@ class Rig:
     name: str
     config: Config
     session: AgentSession[None]
-    mic: ScriptedMic
+    mic: ScriptedMic | GatedMic
     stt: STTStreamAdapter
     trace: list[tuple[float, str, Any]] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -233,7 +182,7 @@ class Rig:
     """Set while the agent is listening."""
 
 
-async def build_rig(name: str, cfg: Config) -> Rig:
+async def build_rig(name: str, cfg: Config, room: VirtualRoom | None = None) -> Rig:
     resolved = resolve(ModelSelection(stt="local", llm="local", tts=cfg.tts, vad="silero"), env={})  # type: ignore[arg-type]
     if problems := check_requirements(resolved):
         sys.exit("cannot run the offline stack:\n  " + "\n  ".join(problems))
@@ -246,8 +195,11 @@ async def build_rig(name: str, cfg: Config) -> Rig:
     )
     assert models.tts is not None and models.llm is not None
     inner_tts, llm = models.tts, models.llm
-    if cfg.llm_threads is not None:
-        llm = LlamaLLM(n_threads=cfg.llm_threads[0], n_threads_batch=cfg.llm_threads[1])
+    if cfg.llm_threads is not None or not cfg.prime_next_turn:
+        threads = cfg.llm_threads or (2, 2)
+        llm = LlamaLLM(
+            n_threads=threads[0], n_threads_batch=threads[1], prime_next_turn=cfg.prime_next_turn
+        )
     models = SessionModels(stt=whisper, vad=vad, llm=llm, tts=inner_tts)
 
     def show(p: LoadProgress) -> None:
@@ -272,17 +224,26 @@ async def build_rig(name: str, cfg: Config) -> Rig:
         history=prompt_prefix(agent) if cfg.prime_examples else [],
     ):
         sys.exit("\n".join(errors))
-    stt = STTStreamAdapter(stt=whisper, vad=vad, speculate_after=cfg.speculate_after)
-    tts = TTSStreamAdapter(
-        tts=inner_tts, first_clause_words=cfg.first_clause_words, first_words=cfg.first_words
+    stt = STTStreamAdapter(
+        stt=whisper, vad=vad, speculate_after=cfg.speculate_after, preflight=cfg.preflight
     )
-    kwargs: dict[str, Any] = {"preemptive_generation": cfg.preemptive, "user_away_timeout": None}
+    tts = TTSStreamAdapter(
+        tts=inner_tts,
+        first_clause_words=cfg.first_clause_words,
+        first_words=cfg.first_words,
+        lead_silence=cfg.lead_silence,
+    )
+    kwargs: dict[str, Any] = {
+        **resolved.session_defaults(),  # as the app: min endpointing delay 0.4 s
+        "preemptive_generation": cfg.preemptive,
+        "user_away_timeout": None,
+    }
     if cfg.min_endpointing_delay is not None:
         kwargs["min_endpointing_delay"] = cfg.min_endpointing_delay
     session: AgentSession[None] = AgentSession(stt=stt, vad=vad, llm=models.llm, tts=tts, **kwargs)
-    rig = Rig(name, cfg, session, ScriptedMic(), stt)
+    rig = Rig(name, cfg, session, ScriptedMic() if room is None else GatedMic(), stt)
     session.input.audio = rig.mic
-    session.output.audio = FakeAudioOutput()
+    session.output.audio = FakeAudioOutput() if room is None else room.output()
     _instrument(rig, models.llm, inner_tts)
     await session.start(agent)
     return rig
@@ -306,7 +267,10 @@ def _instrument(rig: Rig, llm: Any, tts: Any) -> None:
         return synthesize(text, **kw)
 
     async def traced_capture(frame: rtc.AudioFrame) -> None:
-        rig.trace.append((loop.time(), "play", None))
+        pcm = np.frombuffer(frame.data, np.int16)
+        loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > 0.01 * 32768)
+        voiced = float(loud[0]) / frame.sample_rate if loud.size else None
+        rig.trace.append((loop.time(), "play", (frame.duration, voiced)))
         await capture(frame)
 
     llm.chat, tts.synthesize, out.capture_frame = traced_chat, traced_synthesize, traced_capture  # type: ignore[method-assign]
@@ -346,6 +310,7 @@ def _instrument(rig: Rig, llm: Any, tts: Any) -> None:
 
 async def run_turn(rig: Rig, turn: int, question: str, audio: np.ndarray) -> dict[str, Any]:
     first = len(rig.trace)
+    assert isinstance(rig.mic, ScriptedMic)
     rig.mic.active.set()
     await asyncio.sleep(0.6)
     await rig.mic.queue.put(audio)
@@ -358,6 +323,38 @@ async def run_turn(rig: Rig, turn: int, question: str, audio: np.ndarray) -> dic
     rig.mic.active.clear()
     rig.replied.clear()
     return _row(turn, question, rig.trace[first:], rig.mic.voice_ended_at[-1])
+
+
+async def run_turn_acoustic(
+    rig: Rig, room: VirtualRoom, turn: int, question: str, audio: np.ndarray
+) -> dict[str, Any]:
+    """The question played into the virtual microphone; the stages measured from the last
+    voiced sample of it in the microphone's recording; ``acoustic`` to the first voiced sample
+    of the reply in the speaker's."""
+    assert isinstance(rig.mic, GatedMic) and room.mic_rec and room.speaker_rec
+    loop = asyncio.get_running_loop()
+    first = len(rig.trace)
+    room.routed = rig.mic
+    await asyncio.sleep(0.6)
+    start = loop.time()
+    await room.play(audio, RATE)
+    try:
+        await asyncio.wait_for(rig.replied.wait(), 60)
+        await asyncio.wait_for(rig.listening.wait(), 60)
+    except TimeoutError:
+        print(f"{rig.name}: no complete reply within 60 s to {question!r}")
+    await asyncio.sleep(0.5)  # the last metrics, and the recorders' last chunks
+    room.routed = None
+    rig.replied.clear()
+    end = loop.time()
+    voice_end = last_voiced(room.mic_rec, start, end)
+    if voice_end is None:
+        print(f"{rig.name}: the question is not in the microphone's recording")
+        voice_end = math.nan
+    row = _row(turn, question, rig.trace[first:], voice_end)
+    reply = first_voiced(room.speaker_rec, voice_end, end) if not math.isnan(voice_end) else None
+    row["acoustic"] = reply - voice_end if reply is not None else math.nan
+    return row
 
 
 def _row(
@@ -384,6 +381,15 @@ def _row(
         "tts": tts,
         "audio": tts + tts_m.ttfb if tts_m else math.nan,
         "e2e": at("play"),
+        "voiced": _first_voiced(trace, end),
+        "app": next(
+            (
+                m.metrics.e2e_latency
+                for m in items
+                if m.role == "assistant" and m.metrics.e2e_latency is not None
+            ),
+            math.nan,
+        ),
         "llm_requests": len(llm_requests),
         "prompt_tokens": used_llm.prompt_tokens if used_llm else 0,
         "prompt_cached_tokens": used_llm.prompt_cached_tokens if used_llm else 0,
@@ -393,6 +399,21 @@ def _row(
         "word_errors": _word_errors(question, heard),
         "reply": next((i.text_content or "" for i in items if i.role == "assistant"), ""),
     }
+
+
+def _first_voiced(trace: list[tuple[float, str, Any]], end: float) -> float:
+    """When the first voiced sample played, if the first frame played as it was given."""
+    start, offset = math.nan, 0.0
+    for t, kind, value in trace:
+        if kind != "play":
+            continue
+        if math.isnan(start):
+            start = t
+        duration, voiced = value
+        if voiced is not None:
+            return start + offset + float(voiced) - end
+        offset += float(duration)
+    return math.nan
 
 
 def _word_errors(expected: str, got: str) -> int:
@@ -416,7 +437,7 @@ def _uptime() -> str:
 def _summary(rows: list[dict[str, Any]], fn: Any) -> dict[str, float]:
     out: dict[str, float] = {}
     for k in STAGES:
-        values = [r[k] for r in rows if not math.isnan(r[k])]
+        values = [r[k] for r in rows if k in r and not math.isnan(r[k])]
         out[k] = fn(values) if values else math.nan
     return out
 
@@ -428,20 +449,38 @@ def _p90(values: list[float]) -> float:
 
 
 def _fmt(row: dict[str, Any]) -> str:
-    return " ".join(f"{row[k]:7.2f}" for k in STAGES)
-
-
-HEADER = " ".join(f"{k:>7}" for k in STAGES)
+    return " ".join(f"{row.get(k, math.nan):7.2f}" for k in STAGES)
 
 
 async def run(
-    names: list[str], turns: int, voices: list[str], questions: list[str]
+    names: list[str], turns: int, voices: list[str], questions: list[str], acoustic: bool
 ) -> dict[str, Any]:
     started_load = _uptime()
     print(f"machine: {os.cpu_count()} CPUs; {started_load}")
+    room: VirtualRoom | None = None
+    if acoustic:
+        STAGES.append("acoustic")
+        room = VirtualRoom()
+        await room.start()
+        print(f"virtual audio devices up ({room.dir})")
+    try:
+        return await _run(names, turns, voices, questions, room, started_load)
+    finally:
+        if room is not None:
+            await room.aclose()
+
+
+async def _run(
+    names: list[str],
+    turns: int,
+    voices: list[str],
+    questions: list[str],
+    room: VirtualRoom | None,
+    started_load: str,
+) -> dict[str, Any]:
     print("loading models:")
     t0 = time.perf_counter()
-    rigs = [await build_rig(name, CONFIGS[name]) for name in names]
+    rigs = [await build_rig(name, CONFIGS[name], room) for name in names]
     print(f"  all loaded in {time.perf_counter() - t0:.1f} s\n")
     speak = {"espeak": espeak, "piper": piper}
     for i in range(turns):
@@ -449,7 +488,11 @@ async def run(
         voice = voices[i % len(voices)]
         audio = speak[voice](question)
         for rig in rigs:
-            row = await run_turn(rig, i + 1, question, audio)
+            row = (
+                await run_turn(rig, i + 1, question, audio)
+                if room is None
+                else await run_turn_acoustic(rig, room, i + 1, question, audio)
+            )
             row["voice"] = voice
             rig.rows.append(row)
             print(
@@ -458,7 +501,7 @@ async def run(
             )
     finished_load = _uptime()
     print(f"\nmachine at the end: {finished_load}\n")
-    print(f"{'config':<18} {'':>6} {HEADER}")
+    print(f"{'config':<18} {'':>6} {' '.join(f'{k:>7}' for k in STAGES)}")
     results: dict[str, Any] = {}
     for rig in rigs:
         med = _summary(rig.rows, statistics.median)
@@ -507,6 +550,12 @@ def main() -> None:
         default="plain",
         help="plain: general questions; agent: the default agent's (tools and plain answers)",
     )
+    parser.add_argument(
+        "--acoustic",
+        action="store_true",
+        help="play the questions into a virtual microphone and time the reply at the virtual "
+        "speaker (PulseAudio; see scripts/_acoustic.py)",
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--list", action="store_true", help="list the configurations")
     args = parser.parse_args()
@@ -521,7 +570,7 @@ def main() -> None:
     if shutil.which("espeak-ng") is None:
         sys.exit("espeak-ng is needed: ./scripts/system_deps.sh")
     questions = AGENT_QUESTIONS if args.questions == "agent" else QUESTIONS
-    report = asyncio.run(run(names, args.turns, voices, questions))
+    report = asyncio.run(run(names, args.turns, voices, questions, args.acoustic))
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2, default=str))
         print(f"\nwrote {args.json}")

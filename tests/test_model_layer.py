@@ -1062,11 +1062,12 @@ async def test_stt_stream_adapter_with_vad() -> None:
     )
     assert [e.type for e in events] == [
         SpeechEventType.START_OF_SPEECH,
+        SpeechEventType.PREFLIGHT_TRANSCRIPT,  # the speculative result, before the end
         SpeechEventType.FINAL_TRANSCRIPT,
         SpeechEventType.END_OF_SPEECH,
     ]
-    assert events[1].text == "hello there"
-    assert events[1].request_id == "req_1"
+    assert events[1].text == events[2].text == "hello there"
+    assert events[2].request_id == "req_1"
 
     # the wrapped STT got the utterance: all its voice frames, not the leading silence
     assert len(stt.buffers) == 1

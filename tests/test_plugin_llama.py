@@ -314,6 +314,25 @@ async def test_plain_question_is_answered_as_text(llm: LlamaLLM) -> None:
 
 
 @needs_model
+async def test_after_a_reply_the_next_users_header_is_primed(llm: LlamaLLM) -> None:
+    # the next request evaluates only the user's words and the assistant's header: the reply
+    # and the template's "<|im_end|>\n<|im_start|>user\n" were evaluated after the reply
+    agent = Agent(instructions=INSTRUCTIONS)
+    session, metrics = await start_session(llm, agent)
+    await session.run(user_input="What is the capital of France?")
+    question = "And of Italy?"
+    await session.run(user_input=question)
+    await session.aclose()
+    worker = llm.worker
+    words = await asyncio.wrap_future(
+        worker._submit(lambda: len(worker._llm.tokenize(question.encode(), add_bos=False)))
+    )
+    second = metrics[-1]
+    header = 5  # <|im_end|> \n <|im_start|> assistant \n
+    assert second.prompt_tokens - second.prompt_cached_tokens == words + header, second
+
+
+@needs_model
 async def test_cancel_mid_stream_frees_the_worker(llm: LlamaLLM) -> None:
     ctx = ChatContext()
     ctx.add_message(role="system", content=INSTRUCTIONS)

@@ -78,7 +78,10 @@ def test_piper_voice_needs_its_own_extra(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_the_embedded_stack_replies_preemptively_by_default() -> None:
-    assert resolve(ModelSelection(), env={}).session_defaults() == {"preemptive_generation": True}
+    assert resolve(ModelSelection(), env={}).session_defaults() == {
+        "preemptive_generation": True,
+        "min_endpointing_delay": 0.4,
+    }
     hosted = resolve(ModelSelection(), env={"OPENAI_API_KEY": "sk-x"})
     assert hosted.session_defaults() == {}
 

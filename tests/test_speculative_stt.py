@@ -217,6 +217,59 @@ async def test_closing_mid_speculation_cancels_it() -> None:
     assert stt.calls[0].cancelled
 
 
+def _preflights(run: _Run) -> list[tuple[float, str]]:
+    return [(t, ev.text) for t, ev in run.events if ev.type == SpeechEventType.PREFLIGHT_TRANSCRIPT]
+
+
+@pytest.mark.looptime
+async def test_a_ready_speculation_is_preflighted_before_the_end_of_speech() -> None:
+    stt = _CountingSTT(delay=0.15)
+    adapter = StreamAdapter(stt=stt, vad=FakeVAD(min_silence_duration=0.3), speculate_after=0.1)
+    run = await _run(adapter, _voice(1.0) + _silence(1.0), last_voice_frame=99)
+    ((pre_at, pre_text),) = _preflights(run)
+    ((final_at, final_text),) = _finals(run)
+    assert pre_text == final_text == "voiced 1.00"
+    # ready 0.1 s (pause) + 0.15 s (recognition) after the voice, 0.05 s before the final
+    assert pre_at - run.voice_end == pytest.approx(0.25, abs=0.03)
+    assert final_at - run.voice_end == pytest.approx(0.3, abs=0.03)
+    assert adapter.speculations.preflights == 1 and len(stt.calls) == 1
+
+
+@pytest.mark.looptime
+async def test_a_preflight_is_withdrawn_when_speech_resumes() -> None:
+    audio = _voice(0.6) + _silence(0.25) + _voice(0.5) + _silence(1.0)
+    stt = _CountingSTT(delay=0.1)
+    adapter = StreamAdapter(stt=stt, vad=FakeVAD(min_silence_duration=0.3), speculate_after=0.1)
+    run = await _run(adapter, audio, last_voice_frame=134)
+    texts = [text for _, text in _preflights(run)]
+    # the first part's preflight, withdrawn (no text) when the voice came back, then the whole
+    assert texts == ["voiced 0.60", "", "voiced 1.10"]
+    assert [text for _, text in _finals(run)] == ["voiced 1.10"]
+    withdrawn_at = _preflights(run)[1][0]
+    assert withdrawn_at < run.voice_end  # while the user still spoke
+
+
+@pytest.mark.looptime
+async def test_no_preflight_when_the_speculation_is_not_ready_before_the_end() -> None:
+    stt = _CountingSTT(delay=0.5)
+    adapter = StreamAdapter(stt=stt, vad=FakeVAD(min_silence_duration=0.3), speculate_after=0.1)
+    run = await _run(adapter, _voice(1.0) + _silence(1.5), last_voice_frame=99)
+    assert _preflights(run) == []  # the final itself came first
+    assert [text for _, text in _finals(run)] == ["voiced 1.00"]
+
+
+@pytest.mark.looptime
+async def test_preflight_can_be_switched_off() -> None:
+    adapter = StreamAdapter(
+        stt=_CountingSTT(delay=0.1),
+        vad=FakeVAD(min_silence_duration=0.3),
+        speculate_after=0.1,
+        preflight=False,
+    )
+    run = await _run(adapter, _voice(1.0) + _silence(1.0), last_voice_frame=99)
+    assert _preflights(run) == [] and len(_finals(run)) == 1
+
+
 def test_speculate_after_must_be_positive() -> None:
     with pytest.raises(ValueError, match="speculate_after"):
         StreamAdapter(stt=_CountingSTT(), vad=FakeVAD(), speculate_after=0)

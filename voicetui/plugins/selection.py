@@ -103,9 +103,12 @@ class ResolvedModels:
         """``AgentSession`` options that suit these models, for where the settings leave them
         unset. With the embedded STT and LLM the final transcript is ready when the VAD ends the
         turn (speculative STT), so starting the reply preemptively saves the endpointing wait
-        (median e2e 0.02-0.20 s lower in every run of ``scripts/bench_offline.py``)."""
+        (median e2e 0.02-0.20 s lower in every run of ``scripts/bench_offline.py``). The reply
+        starts on the speculative transcript before that, so the turn is committed as soon as
+        the VAD's 0.4 s silence window has ended (``min_endpointing_delay`` 0.4 s, not 0.5: the
+        first audio 0.05-0.11 s sooner, issue 21 in docs/benchmarks.md)."""
         if self.stt == "local" and self.llm == "local":
-            return {"preemptive_generation": True}
+            return {"preemptive_generation": True, "min_endpointing_delay": 0.4}
         return {}
 
 

@@ -8,6 +8,12 @@ without speech resuming, that result is the final transcript, ready as the silen
 instead of one recognition later. If speech resumes, the speculative result is dropped (and its
 request cancelled) and the next pause speculates again.
 
+Preflight (``preflight=True``): as soon as a speculative result is ready, it is also emitted as
+a ``PREFLIGHT_TRANSCRIPT``, so that a session with preemptive generation starts its reply then,
+while the VAD's silence window still runs (~0.15 s before its end of speech with Silero's
+0.4 s window). When that speculation is dropped because speech resumed, an empty preflight
+withdraws it.
+
 That needs a VAD that reports the pause while speaking (``silence_duration`` of
 ``INFERENCE_DONE`` events with ``speaking=True``, as the Silero, webrtcvad and fake VADs do) and
 emits one ``INFERENCE_DONE`` per ``capabilities.update_interval`` of audio (which places the
@@ -43,13 +49,21 @@ class StreamAdapter(STT):
     """``speculate_after``: seconds of a pause after which the utterance so far is recognized
     ahead of the VAD's end of speech (None: recognize only at the end of speech)."""
 
-    def __init__(self, *, stt: STT, vad: VAD, speculate_after: float | None = 0.1) -> None:
+    def __init__(
+        self,
+        *,
+        stt: STT,
+        vad: VAD,
+        speculate_after: float | None = 0.1,
+        preflight: bool = True,
+    ) -> None:
         super().__init__(capabilities=STTCapabilities(streaming=True, interim_results=False))
         if speculate_after is not None and speculate_after <= 0:
             raise ValueError("speculate_after must be None or > 0")
         self._wrapped = stt
         self._vad = vad
         self._speculate_after = speculate_after
+        self._preflight = preflight
         self._label = f"StreamAdapter({stt.label})"
         self.speculations = _SpeculationStats()
         """How the speculative recognitions fared (for benchmarks and logs)."""
@@ -79,6 +93,8 @@ class StreamAdapter(STT):
 class _SpeculationStats:
     def __init__(self) -> None:
         self.started = 0
+        self.preflights = 0
+        """Emitted as a preflight transcript (ready before the end of speech)."""
         self.used = 0
         self.dropped = 0
         """Dropped because speech resumed (or the stream ended)."""
@@ -87,8 +103,8 @@ class _SpeculationStats:
 
     def __repr__(self) -> str:
         return (
-            f"speculations(started={self.started}, used={self.used}, dropped={self.dropped}, "
-            f"misaligned={self.misaligned})"
+            f"speculations(started={self.started}, preflights={self.preflights}, "
+            f"used={self.used}, dropped={self.dropped}, misaligned={self.misaligned})"
         )
 
 
@@ -132,6 +148,8 @@ class _Speculation:
         self.task = task
         self.duration = duration
         """Seconds of the utterance (with its prefix padding) it recognizes."""
+        self.preflighted = False
+        """Its result went out as a preflight transcript."""
 
 
 class _AdapterStream(SpeechStream):
@@ -160,7 +178,25 @@ class _AdapterStream(SpeechStream):
             if speculation is not None:
                 speculation.task.cancel()
                 stats.dropped += 1
+                if speculation.preflighted:  # withdrawn: the user went on
+                    self._emit(SpeechEvent(SpeechEventType.PREFLIGHT_TRANSCRIPT))
                 speculation = None
+
+        def on_speculated(spec: _Speculation) -> None:
+            # still the pending speculation (not dropped, not yet the final): preflight it
+            if speculation is not spec or spec.task.cancelled() or spec.task.exception():
+                return
+            result = spec.task.result()
+            if result.text.strip():
+                spec.preflighted = True
+                stats.preflights += 1
+                self._emit(
+                    SpeechEvent(
+                        SpeechEventType.PREFLIGHT_TRANSCRIPT,
+                        alternatives=result.alternatives,
+                        request_id=result.request_id,
+                    )
+                )
 
         async def final_of(spec: _Speculation, frames: list[rtc.AudioFrame]) -> SpeechEvent:
             try:
@@ -197,7 +233,10 @@ class _AdapterStream(SpeechStream):
                     # the utterance up to the audio the VAD has judged (not what came since)
                     frames = log.between(utterance_start, position)
                     stats.started += 1
-                    speculation = _Speculation(recognize(frames), frames_duration(frames))
+                    new = _Speculation(recognize(frames), frames_duration(frames))
+                    speculation = new
+                    if adapter._preflight:
+                        new.task.add_done_callback(lambda _: on_speculated(new))
             elif ev.type == VADEventType.END_OF_SPEECH:
                 spec, speculation = speculation, None
                 task: asyncio.Task[SpeechEvent] | None = None

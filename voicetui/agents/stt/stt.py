@@ -28,6 +28,10 @@ class SpeechEventType(str, Enum):
     START_OF_SPEECH = "start_of_speech"
     INTERIM_TRANSCRIPT = "interim_transcript"
     FINAL_TRANSCRIPT = "final_transcript"
+    PREFLIGHT_TRANSCRIPT = "preflight_transcript"
+    """A likely final transcript, before the end of speech is certain (LiveKit's name): the
+    session may start its reply on it (preemptive generation). A preflight with no text
+    withdraws the previous one (the user went on speaking)."""
     RECOGNITION_USAGE = "recognition_usage"
     END_OF_SPEECH = "end_of_speech"
 

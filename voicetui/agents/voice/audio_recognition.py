@@ -27,7 +27,7 @@ from ..utils.aio import Chan, Feed, TaskSet, cancel_and_wait, now
 from ..vad import VAD, VADEvent, VADEventType
 from .agent import ModelSettings
 from .generation import iterate_node
-from .recognition_audio import AudioClock, TurnAudio
+from .recognition_audio import AudioClock, TurnAudio, finished_result
 from .turn_options import TurnDetectionMode
 
 logger = logging.getLogger("voicetui.agents.voice")
@@ -71,6 +71,9 @@ class RecognitionHooks(Protocol):
     def on_interim_transcript(self, ev: SpeechEvent) -> None: ...
     def on_final_transcript(self, ev: SpeechEvent) -> None: ...
     def on_preemptive_generation(self, transcript: str) -> None: ...
+    def discard_preemptive(self) -> None:
+        """A preemptive reply started on a preflight transcript no longer holds."""
+
     def on_end_of_turn(self, info: EndOfTurnInfo) -> bool:
         """Commit the turn; False keeps the transcript for the next turn."""
         ...
@@ -422,6 +425,13 @@ class AudioRecognition:
             if text:
                 self._interim = text
                 self._hooks.on_interim_transcript(ev)
+        elif ev.type == SpeechEventType.PREFLIGHT_TRANSCRIPT:
+            # the reply may start on what the final will likely be; no text: withdrawn
+            if self._preemptive() and self._mode != "manual":
+                if text := ev.text.strip():
+                    self._hooks.on_preemptive_generation(f"{self._transcript} {text}".strip())
+                else:
+                    self._hooks.discard_preemptive()
         elif ev.type == SpeechEventType.FINAL_TRANSCRIPT:
             text = ev.text.strip()
             self._interim = ""
@@ -546,12 +556,6 @@ class AudioRecognition:
         self._eot_failed = False
         return min(1.0, max(0.0, float(probability)))
 
-    def _last_prediction(self) -> float | None:
-        task = self._eot_task
-        if task is None or not task.done() or task.cancelled() or task.exception() is not None:
-            return None
-        return task.result()
-
     def _commit(self) -> None:
         text = self._transcript.strip()
         if not text and self._interim:
@@ -576,7 +580,7 @@ class AudioRecognition:
             ),
         )
         detector = self._turn_detector
-        if detector is not None and (probability := self._last_prediction()) is not None:
+        if detector is not None and (probability := finished_result(self._eot_task)) is not None:
             info.end_of_turn_probability = probability
             info.end_of_turn_threshold = detector.threshold
         if self._hooks.on_end_of_turn(info):

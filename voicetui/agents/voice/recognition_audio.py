@@ -4,6 +4,7 @@ end-of-turn model."""
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 from collections import deque
 
@@ -96,3 +97,10 @@ class TurnAudio:
                 break
             run.append(frame_mono(f))
         return np.concatenate(run[::-1]), rate
+
+
+def finished_result(task: asyncio.Task[float | None] | None) -> float | None:
+    """What a finished prediction said (None: none, still running, cancelled or failed)."""
+    if task is None or not task.done() or task.cancelled() or task.exception() is not None:
+        return None
+    return task.result()

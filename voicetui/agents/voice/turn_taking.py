@@ -406,14 +406,22 @@ class TurnTaking:
             return  # the reply's context would miss what the agent is saying now
         if self._turn_task is not None and not self._turn_task.done():
             return
-        self.discard_preemptive()
         ctx = activity.agent._chat_ctx.copy()
         fingerprint = _fingerprint(ctx)
+        tool_ids = tuple(t.name for t in activity.tools)
+        pre = self._preemptive
+        if (
+            pre is not None
+            and not pre.handle.interrupted
+            and not pre.handle.done()
+            and (pre.transcript, pre.ctx_fingerprint, pre.tool_ids)
+            == (transcript, fingerprint, tool_ids)
+        ):
+            return  # already started on these words (a preflight the final confirms)
+        self.discard_preemptive()
         ctx.append(ChatMessage(role="user", content=[transcript]))
         handle = activity.start_preemptive_reply(ctx)
-        self._preemptive = _Preemptive(
-            handle, transcript, fingerprint, tuple(t.name for t in activity.tools)
-        )
+        self._preemptive = _Preemptive(handle, transcript, fingerprint, tool_ids)
 
     def discard_preemptive(self) -> None:
         pre, self._preemptive = self._preemptive, None

@@ -122,8 +122,16 @@ class LlamaWorker:
     """Owns a ``llama_cpp.Llama`` and the thread that runs it. Methods named ``submit_*`` return
     a ``concurrent.futures.Future`` (await it with ``asyncio.wrap_future``)."""
 
-    def __init__(self, *, n_ctx: int, n_threads: int, n_threads_batch: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        n_ctx: int,
+        n_threads: int,
+        n_threads_batch: int | None = None,
+        prime_next_turn: bool = True,
+    ) -> None:
         self._n_ctx = n_ctx
+        self._prime_next_turn = prime_next_turn
         self._n_threads = n_threads
         self._n_threads_batch = n_threads_batch or n_threads
         self._executor = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="voicetui-llama")
@@ -352,10 +360,38 @@ class LlamaWorker:
         on_start: OnStart | None,
         steering: Steering,
     ) -> GenerationStats:
+        pieces: list[str] = []
+
+        def collect(piece: str | None) -> None:
+            if piece is not None:
+                pieces.append(piece)
+            sink(piece)
+
         try:
-            return self._generate(messages, tools, sampling, cancel, sink, on_start, steering)
+            stats = self._generate(messages, tools, sampling, cancel, collect, on_start, steering)
         finally:
             sink(None)
+        text = "".join(pieces).strip()
+        if self._prime_next_turn and stats.finish_reason == "stop" and not steering.prefix and text:
+            if "<tool_call>" not in text:  # (a call's turn is rendered differently)
+                with contextlib.suppress(RuntimeError, LLMError):  # closing: no new jobs
+                    self._submit(self._prime_after_reply, messages, tools, text)
+        return stats
+
+    def _prime_after_reply(
+        self, messages: list[Message], tools: list[dict[str, Any]], reply: str
+    ) -> None:
+        """After a reply, evaluate it and the chat template's header of the user's next turn
+        (``<|im_end|>\n<|im_start|>user\n`` for Qwen), so the next request evaluates only the
+        user's words and the assistant header. A separate job: it runs while the reply is
+        spoken, and a request arriving meanwhile waits only for this small evaluation."""
+        history = [*messages, {"role": "assistant", "content": reply}]
+        try:
+            n = self._prime([[*history, {"role": "user", "content": w}] for w in ("a", "b")], tools)
+        except Exception as e:  # the next request evaluates it instead
+            logger.debug("priming the next turn failed: %s", e)
+            return
+        logger.debug("primed %d tokens for the next turn", n)
 
     def _generate(
         self,

@@ -103,6 +103,9 @@ class LlamaLLM(LLM):
         max_tokens: the longest reply, in tokens.
         seed: a fixed sampling seed (None: random for every reply).
         cache_dir: where catalog models are assembled (default: the user cache directory).
+        prime_next_turn: after each plain reply, evaluate it and the chat template's header of
+            the user's next turn while the reply is spoken (the next prompt evaluates fewer
+            tokens).
     """
 
     def __init__(
@@ -116,6 +119,7 @@ class LlamaLLM(LLM):
         max_tokens: int = 256,
         seed: int | None = None,
         cache_dir: Path | None = None,
+        prime_next_turn: bool = True,
     ) -> None:
         super().__init__()
         if n_ctx < 256 or max_tokens < 1 or max_tokens >= n_ctx:
@@ -126,7 +130,10 @@ class LlamaLLM(LLM):
         if n_threads < 1 or (n_threads_batch is not None and n_threads_batch < 1):
             raise ValueError("n_threads and n_threads_batch must be >= 1")
         self._worker = LlamaWorker(
-            n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads_batch
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_threads_batch=n_threads_batch,
+            prime_next_turn=prime_next_turn,
         )
         self._ready: Any = None  # concurrent.futures.Future[Path] of the load job
         self._model_path: Path | None = None
