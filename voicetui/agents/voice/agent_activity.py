@@ -19,7 +19,7 @@ from ..stt import StreamAdapter as STTStreamAdapter
 from ..tts import TTS
 from ..tts import StreamAdapter as TTSStreamAdapter
 from ..turn_detector import TurnDetector
-from ..utils.aio import Chan, TaskSet, cancel_and_wait, now
+from ..utils.aio import TaskSet, now
 from ..vad import VAD
 from .agent import Agent, ModelSettings
 from .audio_recognition import AudioRecognition, EndpointingOptions
@@ -27,16 +27,10 @@ from .events import (
     SpeechCreatedEvent,
     SpeechSource,
 )
-from .generation import (
-    LLMGenerationData,
-    TTSGenerationData,
-    iterate_node,
-    perform_tts_inference,
-)
 from .io import AudioOutput
 from .reply import run_reply
+from .say import run_say
 from .speech_handle import SPEECH_PRIORITY_NORMAL, SpeechHandle
-from .speech_output import Spoken, speak
 from .turn_latency import TurnTiming, current_turn_id
 from .turn_options import TurnDetectionMode, TurnOptions
 from .turn_taking import TurnTaking
@@ -485,7 +479,7 @@ class AgentActivity:
     ) -> SpeechHandle:
         handle = SpeechHandle(allow_interruptions=self._allow_interruptions(allow_interruptions))
         self._emit_speech_created(handle, source="say", user_initiated=True)
-        self._schedule_speech(handle, self._say_task(handle, text, audio, add_to_chat_ctx))
+        self._schedule_speech(handle, run_say(self, handle, text, audio, add_to_chat_ctx))
         return handle
 
     def generate_reply(
@@ -534,89 +528,6 @@ class AgentActivity:
     # --- speaking -------------------------------------------------------------------------
     def audio_output(self) -> AudioOutput | None:
         return self._session.output.audio if self._session.output.audio_enabled else None
-
-    async def _say_task(
-        self,
-        handle: SpeechHandle,
-        text: str | AsyncIterable[str],
-        audio: AsyncIterable[rtc.AudioFrame] | None,
-        add_to_chat_ctx: bool,
-    ) -> None:
-        audio_out = self.audio_output()
-        use_tts = audio_out is not None and audio is None and self.tts is not None
-        text_chs: list[Chan[str]] = [Chan() for _ in range(2 if use_tts else 1)]
-
-        async def feed_text() -> None:
-            try:
-                async for delta in iterate_node(text):
-                    for ch in text_chs:
-                        ch.send_nowait(delta)
-            finally:
-                for ch in text_chs:
-                    ch.close()
-
-        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(feed_text())]
-        frames: AsyncIterable[rtc.AudioFrame] | None = None
-        tts_task: asyncio.Task[None] | None = None
-        tts_data: TTSGenerationData | None = None
-        if audio_out is not None and audio is not None:
-            frames = audio
-        elif use_tts:
-            tts_task, tts_data = perform_tts_inference(
-                self._agent.tts_node, text_chs[1], ModelSettings()
-            )
-            frames = tts_data.audio_ch
-            tasks.append(tts_task)
-        try:
-            await handle.wait_if_not_interrupted([handle._authorized])
-            spoken = await speak(
-                self,
-                handle,
-                text_chs[0],
-                frames,
-                audio_out if frames is not None else None,
-                tts_task,
-                tts_data,
-            )
-        finally:
-            await cancel_and_wait(*tasks)
-        if add_to_chat_ctx and spoken.text:
-            self._add_assistant_message(handle, spoken, tts_data=tts_data)
-
-    def _add_assistant_message(
-        self,
-        handle: SpeechHandle,
-        spoken: Spoken,
-        *,
-        llm_data: LLMGenerationData | None = None,
-        tts_data: TTSGenerationData | None = None,
-    ) -> ChatMessage:
-        msg = ChatMessage(role="assistant", content=[spoken.text], interrupted=spoken.interrupted)
-        m = msg.metrics
-        m.started_speaking_at = spoken.started_speaking_at
-        m.stopped_speaking_at = spoken.stopped_speaking_at
-        m.llm_node_ttft = llm_data.ttft if llm_data is not None else None
-        m.tts_node_ttfb = spoken.tts_ttfb
-        timing = handle._turn_timing
-        if timing is not None:
-            m.turn_id = timing.turn_id
-            m.end_of_turn_delay = timing.end_of_turn_delay
-            m.typed_input = timing.typed
-            first = spoken.first_audio_at
-            if first is not None and timing.stopped_speaking_at is not None:
-                m.e2e_latency = first - timing.stopped_speaking_at
-                m.latency_stages = timing.stages(
-                    [
-                        ("llm", llm_data.first_token_at if llm_data is not None else None),
-                        ("tts", tts_data.first_audio_at if tts_data is not None else None),
-                        ("playout", first),
-                    ],
-                    first,
-                )
-        self._agent._chat_ctx.append(msg)
-        handle._add_item(msg)
-        self._session._conversation_item_added(msg)
-        return msg
 
     def _report_model_error(
         self, exc: BaseException, *, default_source: str, note: str = ""

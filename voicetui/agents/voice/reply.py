@@ -24,7 +24,7 @@ from .generation import (
     perform_tts_inference,
 )
 from .speech_handle import SpeechHandle
-from .speech_output import speak
+from .speech_output import add_assistant_message, speak
 from .turn_latency import current_turn_id
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ async def run_reply(
             activity._session._model_succeeded("tts")
 
     if spoken.text:  # what was heard is in history now, before the tools finish
-        activity._add_assistant_message(handle, spoken, llm_data=llm_data, tts_data=tts_data)
+        add_assistant_message(activity, handle, spoken, llm_data=llm_data, tts_data=tts_data)
     if tool_task is None or llm_failed:
         if tool_task is not None:
             await cancel_and_wait(tool_task)

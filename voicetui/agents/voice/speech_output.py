@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from livekit import rtc
 
+from ..llm import ChatMessage
 from ..utils.aio import cancel_and_wait, now
 from .agent import ModelSettings
 from .generation import (
     AudioForwardData,
+    LLMGenerationData,
     SyncedTranscript,
     TTSGenerationData,
     forward_audio,
@@ -147,3 +149,41 @@ async def speak(
         first_audio_at=started.get("loop"),
         tts_ttfb=tts_data.ttfb if tts_data is not None else None,
     )
+
+
+def add_assistant_message(
+    activity: AgentActivity,
+    handle: SpeechHandle,
+    spoken: Spoken,
+    *,
+    llm_data: LLMGenerationData | None = None,
+    tts_data: TTSGenerationData | None = None,
+) -> ChatMessage:
+    """What was spoken of a speech (and how fast) as the agent's chat message: into the
+    agent's chat context, the speech handle and the session's conversation events."""
+    msg = ChatMessage(role="assistant", content=[spoken.text], interrupted=spoken.interrupted)
+    m = msg.metrics
+    m.started_speaking_at = spoken.started_speaking_at
+    m.stopped_speaking_at = spoken.stopped_speaking_at
+    m.llm_node_ttft = llm_data.ttft if llm_data is not None else None
+    m.tts_node_ttfb = spoken.tts_ttfb
+    timing = handle._turn_timing
+    if timing is not None:
+        m.turn_id = timing.turn_id
+        m.end_of_turn_delay = timing.end_of_turn_delay
+        m.typed_input = timing.typed
+        first = spoken.first_audio_at
+        if first is not None and timing.stopped_speaking_at is not None:
+            m.e2e_latency = first - timing.stopped_speaking_at
+            m.latency_stages = timing.stages(
+                [
+                    ("llm", llm_data.first_token_at if llm_data is not None else None),
+                    ("tts", tts_data.first_audio_at if tts_data is not None else None),
+                    ("playout", first),
+                ],
+                first,
+            )
+    activity.agent._chat_ctx.append(msg)
+    handle._add_item(msg)
+    activity.session._conversation_item_added(msg)
+    return msg
