@@ -31,6 +31,7 @@ from textual.widgets import (
     Tabs,
 )
 
+from ..conversation import pending_calls
 from ..runtime.api import RoomDetails, SessionRuntime
 from ..runtime.recording_view import READ_ONLY_MESSAGE
 from ..signals import on_terminate
@@ -337,8 +338,8 @@ class VoiceTUIApp(SessionActions):
             super().on_tool_break_requested(msg)
             return
         # the call waited for the user there; what was decided follows in the recording
-        self.conversation.tool_waiting(msg.event.call)
-        self.tools_panel.started(msg.event.call, state="waiting")
+        for call in pending_calls(msg.event, time.time()):
+            self.show_tool_call(call)
 
     def action_pick_theme(self) -> None:
         self.search_themes()
