@@ -525,7 +525,7 @@ async def test_a_failed_command_becomes_a_notice() -> None:
         await pilot.press("f4")
         await settle(pilot)
         assert lines(app) == ["✗      interrupt failed: nothing to interrupt"]
-        assert any("nothing to interrupt" in str(n.message) for n in app._notifications)
+        assert any("nothing to interrupt" in str(n.message) for n in fr.notifications(app))
         assert app.is_running
 
 
@@ -592,7 +592,7 @@ async def test_notice_is_a_toast_and_a_line() -> None:
         rt.emit(fr.notice("no microphone: text mode", "warning"))
         await settle(pilot)
         assert lines(app) == ["!      no microphone: text mode"]
-        assert any("no microphone" in str(n.message) for n in app._notifications)
+        assert any("no microphone" in str(n.message) for n in fr.notifications(app))
 
 
 async def test_handoff_and_clear() -> None:
