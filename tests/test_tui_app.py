@@ -355,6 +355,8 @@ async def test_latency_row_has_the_right_numbers() -> None:
     async with running() as (app, pilot, rt):
         rt.emit(*fr.conversation_script())
         await settle(pilot)
+        app.tabs.active = "latency-tab"  # (a hidden tab's table is written when it shows)
+        await settle(pilot)
         table: DataTable[object] = app.query_one("#latency-table", DataTable)
         assert table.row_count == 1  # the greeting (no metrics) makes no row
         row = [str(c) for c in table.get_row_at(0)]
@@ -367,6 +369,7 @@ async def test_latency_row_has_the_right_numbers() -> None:
 async def test_latency_for_a_typed_turn_without_eou() -> None:
     async with running() as (app, pilot, rt):
         rt.emit(fr.llm(0.4), fr.tts(0.2), fr.assistant_message("ok", llm=0.4, tts=0.2, e2e=0.7))
+        app.tabs.active = "latency-tab"
         await settle(pilot)
         table: DataTable[object] = app.query_one("#latency-table", DataTable)
         row = [str(c) for c in table.get_row_at(0)][:7]
@@ -656,3 +659,17 @@ async def test_palette_has_the_commands_and_f9_picks_a_theme() -> None:
         await pilot.press("escape")
         await settle(pilot)
         assert not isinstance(app.screen, CommandPalette)
+
+
+async def test_a_hidden_latency_table_is_written_when_its_tab_shows() -> None:
+    """While the Latency tab is hidden its table is not touched (each write lays the whole
+    screen out again); it catches up when the tab shows."""
+    async with running() as (app, pilot, rt):
+        for i in range(3):
+            rt.emit(fr.llm(0.3), fr.assistant_message(f"reply {i}", llm=0.3, e2e=0.9))
+        await settle(pilot)
+        table: DataTable[object] = app.query_one("#latency-table", DataTable)
+        assert table.row_count == 0 and len(app.latency_panel.book.rows) == 3
+        app.tabs.active = "latency-tab"
+        await settle(pilot)
+        assert table.row_count == 3
