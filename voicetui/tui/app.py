@@ -40,6 +40,7 @@ from .bridge import RuntimeBridge
 from .screens.keys import KeysScreen
 from .screens.pager import PagerScreen
 from .session_actions import SessionActions
+from .strip_cycles import avoid_strip_self_references
 from .themes import DEFAULT_THEME, FALLBACK_THEME, VARIABLE_DEFAULTS, discover_themes
 from .widgets.conversation import ConversationView
 from .widgets.error_banner import ErrorBanner
@@ -151,6 +152,7 @@ class VoiceTUIApp(SessionActions):
     ) -> None:
         """``title``: the header's (default: the runtime's). ``tune_gc``: the process is this
         app's alone (``run_app``): see :func:`_tune_gc`."""
+        avoid_strip_self_references()  # (lines of a frame freed with it, not by the GC)
         self.runtime = runtime
         self._tune_gc = tune_gc
         self.clock = clock

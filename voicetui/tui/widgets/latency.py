@@ -12,12 +12,15 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.geometry import Size
+from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
 from ..format import format_seconds
 from ..latency import COLUMNS, LABELS, STAGE_LABELS, LatencyBook, TurnLatency
 from .styling import CachedComponentStyles
+from .vlog import text_segments
 
 BAR_WIDTH = 28
 APPLY_CHUNK = 200
@@ -278,17 +281,47 @@ class RecentTurns(CachedComponentStyles, Widget):
         super().__init__(id=id)
         self.book = book
         self._rows_shown = 0
+        self._lines: list[Strip] = []
+        self._lines_key: tuple[int, int, str] | None = None
+        """What ``_lines`` were drawn for: (version, width, theme)."""
+        self._version = 0
 
     def rows_changed(self) -> None:
         """Redraw; lay the screen out again only when the panel's height changes (a layout
         pass costs more than the redraw)."""
+        self._version += 1
         shown = min(len(self.book.rows), self.SHOWN)
         self.refresh(layout=shown != self._rows_shown)
         self._rows_shown = shown
 
-    def render(self) -> Text:
-        """Three columns (turn, e2e, the bar) as plain lines: the sidebar redraws on every
-        batch of turns, and a rich Table costs several times more to lay out and draw."""
+    def notify_style_update(self) -> None:
+        self._version += 1
+        super().notify_style_update()
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return min(len(self.book.rows), self.SHOWN) + 3  # the head, the rows, a gap, p50
+
+    def render_line(self, y: int) -> Strip:
+        """Drawn as strips once per change (the sidebar redraws on every batch of turns: a rich
+        Table, or Textual's rendering of a multi-line Text, costs several times more)."""
+        width = self.content_region.width
+        key = (self._version, width, self.app.theme)
+        if key != self._lines_key:
+            self._lines_key = key
+            style = self.rich_style
+            console = self.app.console
+            self._lines = [
+                Strip(text_segments(console, line), line.cell_len)
+                .adjust_cell_length(width, style)
+                .apply_style(style)
+                for line in self.text().split("\n")
+            ]
+        if y < len(self._lines):
+            return self._lines[y]
+        return Strip.blank(width, self.rich_style)
+
+    def text(self) -> Text:
+        """Three columns (turn, e2e, the bar) as plain lines, laid out as a table grid."""
         styles = {name: self.component_style(f"latency--{name}") for name in STYLE_NAMES}
         rows = self.book.rows[-self.SHOWN :]
         width = max(6, self.size.width - 16)
