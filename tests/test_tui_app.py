@@ -673,3 +673,20 @@ async def test_a_hidden_latency_table_is_written_when_its_tab_shows() -> None:
         app.tabs.active = "latency-tab"
         await settle(pilot)
         assert table.row_count == 3
+
+
+async def test_function_keys_act_while_typing_but_not_under_a_dialog() -> None:
+    """F2–F8 are acted on as the app reads them (priority bindings), even with text in the
+    message box; while a dialog is open they do nothing, and its footer does not offer them."""
+    async with running() as (app, pilot, rt):
+        await pilot.press("h", "i", "f2")
+        await settle(pilot)
+        assert app.mic_muted and app.query_one("#talk", Input).value == "hi"
+        c = fr.call("get_time", timezone="Europe/Paris")
+        rt.emit(fr.tools_started(c), fr.tool_break(c))
+        await settle(pilot)
+        assert isinstance(app.screen, ToolBreakScreen)
+        await pilot.press("f2")
+        await settle(pilot)
+        assert app.mic_muted
+        assert "toggle_mute" not in {b.binding.action for b in app.active_bindings.values()}
