@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Static
 from ..format import format_seconds
 from ..latency import COLUMNS, LABELS, STAGE_LABELS, LatencyBook, TurnLatency
 from .styling import CachedComponentStyles
-from .vlog import text_segments
+from .vlog import panel_strips
 
 BAR_WIDTH = 28
 APPLY_CHUNK = 200
@@ -308,14 +308,7 @@ class RecentTurns(CachedComponentStyles, Widget):
         key = (self._version, width, self.app.theme)
         if key != self._lines_key:
             self._lines_key = key
-            style = self.rich_style
-            console = self.app.console
-            self._lines = [
-                Strip(text_segments(console, line), line.cell_len)
-                .adjust_cell_length(width, style)
-                .apply_style(style)
-                for line in self.text().split("\n")
-            ]
+            self._lines = panel_strips(self.app.console, self.text(), width, self.rich_style)
         if y < len(self._lines):
             return self._lines[y]
         return Strip.blank(width, self.rich_style)
