@@ -17,17 +17,20 @@ driven from outside, like a user:
   ``--rate`` turns/s while levels stream at 20 Hz (moving meters).
 - ``burst``: the same turns all at once (a long history arriving together, e.g. a recording).
 
-While turns are appended, F2 (mute) is pressed every ~250 ms through tmux and the time until
-the screen shows the change (polling ``capture-pane``) is the key→screen latency. The app reports
-its frame times (Textual's screen update, timed in the child) and when the last turn was handled.
-Targets (issue 8): idle ≤ 5 % of one core; key→screen p95 ≤ 100 ms.
+While turns are appended, F2 (mute) is pressed every ~250 ms through tmux. Key→screen is timed
+in the app (``--keys app``, the default: from Textual's input thread reading F2 to the first
+frame written after the action ran; split into queue and paint), or from outside by polling
+``capture-pane`` until the screen shows the change (``--keys tmux``: tmux and the polling add
+5–10 ms and load the machine). The app also reports its frame times, GC pauses and runtime
+slices, and when the last turn was handled. ``--trees /work/main,.`` runs other checkouts side
+by side, alternating (``--repeat N``). Targets: idle ≤ 5 % of one core; key→screen p95 ≤ 60 ms
+(issue 21).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import json
 import os
 import random
@@ -37,15 +40,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+TREE = Path(os.environ.get("VOICETUI_BENCH_TREE", ROOT))
+"""The source tree the child runs (``--trees``: another checkout's voicetui and tests)."""
+if str(TREE) not in sys.path:
+    sys.path.insert(0, str(TREE))
 
 from tests.tmux_driver import TmuxSession  # noqa: E402
 
@@ -53,129 +57,9 @@ SIZE = (120, 40)
 SCENARIOS = ("idle-real", "idle-fake", "steady", "burst")
 TICK = os.sysconf("SC_CLK_TCK")
 IDLE_TARGET = 5.0
-KEY_TARGET = 0.100
+KEY_TARGET = 0.060
 LOST_AFTER = 10.0
 """A press whose change has not shown after this long is counted as lost."""
-
-
-# --- the child: the app on a scripted runtime ---------------------------------------------------
-GC_TUNED = (50_000, 20, 100)
-
-
-def _child(scenario: str, turns: int, rate: float, result_path: Path, gc_tuned: bool) -> int:
-    from tests import fake_runtime as fr
-    from tests.fake_runtime import FakeRuntime
-    from voicetui.tui.app import VoiceTUIApp
-    from voicetui.tui.widgets.conversation import ConversationView
-
-    stop = threading.Event()
-    marks: dict[str, float] = {}
-    frames: list[tuple[float, float]] = []  # (when, seconds)
-
-    def turn_events(i: int) -> list[Any]:
-        q = f"Question {i}: what is {i} times {i + 1}, and what time is it in Paris today?"
-        c = fr.call("calculate", f"call_{i}", expression=f"{i} * {i + 1}")
-        return [
-            fr.transcript(q[:20]),
-            fr.transcript(q, final=True),
-            fr.eou(0.4, 0.2, f"speech_{i}"),
-            fr.user_message(q),
-            fr.agent_state("thinking"),
-            fr.tools_started(c, speech_id=f"speech_{i}"),
-            fr.tools_executed(fr.execution(c, f"{i * (i + 1)}", 0.001), speech_id=f"speech_{i}"),
-            fr.llm(0.3),
-            fr.tts(0.15),
-            fr.agent_state("speaking", "thinking"),
-            fr.assistant_message(
-                f"{i} times {i + 1} is {i * (i + 1)}, and it is 3:42 PM in Paris. Turn {i}.",
-                eou=0.4,
-                llm=0.3,
-                tts=0.15,
-                e2e=0.95,
-            ),
-            fr.agent_state("listening", "speaking"),
-            fr.user_state("listening", "speaking"),
-        ]
-
-    class BenchRuntime(FakeRuntime):
-        def start(self) -> Any:
-            fut = self._record("start")
-            if gc_tuned:  # the proposed policy: see --gc
-                gc.freeze()
-                gc.set_threshold(*GC_TUNED)
-            self.emit(fr.mode(), fr.status(), fr.agent_state("listening", "initializing"))
-            threading.Thread(target=self._levels, name="bench-levels", daemon=True).start()
-            if scenario in ("steady", "burst"):
-                threading.Thread(target=self._turns, name="bench-turns", daemon=True).start()
-            return fut
-
-        def _levels(self) -> None:
-            n = 0
-            while not stop.wait(0.05):
-                n += 1
-                if scenario.startswith("idle"):
-                    mic = -72.0 + random.uniform(-2, 2)  # a quiet room: below the meter's floor
-                    spk = -90.0
-                else:
-                    mic = -30.0 + 20.0 * abs(((n % 40) - 20) / 20)  # moving meters
-                    spk = -20.0 - 15.0 * abs(((n % 30) - 15) / 15)
-                self.emit(fr.levels(mic, spk))
-
-        def _turns(self) -> None:
-            time.sleep(3.0)  # the parent starts pressing keys first
-            marks["emit_start"] = time.perf_counter()
-            if scenario == "burst":
-                events = [ev for i in range(turns) for ev in turn_events(i)]
-                marks["built"] = time.perf_counter()
-                self.emit(*events)
-            else:
-                per_tick = rate * 0.05
-                due = 0.0
-                i = 0
-                next_tick = time.perf_counter()
-                while i < turns and not stop.is_set():
-                    due += per_tick
-                    batch: list[Any] = []
-                    while i < turns and due >= 1:
-                        batch += turn_events(i)
-                        i += 1
-                        due -= 1
-                    self.emit(*batch)
-                    next_tick += 0.05
-                    time.sleep(max(0.0, next_tick - time.perf_counter()))
-            marks["emit_end"] = time.perf_counter()
-
-    class BenchApp(VoiceTUIApp):
-        def on_runtime_batch(self, batch: Any) -> None:
-            super().on_runtime_batch(batch)
-            if "handled" not in marks and len(self.query_one(ConversationView)) >= 3 * turns:
-                marks["handled"] = time.perf_counter()
-
-    _time_frames(frames)
-    app = BenchApp(BenchRuntime(), title=f"voicetui bench: {scenario}")
-    try:
-        app.run()
-    finally:
-        stop.set()
-        result_path.write_text(json.dumps({"marks": marks, "frames": frames}))
-    return 0
-
-
-def _time_frames(frames: list[tuple[float, float]]) -> None:
-    """Time each of Textual's screen updates (layout + render + output): a private method,
-    wrapped for measuring only; skipped if this Textual has no such method."""
-    from textual.screen import Screen
-
-    original = getattr(Screen, "_on_timer_update", None)
-    if original is None:
-        return
-
-    def timed(self: Screen[Any]) -> None:
-        started = time.perf_counter()
-        original(self)
-        frames.append((started, time.perf_counter() - started))
-
-    Screen._on_timer_update = timed  # type: ignore[method-assign]
 
 
 # --- the parent: measuring from outside ---------------------------------------------------------
@@ -294,16 +178,17 @@ def _ready(screen: str) -> bool:
 
 @contextlib.contextmanager
 def _child_session(
-    scenario: str, args: argparse.Namespace, result: Path, gc_tuned: bool = False
+    scenario: str, args: argparse.Namespace, result: Path, gc_tuned: bool = False, tree: Path = ROOT
 ) -> Iterator[TmuxSession]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", scenario]
     cmd += ["--turns", str(args.turns), "--rate", str(args.rate), "--result", str(result)]
     cmd += ["--gc", "tuned" if gc_tuned else "default"]
-    with (
-        _named_threads() as env,
-        TmuxSession(shlex.join(cmd), width=SIZE[0], height=SIZE[1], cwd=ROOT, env=env) as tmux,
-    ):
-        yield tmux
+    with _named_threads() as env:
+        # the tree's voicetui and tests first; no bytecode written into another checkout
+        env |= {"VOICETUI_BENCH_TREE": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+        env["PYTHONPATH"] = os.pathsep.join((str(tree), env["PYTHONPATH"]))
+        with TmuxSession(shlex.join(cmd), width=SIZE[0], height=SIZE[1], cwd=tree, env=env) as tmux:
+            yield tmux
 
 
 def idle_fake(args: argparse.Namespace) -> dict[str, Any]:
@@ -325,47 +210,34 @@ def _muted(screen: str) -> bool | None:
     return None
 
 
-def appending(scenario: str, args: argparse.Namespace, gc_tuned: bool) -> dict[str, Any]:
+def appending(
+    scenario: str, args: argparse.Namespace, gc_tuned: bool, tree: Path = ROOT
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         result_path = Path(tmp) / "r.json"
         latencies: list[float] = []
         during: list[float] = []
         lost: list[str] = []
-        with _child_session(scenario, args, result_path, gc_tuned) as tmux:
+        with _child_session(scenario, args, result_path, gc_tuned, tree) as tmux:
             tmux.wait_for("● listening", timeout=60)
             pid = tmux.program_pid()
             cpu_before, t0 = _cpu_ticks(pid)["total"], time.monotonic()
-            last_turn = f"Turn {args.turns - 1}."
-            done_at: float | None = None
-            deadline = time.monotonic() + args.timeout
-            while time.monotonic() < deadline:
-                state = _muted(tmux.capture())
-                tmux.send_keys("F2")
-                pressed = time.perf_counter()
-                while True:
-                    screen = tmux.capture()
-                    now = _muted(screen)
-                    if now is not None and now != state:
-                        latencies.append(time.perf_counter() - pressed)
-                        if done_at is None:
-                            during.append(latencies[-1])
-                        break
-                    if time.perf_counter() - pressed > LOST_AFTER:
-                        lost.append(screen)
-                        break
-                if done_at is None and last_turn in screen:
-                    done_at = time.monotonic()
-                if done_at is not None and time.monotonic() - done_at > 3.0:
-                    break  # a few presses after the end too
-                time.sleep(random.uniform(0.15, 0.35))
+            if args.keys == "app":
+                _press_keys(tmux, f"Turn {args.turns - 1}.", args.timeout)
+            else:
+                _press_and_poll(tmux, f"Turn {args.turns - 1}.", args, latencies, during, lost)
             cpu = 100.0 * (_cpu_ticks(pid)["total"] - cpu_before) / TICK / (time.monotonic() - t0)
             status = _quit(tmux)
         child = json.loads(result_path.read_text())
+        if args.keep is not None:  # the app's own timings, for a closer look
+            args.keep.mkdir(parents=True, exist_ok=True)
+            shutil.copy(result_path, args.keep / f"{scenario}-{tree.name}-{time.time():.0f}.json")
     marks = child["marks"]
     start = marks.get("emit_start")
-    frames = [d for t, d in child["frames"] if start is not None and t >= start]
     handled = marks.get("handled")
-    return {
+    frames = [d for t, d in child["frames"] if start is not None and t >= start]
+    out: dict[str, Any] = {
+        "tree": str(tree),
         "turns": args.turns,
         "events": args.turns * 13,
         "emit_s": _r(marks.get("emit_end", 0) - start if start else None),
@@ -374,6 +246,31 @@ def appending(scenario: str, args: argparse.Namespace, gc_tuned: bool) -> dict[s
         "frame_p50_ms": _ms(_pct(frames, 50)),
         "frame_p95_ms": _ms(_pct(frames, 95)),
         "frame_max_ms": _ms(max(frames) if frames else None),
+    }
+    if args.keys == "app":
+        end = handled if handled is not None else float("inf")
+        presses = [p for p in child["presses"] if start is not None and start <= p["read"] < end]
+        latencies = [p["shown"] - p["read"] for p in presses]
+        during = latencies
+        queued = [p["action"] - p["read"] for p in presses]
+        painted = [p["shown"] - p["action"] for p in presses]
+        out |= {
+            "key_queue_p50_ms": _ms(_pct(queued, 50)),
+            "key_queue_p95_ms": _ms(_pct(queued, 95)),
+            "key_paint_p50_ms": _ms(_pct(painted, 50)),
+            "key_paint_p95_ms": _ms(_pct(painted, 95)),
+        }
+        window = [
+            (t, d, g) for t, d, g, *_ in child["gc"] if start is not None and start <= t < end
+        ]
+        out |= {
+            "gc_collections": len(window),
+            "gc_full": len([d for _, d, g in window if g == 2]),
+            "gc_max_ms": _ms(max((d for _, d, _ in window), default=None)),
+            "gc_total_ms": _ms(sum(d for _, d, _ in window)),
+        }
+    out |= {
+        "keys": args.keys,
         "key_presses": len(latencies),
         "key_presses_while_appending": len(during),
         "key_p50_ms": _ms(_pct(latencies, 50)),
@@ -384,6 +281,58 @@ def appending(scenario: str, args: argparse.Namespace, gc_tuned: bool) -> dict[s
         "cpu_pct": round(cpu, 1),
         "exit_status": status,
     }
+    return out
+
+
+def _press_keys(tmux: TmuxSession, last_turn: str, timeout: float) -> None:
+    """F2 every 150–350 ms; the app times each press itself (no polling of the screen: a look
+    every second or so for the last turn)."""
+    done_at: float | None = None
+    deadline = time.monotonic() + timeout
+    next_look = 0.0
+    while time.monotonic() < deadline:
+        tmux.send_keys("F2")
+        if done_at is None and time.monotonic() >= next_look:
+            next_look = time.monotonic() + 1.0
+            if last_turn in tmux.capture():
+                done_at = time.monotonic()
+        if done_at is not None and time.monotonic() - done_at > 3.0:
+            break  # a few presses after the end too
+        time.sleep(random.uniform(0.15, 0.35))
+
+
+def _press_and_poll(
+    tmux: TmuxSession,
+    last_turn: str,
+    args: argparse.Namespace,
+    latencies: list[float],
+    during: list[float],
+    lost: list[str],
+) -> None:
+    """F2, then poll ``capture-pane`` until the screen shows the change (tmux and the polling
+    are in the figure, ~5–10 ms)."""
+    done_at: float | None = None
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        state = _muted(tmux.capture())
+        tmux.send_keys("F2")
+        pressed = time.perf_counter()
+        while True:
+            screen = tmux.capture()
+            now = _muted(screen)
+            if now is not None and now != state:
+                latencies.append(time.perf_counter() - pressed)
+                if done_at is None:
+                    during.append(latencies[-1])
+                break
+            if time.perf_counter() - pressed > LOST_AFTER:
+                lost.append(screen)
+                break
+        if done_at is None and last_turn in screen:
+            done_at = time.monotonic()
+        if done_at is not None and time.monotonic() - done_at > 3.0:
+            break  # a few presses after the end too
+        time.sleep(random.uniform(0.15, 0.35))
 
 
 def _pct(values: list[float], p: float) -> float | None:
@@ -420,16 +369,18 @@ def _table(results: dict[str, Any], load: str) -> str:
     if rows:
         lines.append("")
         head = ("", "append s", "frames", "frame p50/p95/max ms", "key p50/p95/max ms",
-                "presses", "CPU %")  # fmt: skip
-        lines.append(f"{head[0]:16}{head[1]:>10}{head[2]:>8}  {head[3]:>22}  {head[4]:>20}"
-                     f"{head[5]:>9}{head[6]:>7}")  # fmt: skip
+                "presses", "CPU %", "queue/paint p95", "GC n/full/max ms")  # fmt: skip
+        lines.append(f"{head[0]:24}{head[1]:>9}{head[2]:>7}  {head[3]:>20}  {head[4]:>18}"
+                     f"{head[5]:>8}{head[6]:>6}  {head[7]:>15}  {head[8]}")  # fmt: skip
         for n in rows:
             r = results[n]
             frame = f"{r['frame_p50_ms']}/{r['frame_p95_ms']}/{r['frame_max_ms']}"
             key = f"{r['key_p50_ms']}/{r['key_p95_ms']}/{r['key_max_ms']}"
+            split = f"{r.get('key_queue_p95_ms')}/{r.get('key_paint_p95_ms')}"
+            gcs = f"{r.get('gc_collections')}/{r.get('gc_full')}/{r.get('gc_max_ms')}"
             lines.append(
-                f"{n:16}{r['appended_s']!s:>10}{r['frames']:>8}  {frame:>22}  {key:>20}"
-                f"{r['key_presses']:>9}{r['cpu_pct']:>7}"
+                f"{n:24}{r['appended_s']!s:>9}{r['frames']:>7}  {frame:>20}  {key:>18}"
+                f"{r['key_presses']:>8}{r['cpu_pct']:>6}  {split:>15}  {gcs}"
             )
         lines.append(
             f"({results[rows[0]]['turns']} turns, {results[rows[0]]['events']} events; "
@@ -457,14 +408,31 @@ def main(argv: list[str] | None = None) -> int:
         choices=["default", "tuned", "both"],
         default="both",
         help="steady/burst with Python's default garbage collector, with the proposed tuning "
-        f"(gc.freeze() after startup, gc.set_threshold{GC_TUNED}), or both side by side",
+        "(gc.freeze() after startup, gc.set_threshold(50_000, 20, 100)), or both side by side",
     )
+    parser.add_argument(
+        "--keys",
+        choices=["app", "tmux"],
+        default="app",
+        help="key→screen timed in the app (from the input thread reading F2 to the first frame "
+        "written after its action; no polling) or from outside by polling tmux's capture-pane",
+    )
+    parser.add_argument(
+        "--trees",
+        default=str(ROOT),
+        help="steady/burst: comma-separated source trees to run side by side, alternating "
+        "(e.g. /work/main,.): each tree's voicetui and tests/fake_runtime.py",
+    )
+    parser.add_argument("--keep", type=Path, help="steady/burst: keep the app's timings here")
+    parser.add_argument("--repeat", type=int, default=1, help="steady/burst: runs per tree (1)")
     parser.add_argument("--child", choices=SCENARIOS, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         assert args.result is not None
-        return _child(args.child, args.turns, args.rate, args.result, args.gc == "tuned")
+        from bench_tui_child import run_child  # (next to this script)
+
+        return run_child(args.child, args.turns, args.rate, args.result, args.gc == "tuned")
     wanted = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(wanted) - set(SCENARIOS)
     if unknown:
@@ -478,10 +446,15 @@ def main(argv: list[str] | None = None) -> int:
                 idle_real(args.seconds, args.py_spy) if name == "idle-real" else idle_fake(args)
             )
         else:
-            for tuned in {"default": [False], "tuned": [True], "both": [False, True]}[args.gc]:
-                label = f"{name} gc-tuned" if tuned else name
-                print(f"… {label}", file=sys.stderr, flush=True)
-                results[label] = appending(name, args, tuned)
+            trees = [Path(t).resolve() for t in args.trees.split(",") if t.strip()]
+            for run in range(args.repeat):
+                for tuned in {"default": [False], "tuned": [True], "both": [False, True]}[args.gc]:
+                    for tree in trees:
+                        label = f"{name} gc-tuned" if tuned else name
+                        label += f" {tree.name}" if len(trees) > 1 else ""
+                        label += f" #{run + 1}" if args.repeat > 1 else ""
+                        print(f"… {label}", file=sys.stderr, flush=True)
+                        results[label] = appending(name, args, tuned, tree)
     results["load_before"] = load
     results["load_after"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     if args.json:

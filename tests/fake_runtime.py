@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
+from textual.notifications import Notification
+
 from voicetui.agents.llm.chat_context import (
     AgentHandoff,
     ChatMessage,
@@ -436,6 +438,12 @@ def emit_all(runtime: FakeRuntime, events: Iterable[RuntimeEvent]) -> None:
 
 
 # --- app helpers ------------------------------------------------------------------------------
+def notifications(app: Any) -> list[Notification]:
+    """The toasts the app shows (Textual keeps them in a private list: the one place tests
+    read it)."""
+    return list(app._notifications)
+
+
 def screen_text(app: Any) -> str:
     """What the terminal shows, as plain text."""
     import io

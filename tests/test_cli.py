@@ -8,6 +8,7 @@ import io
 import subprocess
 import sys
 import textwrap
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -357,13 +358,8 @@ def test_recording_subcommands_on_a_recorded_session(tmp_path: Path) -> None:
     controller.stop().result(30)
     controller.join(10)
     out = io.StringIO()
-    from voicetui.cli import _recording_command
-
-    class Args:
-        command = "show"
-        dir = directory
-
-    assert _recording_command(Args(), None, out, io.StringIO()) == 0  # type: ignore[arg-type]
+    with redirect_stdout(out):  # (not a terminal: the recording as text)
+        assert main(["show", directory]) == 0
     assert "what time is it" in out.getvalue() and "Noon." in out.getvalue()
     assert main(["recording", "repair", directory]) == 0
     assert main(["show", str(tmp_path / "nothing")]) == 2  # a readable error, exit code 2

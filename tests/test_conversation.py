@@ -12,8 +12,10 @@ from voicetui.conversation import (
     ToolCall,
     build_turns,
     event_entries,
+    format_call,
     format_tool_call,
     history_entries,
+    pending_calls,
     shorten,
 )
 from voicetui.headless import event_line
@@ -70,3 +72,46 @@ def test_every_renderer_writes_a_tool_call_from_the_model() -> None:
     md = TranscriptRenderer().render_event(2.0, executed)
     assert md.startswith('- `00:02.00` **Tool call:** `get_time({"timezone": "Europe/Paris"})`')
     assert shorten("a  b\nc" * 100, 10) == "a b ca b …"
+
+
+def test_a_tool_call_says_where_it_is() -> None:
+    c = fr.call("get_time", call_id="c9", timezone="Europe/Paris")
+    (running,) = pending_calls(fr.tools_started(c), 1.0)
+    (waiting,) = pending_calls(fr.tool_break(c), 1.0)
+    assert (running.status, running.call_id, running.output) == ("running", "c9", None)
+    assert waiting.status == "waiting"
+
+    def done(**kw: object) -> ToolCall:
+        (entry,) = event_entries(fr.tools_executed(fr.execution(c, "out", **kw)), 2.0)
+        assert isinstance(entry, ToolCall) and entry.call_id == "c9"
+        return entry
+
+    assert done().status == "ok"
+    assert done(mocked=True).status == "mocked"
+    cancelled = done(cancelled=True)
+    assert cancelled.status == "cancelled" and cancelled.failed
+    raised = done(exception="ValueError: no")
+    assert raised.status == "error" and raised.error == "ValueError: no"
+    mocked_error = ToolCall(2.0, "get_time", "{}", "no such zone", is_error=True, mocked=True)
+    assert mocked_error.status == "error" and mocked_error.error == "no such zone (mocked)"
+
+
+async def test_the_live_view_shows_the_models_entries() -> None:
+    """The TUI's conversation view is fed the model's entries: the same script gives one
+    line per entry, in the model's order, with the headless line's words."""
+    from tests.test_tui_app import lines, running
+
+    async with running() as (app, pilot, rt):
+        fr.emit_all(rt, fr.conversation_script())
+        await fr.settle(pilot)
+        shown = lines(app)
+    entries = script_entries()
+    assert len(shown) == len(entries)
+    for line, entry in zip(shown, entries, strict=True):
+        match entry:
+            case Said():
+                assert line.split(maxsplit=1)[1] == entry.text
+            case ToolCall():
+                assert format_call(entry.name, entry.arguments) in line and "✓" in line
+            case Handoff():
+                assert entry.new_agent_id in line

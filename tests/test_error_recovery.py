@@ -147,5 +147,5 @@ async def test_stt_gives_up_but_the_session_goes_on_by_text() -> None:
 async def test_agent_without_stt_has_no_listening_pipeline() -> None:
     session: AgentSession[None] = AgentSession()
     await session.start(Agent(instructions="x"))
-    assert session._activity is not None and session._activity.recognition is None
+    assert session.activity is not None and session.activity.recognition is None
     await session.aclose()

@@ -93,7 +93,7 @@ async def test_a_typed_turn_with_a_tool_call_shows_the_call_and_the_reply(
         Reply(text="It is sunny in Paris."),
     )
     async with app_on_agent(record_dir=str(tmp_path)) as (app, pilot, runtime):
-        await until(pilot, lambda: runtime._agent_alive)
+        await until(pilot, lambda: runtime.session.running)
         await type_and_send(pilot, "weather in Paris?")
         await until(pilot, lambda: "Agent  It is sunny in Paris." in lines(app))
         assert "You    weather in Paris?" in lines(app)
@@ -110,7 +110,8 @@ async def test_a_typed_turn_with_a_tool_call_shows_the_call_and_the_reply(
         second = llm_server.received()[-1]
         assert any(m.get("role") == "tool" for m in second["messages"])
         assert app.check_action("toggle_break", ()) is None  # greyed out: not in the protocol
-        assert runtime._framework == f"LiveKit Agents {LK_VERSION}"
+        assert app.status is not None  # the header names the framework the agent runs
+        assert app.status.models.startswith(f"LiveKit Agents {LK_VERSION} (")
         tools = app.query_one(ToolsPanel)
         assert tools.query_one("#tools-break").disabled and tools.unavailable
         runtime.stop_recording().result(30)
@@ -134,7 +135,10 @@ async def test_an_agent_that_crashes_is_reported_with_its_last_lines(
         shown = "\n".join(lines(app))
         assert "the LiveKit agent did not start" in shown
         assert "broken on purpose" in shown  # its last log lines
-        assert runtime._process is not None and runtime._process.returncode not in (None, 0)
+        assert runtime.agent_process is not None and runtime.agent_process.returncode not in (
+            None,
+            0,
+        )
 
 
 def test_the_pinned_livekit_agents_is_the_one_tested() -> None:

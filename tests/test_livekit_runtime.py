@@ -151,7 +151,7 @@ def test_a_crash_is_reported_with_its_last_lines_and_typing_restarts_the_agent(
 ) -> None:
     rt, events = make_runtime()
     rt.start().result(30)
-    first = rt._process
+    first = rt.agent_process
     assert first is not None and first.pid is not None
     rt.send_text("crash").result(10)
     events.wait(lambda: bool(events.of("error")))
@@ -161,7 +161,7 @@ def test_a_crash_is_reported_with_its_last_lines_and_typing_restarts_the_agent(
     events.wait(lambda: any("start it again" in n.message for n in events.of("notice")))
     rt.send_text("again").result(30)
     events.wait(lambda: messages(events, "assistant") == ["answer to again"])
-    assert rt._process is not first
+    assert rt.agent_process is not first
 
 
 def test_an_agent_that_fails_at_start_is_reported_and_the_app_stays_up(
@@ -189,7 +189,7 @@ def test_an_entrypoint_that_raises_is_reported_without_waiting_for_a_connection(
     assert time.monotonic() - t0 < 10
     (err,) = events.of("error")
     assert "entrypoint raised" in err.message and "the entrypoint is broken" in err.message
-    assert rt._process is not None and rt._process.returncode is not None  # stopped
+    assert rt.agent_process is not None and rt.agent_process.returncode is not None  # stopped
 
 
 def test_what_the_protocol_cannot_do_fails_with_a_reason(
@@ -216,8 +216,8 @@ def test_stopping_the_runtime_stops_the_agent(
 ) -> None:
     rt, _ = make_runtime()
     rt.start().result(30)
-    assert rt._process is not None and rt._process.pid is not None
-    pid = rt._process.pid
+    assert rt.agent_process is not None and rt.agent_process.pid is not None
+    pid = rt.agent_process.pid
     assert alive(pid)
     rt.stop().result(20)
     assert not alive(pid)
@@ -281,7 +281,7 @@ sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
 from voicetui.runtime.livekit import LiveKitAgentRuntime
 rt = LiveKitAgentRuntime({str(FAKE_AGENT)!r}, launcher=[sys.executable, {str(FAKE_AGENT)!r}], mode="text")
 rt.start().result(30)
-open({str(pid_file)!r}, "w").write(str(rt._process.pid))
+open({str(pid_file)!r}, "w").write(str(rt.agent_process.pid))
 time.sleep(60)
 """
     parent = subprocess.Popen([sys.executable, "-c", script])

@@ -516,8 +516,8 @@ def test_thread_counts_are_checked() -> None:
     with pytest.raises(ValueError, match="n_threads"):
         LlamaLLM(n_threads=1, n_threads_batch=0)
     llm = LlamaLLM(n_threads=1, n_threads_batch=2)
-    assert (llm.worker._n_threads, llm.worker._n_threads_batch) == (1, 2)
-    assert LlamaLLM(n_threads=2).worker._n_threads_batch == 2
+    assert (llm.worker.n_threads, llm.worker.n_threads_batch) == (1, 2)
+    assert LlamaLLM(n_threads=2).worker.n_threads_batch == 2
 
 
 async def test_prewarm_primes_the_agents_examples_too() -> None:

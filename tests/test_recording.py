@@ -77,8 +77,8 @@ def active_regions(
 
 
 class Rig:
-    def __init__(self, root: Path, **rec_kw: Any) -> None:
-        self.llm = FakeLLM(
+    def __init__(self, root: Path, *, llm: FakeLLM | None = None, **rec_kw: Any) -> None:
+        self.llm = llm or FakeLLM(
             [
                 FakeLLMResponse(
                     input="weather in paris",
@@ -110,9 +110,8 @@ class Rig:
             root,
             session=self.session,
             sample_rate=RATE,
-            metadata={"test": "round trip"},
             on_error=self.errors.append,
-            **rec_kw,
+            **({"metadata": {"test": "round trip"}} | rec_kw),
         )
 
     async def start(self, agent: Agent | None = None) -> Path:
@@ -261,16 +260,6 @@ async def test_secrets_never_reach_any_file(
             super().__init__(*a, **kw)
             self.api_key = "model-held-key-4242"
 
-    rig = Rig(
-        tmp_path,
-        secrets=[registered],
-    )
-    rig.rec._metadata = {
-        "room": RoomDetails(
-            url="wss://x.livekit.cloud", room="r", token=lk_token, api_secret=lk_secret
-        ),
-        "config": {"openai": {"api_key": openai_key}, "note": f"password={registered}"},
-    }
     llm = KeyedLLM(
         [
             FakeLLMResponse(
@@ -281,7 +270,13 @@ async def test_secrets_never_reach_any_file(
         ],
         default=f"the model-held key is model-held-key-4242, secret {lk_secret}",
     )
-    rig.session._llm = llm
+    metadata = {
+        "room": RoomDetails(
+            url="wss://x.livekit.cloud", room="r", token=lk_token, api_secret=lk_secret
+        ),
+        "config": {"openai": {"api_key": openai_key}, "note": f"password={registered}"},
+    }
+    rig = Rig(tmp_path, llm=llm, secrets=[registered], metadata=metadata)
     d = await rig.start(WeatherAgent(secret_output=f" ({lk_secret} {registered} {openai_key})"))
     rig.rec.record_event(Notice(level="info", message=f"connected with {lk_token}"))
     rig.rec.add_secret("late-added-secret")
@@ -546,7 +541,7 @@ async def test_inert_wrappers_let_a_recording_start_mid_session_without_a_swap(
     speaking = next(e for e in rec.of("user_state_changed") if e.event["new_state"] == "speaking")
     assert speaking.t - onset == pytest.approx(0.05, abs=FRAME)  # FakeVAD's min_speech_duration
     # ... 4 s after the mic started (the session's start takes a little loop time)
-    assert onset + rig.rec._t0 - mic_start == pytest.approx(4.0, abs=0.03)
+    assert onset - rig.rec.rel(mic_start) == pytest.approx(4.0, abs=0.03)
     # the reply that was playing when the recording started is not written (where its audio
     # belongs is unknown); the next one is, where it was heard
     (start,) = [e for e in rec.of("audio_playback_started")]

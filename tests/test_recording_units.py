@@ -114,7 +114,7 @@ def test_long_recordings_slide_the_window_and_late_audio_is_clipped(tmp_path: Pa
 
 
 def test_truncating_a_segment_silences_what_was_not_played(tmp_path: Path) -> None:
-    tl, _ = timeline(tmp_path)
+    tl, files = timeline(tmp_path)
     track = Track(tl, 1)
     track.reset_runs()
     track.write(1000, tone(0.5, 16000), 16000, tolerance=2, overwrite=True, restart=True)
@@ -123,7 +123,9 @@ def test_truncating_a_segment_silences_what_was_not_played(tmp_path: Path) -> No
     assert written == pytest.approx(0.5 * RATE, abs=2)
     track.truncate_runs(round(0.2 * RATE))
     tl.flush()
-    agent = tl._buf[:, 1]
+    for f in files:
+        f.close()
+    agent = read_wav(tmp_path / "agent.wav")[0][:, 0]
     assert agent[1000 + round(0.2 * RATE) :].max() == 0
     assert np.abs(agent[1000 : 1000 + round(0.2 * RATE)]).max() > 5000
 
@@ -296,9 +298,13 @@ def test_wav_files_are_created_owner_only(tmp_path: Path) -> None:
 
 
 def test_a_frame_that_began_before_the_recording_does_not_shift_the_track(tmp_path: Path) -> None:
-    tl, _ = timeline(tmp_path)
+    tl, files = timeline(tmp_path)
     track = Track(tl, 0)
     pcm = np.concatenate([np.zeros(240, np.int16), tone(0.5, RATE)])
     # the first frame arrives at t = 0: it covers [-0.01, 0] (clipped), the voice starts at 0
     feed_user(track, pcm, RATE, [i * 0.01 for i in range(len(pcm) // 240)], tol=1920)
-    assert onset(tl._buf[:, 0]) == 1 and tl.clipped == 240  # (a sine starts at 0)
+    tl.flush()
+    for f in files:
+        f.close()
+    user = read_wav(tmp_path / "user.wav")[0][:, 0]
+    assert onset(user) == 1 and tl.clipped == 240  # (a sine starts at 0)

@@ -38,7 +38,7 @@ from voicetui.plugins.selection import SessionModels
 from voicetui.runtime._io_modes import BackendHooks, ModeBackend, ModeRequest, NoAudioDeviceError
 from voicetui.runtime._session_ops import LevelsCoalescer
 from voicetui.runtime.api import AudioLevels, ToolBreakResolution
-from voicetui.runtime.controller import CommandError, SessionController
+from voicetui.runtime.controller import AgentSource, CommandError, SessionController
 from voicetui.runtime.log_capture import LogCapture
 
 WAIT = 10.0
@@ -147,7 +147,7 @@ def make(
     llm: FakeLLM | None = None,
     audio: bool = False,
     backends: Backends | None = None,
-    agent: Agent | None = None,
+    agent: AgentSource | None = None,
     **kw: Any,
 ) -> tuple[SessionController, Collector, Backends]:
     backends = backends or Backends()
@@ -259,8 +259,7 @@ def test_start_fails_readably(threads_before: set[threading.Thread]) -> None:
     def broken() -> Agent:
         raise RuntimeError("the agent is broken")
 
-    controller, events, _ = make()
-    controller._agent_source = broken
+    controller, events, _ = make(agent=broken)
     with pytest.raises(CommandError, match="starting the session failed: the agent is broken"):
         controller.start().result(WAIT)
     with pytest.raises(CommandError, match="did not start"):
@@ -298,8 +297,8 @@ def test_mute_reaches_the_session(threads_before: set[threading.Thread]) -> None
 
 def _recognition_mode(controller: SessionController) -> str:
     session = controller.session
-    assert session is not None and session._activity is not None
-    recognition = session._activity.recognition
+    assert session is not None and session.activity is not None
+    recognition = session.activity.recognition
     assert recognition is not None
     return on_loop(controller, lambda: recognition.mode)  # type: ignore[no-any-return]
 

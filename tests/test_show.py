@@ -186,7 +186,7 @@ def lines(app: VoiceTUIApp) -> list[str]:
 
 
 def toasts(app: VoiceTUIApp) -> list[tuple[str, str]]:
-    return [(str(n.title), str(n.message)) for n in app._notifications]
+    return [(str(n.title), str(n.message)) for n in fr.notifications(app)]
 
 
 async def test_a_voice_recording_opens_read_only(voice_recording: Path) -> None:

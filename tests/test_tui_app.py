@@ -355,6 +355,8 @@ async def test_latency_row_has_the_right_numbers() -> None:
     async with running() as (app, pilot, rt):
         rt.emit(*fr.conversation_script())
         await settle(pilot)
+        app.tabs.active = "latency-tab"  # (a hidden tab's table is written when it shows)
+        await settle(pilot)
         table: DataTable[object] = app.query_one("#latency-table", DataTable)
         assert table.row_count == 1  # the greeting (no metrics) makes no row
         row = [str(c) for c in table.get_row_at(0)]
@@ -367,6 +369,7 @@ async def test_latency_row_has_the_right_numbers() -> None:
 async def test_latency_for_a_typed_turn_without_eou() -> None:
     async with running() as (app, pilot, rt):
         rt.emit(fr.llm(0.4), fr.tts(0.2), fr.assistant_message("ok", llm=0.4, tts=0.2, e2e=0.7))
+        app.tabs.active = "latency-tab"
         await settle(pilot)
         table: DataTable[object] = app.query_one("#latency-table", DataTable)
         row = [str(c) for c in table.get_row_at(0)][:7]
@@ -525,7 +528,7 @@ async def test_a_failed_command_becomes_a_notice() -> None:
         await pilot.press("f4")
         await settle(pilot)
         assert lines(app) == ["✗      interrupt failed: nothing to interrupt"]
-        assert any("nothing to interrupt" in str(n.message) for n in app._notifications)
+        assert any("nothing to interrupt" in str(n.message) for n in fr.notifications(app))
         assert app.is_running
 
 
@@ -592,7 +595,7 @@ async def test_notice_is_a_toast_and_a_line() -> None:
         rt.emit(fr.notice("no microphone: text mode", "warning"))
         await settle(pilot)
         assert lines(app) == ["!      no microphone: text mode"]
-        assert any("no microphone" in str(n.message) for n in app._notifications)
+        assert any("no microphone" in str(n.message) for n in fr.notifications(app))
 
 
 async def test_handoff_and_clear() -> None:
@@ -656,3 +659,34 @@ async def test_palette_has_the_commands_and_f9_picks_a_theme() -> None:
         await pilot.press("escape")
         await settle(pilot)
         assert not isinstance(app.screen, CommandPalette)
+
+
+async def test_a_hidden_latency_table_is_written_when_its_tab_shows() -> None:
+    """While the Latency tab is hidden its table is not touched (each write lays the whole
+    screen out again); it catches up when the tab shows."""
+    async with running() as (app, pilot, rt):
+        for i in range(3):
+            rt.emit(fr.llm(0.3), fr.assistant_message(f"reply {i}", llm=0.3, e2e=0.9))
+        await settle(pilot)
+        table: DataTable[object] = app.query_one("#latency-table", DataTable)
+        assert table.row_count == 0 and len(app.latency_panel.book.rows) == 3
+        app.tabs.active = "latency-tab"
+        await settle(pilot)
+        assert table.row_count == 3
+
+
+async def test_function_keys_act_while_typing_but_not_under_a_dialog() -> None:
+    """F2–F8 are acted on as the app reads them (priority bindings), even with text in the
+    message box; while a dialog is open they do nothing, and its footer does not offer them."""
+    async with running() as (app, pilot, rt):
+        await pilot.press("h", "i", "f2")
+        await settle(pilot)
+        assert app.mic_muted and app.query_one("#talk", Input).value == "hi"
+        c = fr.call("get_time", timezone="Europe/Paris")
+        rt.emit(fr.tools_started(c), fr.tool_break(c))
+        await settle(pilot)
+        assert isinstance(app.screen, ToolBreakScreen)
+        await pilot.press("f2")
+        await settle(pilot)
+        assert app.mic_muted
+        assert "toggle_mute" not in {b.binding.action for b in app.active_bindings.values()}

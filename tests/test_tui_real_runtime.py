@@ -13,6 +13,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from tests import fake_runtime as fr
 from tests.fake_runtime import settle
 from tests.test_runtime import Backends
 from voicetui.agents import Agent, function_tool
@@ -74,7 +75,7 @@ async def test_push_to_talk_in_text_mode_says_why_once_and_stays_closed() -> Non
         await settle(pilot)
         (line,) = error_lines(app)
         assert line.count("failed") == 1 and "needs a microphone" in line
-        assert len(app._notifications) == 1
+        assert len(fr.notifications(app)) == 1
         assert not app.ptt_open
         assert not app.query_one("#state", StatePanel).push_to_talk
 

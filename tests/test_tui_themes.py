@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import fake_runtime as fr
 from tests.fake_runtime import FakeRuntime, settle
 from voicetui.tui.app import VoiceTUIApp
 from voicetui.tui.themes import discover_themes, load_theme_file, theme_dirs
@@ -49,7 +50,7 @@ async def test_app_uses_the_theme_by_name_and_warns_on_unknown() -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         assert app.theme == "dark"
-        assert any("no-such-theme" in str(n.message) for n in app._notifications)
+        assert any("no-such-theme" in str(n.message) for n in fr.notifications(app))
     # Textual's own themes work too (with voicetui's variables defaulted)
     app = VoiceTUIApp(FakeRuntime(), theme="textual-light", bridge_interval=0)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -67,7 +68,7 @@ async def test_default_theme_missing_falls_back_quietly(monkeypatch: pytest.Monk
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         assert app.theme == "textual-dark"
-        assert not list(app._notifications)
+        assert not fr.notifications(app)
 
 
 def test_the_wheel_ships_every_theme_file() -> None:

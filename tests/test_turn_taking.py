@@ -561,9 +561,10 @@ async def test_agent_options_override_the_session() -> None:
     assert r.when(
         "conversation_item_added", lambda e: e.item.type == "message" and e.item.role == "user"
     ) == [approx(2.7)]
-    assert r.session._activity is not None
-    assert r.session._activity.options.resume_false_interruption is False
-    assert r.session._activity.options.user_away_timeout == 15.0  # not overridden
+    activity = r.session.activity
+    assert activity is not None
+    assert activity.options.resume_false_interruption is False
+    assert activity.options.user_away_timeout == 15.0  # not overridden
     await r.aclose()
 
 

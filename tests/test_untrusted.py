@@ -284,7 +284,7 @@ async def test_tui_renders_no_control_and_markup_never_crashes() -> None:
             app.show_tab(tab)
             await settle(pilot)
             assert_clean(fr.screen_text(app))
-        notes = [n.message for n in app._notifications]
+        notes = [n.message for n in fr.notifications(app)]
         assert any("[/]" in n for n in notes)  # shown as text, not parsed
         assert all(is_clean(n) for n in notes)
     assert app.return_code in (None, 0)
@@ -294,7 +294,7 @@ async def test_a_markup_theme_name_is_a_warning_not_a_crash() -> None:
     app = VoiceTUIApp(FakeRuntime(), theme="[/]", clock=lambda: fr.T0, bridge_interval=0)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        assert any("[/]" in n.message for n in app._notifications)
+        assert any("[/]" in n.message for n in fr.notifications(app))
     assert app.return_code in (None, 0)
 
 

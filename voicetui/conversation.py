@@ -2,8 +2,14 @@
 that ran and the handoffs, built from events (live or recorded) or from a session's history,
 and grouped in turns; plus the text helpers the renderers share.
 
-Renderers: ``--headless`` lines, ``transcript.md`` (written as a recording goes), the exported
-transcript (``history_markdown``), ``voicetui show --text`` and ``recording diff``.
+Renderers: the TUI's conversation view (live, and ``voicetui show``), ``--headless`` lines,
+``transcript.md`` (written as a recording goes), the exported transcript
+(``history_markdown``), ``voicetui show --text`` and ``recording diff``.
+
+What is still under way is the same model, not yet final: a tool call that runs or waits for the
+user (:func:`pending_calls`: a :class:`ToolCall` without output). The words of a turn that is
+not committed yet (interim transcripts, the agent's text as it is spoken) are not entries: the
+live view shows them until the entry that commits them comes.
 """
 
 from __future__ import annotations
@@ -15,8 +21,13 @@ from typing import Literal, TypeAlias
 
 from .agents.llm import AgentHandoff, ChatItem, ChatMessage, FunctionCall, FunctionCallOutput
 from .agents.llm.chat_context import MetricsReport
-from .agents.voice.events import ConversationItemAddedEvent, FunctionToolsExecutedEvent
-from .events import RuntimeEvent
+from .agents.voice.events import (
+    ConversationItemAddedEvent,
+    FunctionToolsExecutedEvent,
+    FunctionToolsStartedEvent,
+    ToolExecution,
+)
+from .events import RuntimeEvent, ToolBreak
 
 MAX_INLINE = 200
 """Characters of a tool call or output shown on one line."""
@@ -113,6 +124,12 @@ class Said:
     """(Agent messages) how long it took."""
 
 
+ToolStatus: TypeAlias = Literal["running", "waiting", "ok", "mocked", "error", "cancelled"]
+"""Where a tool call is: under way (``running``; ``waiting`` for the user: break on tool call)
+or done (``ok``; ``mocked``: its result was given in the tool's place; ``error``;
+``cancelled``: cut short by an interruption)."""
+
+
 @dataclass(frozen=True)
 class ToolCall:
     t: float
@@ -124,6 +141,56 @@ class ToolCall:
     duration: float | None = None
     mocked: bool = False
     cancelled: bool = False
+    call_id: str = ""
+    """The LLM's id of the call (empty when not known)."""
+    exception: str | None = None
+    """The exception the tool raised (``output`` is then the error the LLM was given)."""
+    waiting: bool = False
+    """(No output yet) the call waits for the user (break on tool call)."""
+
+    @classmethod
+    def pending(cls, call: FunctionCall, t: float, *, waiting: bool = False) -> ToolCall:
+        """``call`` under way: running, or ``waiting`` for the user."""
+        return cls(t, call.name, call.arguments, None, call_id=call.call_id, waiting=waiting)
+
+    @classmethod
+    def of(cls, execution: ToolExecution, t: float) -> ToolCall:
+        """A call that ran (or was mocked, or cut short)."""
+        call, output = execution.call, execution.output
+        return cls(
+            t,
+            call.name,
+            call.arguments,
+            output.output,
+            output.is_error,
+            execution.duration,
+            execution.mocked,
+            execution.cancelled,
+            call.call_id,
+            execution.exception,
+        )
+
+    @property
+    def failed(self) -> bool:
+        """The call ended with an error (a cancelled one too: its output says so)."""
+        return self.is_error or self.exception is not None
+
+    @property
+    def status(self) -> ToolStatus:
+        if self.output is None:
+            return "waiting" if self.waiting else "running"
+        if self.cancelled:
+            return "cancelled"
+        if self.failed:
+            return "error"
+        return "mocked" if self.mocked else "ok"
+
+    @property
+    def error(self) -> str:
+        """(A failed call) what went wrong: the exception, else the output; ``(mocked)`` when
+        the error was given in the tool's place."""
+        detail = self.exception or self.output or ""
+        return f"{detail} (mocked)" if self.mocked else detail
 
     def key(self) -> tuple[str, str, str, bool]:
         """What must match for two calls to count as the same (arguments compared as JSON)."""
@@ -172,21 +239,19 @@ def event_entries(ev: RuntimeEvent, t: float) -> list[Entry]:
             said = _said(t, item)
             return [said] if said is not None else []
         case FunctionToolsExecutedEvent():
-            return [
-                ToolCall(
-                    t,
-                    e.call.name,
-                    e.call.arguments,
-                    e.output.output,
-                    e.output.is_error,
-                    e.duration,
-                    e.mocked,
-                    e.cancelled,
-                )
-                for e in ev.executions
-            ]
+            return [ToolCall.of(execution, t) for execution in ev.executions]
         case _:
             return []
+
+
+def pending_calls(ev: FunctionToolsStartedEvent | ToolBreak, t: float) -> list[ToolCall]:
+    """The calls ``ev`` says are under way, without output: starting to run, or waiting for
+    the user (a tool break; when it is resolved the call starts again, perhaps edited)."""
+    match ev:
+        case FunctionToolsStartedEvent():
+            return [ToolCall.pending(call, t) for call in ev.function_calls]
+        case ToolBreak():
+            return [ToolCall.pending(ev.call, t, waiting=True)]
 
 
 def history_entries(items: Sequence[ChatItem]) -> list[Entry]:
@@ -202,7 +267,11 @@ def history_entries(items: Sequence[ChatItem]) -> list[Entry]:
                 result = outputs.get(it.call_id)
                 output = result.output if result is not None else None
                 is_error = result.is_error if result is not None else False
-                out.append(ToolCall(it.created_at, it.name, it.arguments, output, is_error))
+                out.append(
+                    ToolCall(
+                        it.created_at, it.name, it.arguments, output, is_error, call_id=it.call_id
+                    )
+                )
             case AgentHandoff():
                 out.append(Handoff(it.created_at, it.old_agent_id, it.new_agent_id))
             case _:

@@ -31,6 +31,7 @@ from textual.widgets import (
     Tabs,
 )
 
+from ..conversation import pending_calls
 from ..runtime.api import RoomDetails, SessionRuntime
 from ..runtime.recording_view import READ_ONLY_MESSAGE
 from ..signals import on_terminate
@@ -39,6 +40,7 @@ from .bridge import RuntimeBridge
 from .screens.keys import KeysScreen
 from .screens.pager import PagerScreen
 from .session_actions import SessionActions
+from .strip_cycles import avoid_strip_self_references
 from .themes import DEFAULT_THEME, FALLBACK_THEME, VARIABLE_DEFAULTS, discover_themes
 from .widgets.conversation import ConversationView
 from .widgets.error_banner import ErrorBanner
@@ -70,6 +72,10 @@ REFUSED |= {"ctrl+s": "Export transcript", "ctrl+t": "Text / audio"}
 """Session command keys in read-only mode: what the refusal names."""
 VIEW_ACTIONS = frozenset({"refuse", "view_next_tab", "view_pick_theme"})
 """Bindings of read-only mode only (hidden otherwise)."""
+DIRECT_ACTIONS = frozenset(
+    "toggle_mute push_to_talk interrupt toggle_recording toggle_room devices toggle_break".split()
+)
+"""The function keys' session commands (priority bindings): not while a dialog is open."""
 
 
 class TalkInput(Input):
@@ -112,14 +118,17 @@ class VoiceTUIApp(SessionActions):
         Binding("ctrl+n", "view_next_tab", "Next tab"),
         Binding("f9", "view_pick_theme", "Theme"),
         *(Binding(key, f"refuse({what!r})", what, show=False) for key, what in REFUSED.items()),
-        Binding("f2", "toggle_mute", "Mute"),
-        Binding("f3", "push_to_talk", "Talk"),
-        Binding("f4", "interrupt", "Interrupt"),
-        Binding("f5", "toggle_recording", "Record"),
-        Binding("f6", "toggle_room", "Room"),
+        # the session keys act at once, before the key reaches the focused widget (a key that
+        # bubbles up from the message box waits its turn in every widget on the way, behind
+        # the runtime's messages: 5 hops, hundreds of ms while turns stream in)
+        Binding("f2", "toggle_mute", "Mute", priority=True),
+        Binding("f3", "push_to_talk", "Talk", priority=True),
+        Binding("f4", "interrupt", "Interrupt", priority=True),
+        Binding("f5", "toggle_recording", "Record", priority=True),
+        Binding("f6", "toggle_room", "Room", priority=True),
         Binding("ctrl+t", "toggle_text", "Text/audio", show=False),
-        Binding("f7", "devices", "Devices"),
-        Binding("f8", "toggle_break", "Break"),
+        Binding("f7", "devices", "Devices", priority=True),
+        Binding("f8", "toggle_break", "Break", priority=True),
         Binding("escape", "cancel_push_to_talk", "Cancel talk"),
         Binding("f9", "pick_theme", "Theme", show=False),
         Binding("ctrl+n", "next_tab", "Next tab", show=False),
@@ -143,6 +152,7 @@ class VoiceTUIApp(SessionActions):
     ) -> None:
         """``title``: the header's (default: the runtime's). ``tune_gc``: the process is this
         app's alone (``run_app``): see :func:`_tune_gc`."""
+        avoid_strip_self_references()  # (lines of a frame freed with it, not by the GC)
         self.runtime = runtime
         self._tune_gc = tune_gc
         self.clock = clock
@@ -276,6 +286,8 @@ class VoiceTUIApp(SessionActions):
 
     # --- actions ----------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in DIRECT_ACTIONS and self.screen.is_modal:
+            return False  # (the dialog's keys only, as before these were priority bindings)
         if action in VIEW_ACTIONS:
             return self.read_only
         if self.read_only and action in SESSION_ACTIONS:
@@ -337,8 +349,8 @@ class VoiceTUIApp(SessionActions):
             super().on_tool_break_requested(msg)
             return
         # the call waited for the user there; what was decided follows in the recording
-        self.conversation.tool_waiting(msg.event.call)
-        self.tools_panel.started(msg.event.call, state="waiting")
+        for call in pending_calls(msg.event, time.time()):
+            self.show_tool_call(call)
 
     def action_pick_theme(self) -> None:
         self.search_themes()

@@ -89,7 +89,7 @@ def to_message(ev: RuntimeEvent) -> Message | None:
         case UserStateChangedEvent():
             return m.UserStateUpdate(ev.new_state, ev.created_at)
         case ConversationItemAddedEvent():
-            return m.ConversationItem(ev.item)
+            return m.ConversationItem(ev)
         case FunctionToolsStartedEvent():
             return m.ToolsStarted(ev)
         case FunctionToolsExecutedEvent():

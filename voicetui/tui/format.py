@@ -1,24 +1,11 @@
-"""Small text helpers shared by the widgets (a call and a shortened text as every renderer
-writes them: :mod:`voicetui.conversation`)."""
+"""Small text helpers shared by the widgets (a call and a shortened text are written as every
+renderer writes them: ``format_call`` and ``shorten`` of :mod:`voicetui.conversation`)."""
 
 from __future__ import annotations
 
 import json
 import math
 from typing import Any
-
-from ..conversation import format_call, shorten
-
-__all__ = [
-    "format_call",
-    "format_duration",
-    "format_elapsed",
-    "format_seconds",
-    "parse_json",
-    "percentile",
-    "pretty_json",
-    "shorten",
-]
 
 
 def format_duration(seconds: float | None) -> str:

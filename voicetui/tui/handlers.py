@@ -18,8 +18,9 @@ from textual.app import App
 from textual.message import Message
 from textual.widgets import TabbedContent
 
-from ..agents.llm.chat_context import AgentHandoff, ChatMessage
+from ..agents.llm.chat_context import ChatMessage
 from ..agents.metrics import EOUMetrics
+from ..conversation import Said, ToolCall, event_entries, pending_calls
 from ..runtime.api import ModeChanged, RuntimeStatus, SessionRuntime, ToolBreak, ToolBreakResolution
 from . import messages as m
 from .bridge import RuntimeBridge
@@ -162,32 +163,31 @@ class RuntimeHandlers(App[int]):
         self.timeline.model.transcript(ev.transcript, ev.is_final, ev.created_at)
 
     def on_agent_transcript(self, msg: m.AgentTranscript) -> None:
-        self.conversation.agent_text(msg.speech_id, msg.text, msg.final)
+        self.conversation.agent_text(msg.speech_id, msg.text)
 
     def on_conversation_item(self, msg: m.ConversationItem) -> None:
-        match msg.item:
-            case AgentHandoff() as handoff:
-                self.conversation.handoff(handoff.old_agent_id, handoff.new_agent_id)
-            case ChatMessage(role="user") as said:
-                self.conversation.user_message(said.text_content or "")
+        ev = msg.event
+        for entry in event_entries(ev, ev.created_at):
+            self.conversation.add(entry)
+        match ev.item:
             case ChatMessage(role="assistant") as said:
-                self.conversation.agent_message(said.text_content or "", said.interrupted)
                 metrics = said.metrics
                 self.timeline.model.reply(
                     metrics.started_speaking_at, metrics.stopped_speaking_at, said.interrupted
                 )
-                row = self.latency_panel.book.add_assistant_report(said.metrics)
+                row = self.latency_panel.book.add_assistant_report(metrics)
                 self.latency_panel.row_changed(row)
                 if row is not None:
                     self._recent_dirty = True
                 if row is not None and row.e2e is not None:
                     self._last_e2e = row.e2e
                     self._states_dirty = True
-            case ChatMessage():
-                pass  # (system and developer messages are not shown)
+            case _:
+                pass  # (the latency of a reply only)
 
     def on_reply_was_cut_off(self, _: m.ReplyWasCutOff) -> None:
-        self.conversation.agent_message("", interrupted=True)  # "… ⏹ interrupted"
+        # "… ⏹ interrupted": a reply of which nothing was heard
+        self.conversation.add(Said(time.time(), "agent", "", interrupted=True))
 
     def on_false_interruption(self, msg: m.FalseInterruption) -> None:
         what = "the agent resumed" if msg.resumed else "the agent did not resume"
@@ -296,40 +296,42 @@ class RuntimeHandlers(App[int]):
             self.conversation.notice("error", text)
 
     # --- tools ------------------------------------------------------------------------------
+    def show_tool_call(self, call: ToolCall) -> None:
+        """A tool call of the conversation model (under way or done), where calls show."""
+        self.conversation.add(call)
+        self.tools_panel.show_call(call)
+
     def on_tools_started(self, msg: m.ToolsStarted) -> None:
-        for call in msg.event.function_calls:
-            self.conversation.tool_started(call)
-            self.tools_panel.started(call)
-            self.timeline.model.tool_started(call.call_id, call.name, msg.event.created_at)
-        self._tools_running += len(msg.event.function_calls)
+        ev = msg.event
+        for call in pending_calls(ev, ev.created_at):
+            self.show_tool_call(call)
+            self.timeline.model.tool_started(call.call_id, call.name, ev.created_at)
+        self._tools_running += len(ev.function_calls)
         self._states_dirty = True
 
     def on_tools_executed(self, msg: m.ToolsExecuted) -> None:
-        for execution in msg.event.executions:
-            self.conversation.tool_executed(execution)
-            self.tools_panel.executed(execution)
-            call = execution.call
-            failed = execution.exception is not None or execution.output.is_error
+        ev = msg.event
+        for call in event_entries(ev, ev.created_at):
+            assert isinstance(call, ToolCall)  # (what tools executed add: their calls)
+            self.show_tool_call(call)
             self.timeline.model.tool_finished(
-                call.call_id, call.name, msg.event.created_at, execution.duration, failed
+                call.call_id, call.name, ev.created_at, call.duration or 0.0, call.failed
             )
-        self._tools_running = max(0, self._tools_running - len(msg.event.executions))
+        self._tools_running = max(0, self._tools_running - len(ev.executions))
         self._states_dirty = True
 
     def on_tool_rerun_done(self, msg: m.ToolRerunDone) -> None:
-        execution = msg.event.execution
-        self.tools_panel.executed(execution, rerun=True)
-        failed = execution.exception is not None or execution.output.is_error
+        call = ToolCall.of(msg.event.execution, time.time())
+        self.tools_panel.show_rerun(call)
         self.notify(
-            f"re-run of {execution.call.name}: {'failed' if failed else 'done'}",
-            severity="error" if failed else "information",
+            f"re-run of {call.name}: {'failed' if call.failed else 'done'}",
+            severity="error" if call.failed else "information",
             timeout=4,
         )
 
     def on_tool_break_requested(self, msg: m.ToolBreakRequested) -> None:
-        call = msg.event.call
-        self.conversation.tool_waiting(call)
-        self.tools_panel.started(call, state="waiting")
+        for call in pending_calls(msg.event, time.time()):
+            self.show_tool_call(call)
         self._breaks.append(msg.event)
         self.bell()
         self._show_next_break()
@@ -346,8 +348,7 @@ class RuntimeHandlers(App[int]):
             call = ev.call
             if res.action == "run" and res.arguments is not None:
                 call = call.model_copy(update={"arguments": res.arguments})  # as it runs
-            self.conversation.tool_started(call)
-            self.tools_panel.started(call, state="running")
+            self.show_tool_call(ToolCall.pending(call, time.time()))
             self.bridge.command(
                 "resolve the tool break",
                 lambda: self.runtime.resolve_tool_break(ev.break_id, res),

@@ -101,8 +101,9 @@ class LatencyBook:
     def __init__(self) -> None:
         self.rows: list[TurnLatency] = []
         self._open: TurnLatency | None = None
-        self._percentiles: dict[float, dict[str, float | None]] = {}
-        """Computed percentiles until the next change (the sidebar asks on every frame)."""
+        self._percentiles: dict[tuple[str, float], float | None] = {}
+        """Computed percentiles by (column, p) until the next change (the sidebar asks for the
+        e2e ones on every frame; the Latency tab for every column when it shows)."""
 
     def _new_row(self, speech_id: str | None = None, turn_id: str | None = None) -> TurnLatency:
         self._percentiles.clear()
@@ -216,10 +217,14 @@ class LatencyBook:
         }
 
     def percentiles(self, p: float) -> dict[str, float | None]:
-        cached = self._percentiles.get(p)
-        if cached is None:
-            cached = self._percentiles[p] = {c: percentile(self.values(c), p) for c in COLUMNS}
-        return dict(cached)
+        return {c: self.percentile(c, p) for c in COLUMNS}
+
+    def percentile(self, column: str, p: float) -> float | None:
+        """The ``p``-th percentile of one column (None: no turn measured it)."""
+        key = (column, p)
+        if key not in self._percentiles:
+            self._percentiles[key] = percentile(self.values(column), p)
+        return self._percentiles[key]
 
     def values(self, column: str) -> list[float]:
         return [v for r in self.rows if (v := r.value(column)) is not None]

@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 from textual.message import Message
 
-from ..agents.llm.chat_context import AgentHandoff, ChatMessage
 from ..agents.metrics import EOUMetrics, LLMMetrics, STTMetrics, TTSMetrics, VADMetrics
 from ..agents.voice.events import (
     AgentState,
     CloseEvent,
+    ConversationItemAddedEvent,
     ErrorEvent,
     FunctionToolsExecutedEvent,
     FunctionToolsStartedEvent,
@@ -78,9 +78,9 @@ class UserStateUpdate(Message):
 
 
 class ConversationItem(Message):
-    def __init__(self, item: ChatMessage | AgentHandoff) -> None:
+    def __init__(self, event: ConversationItemAddedEvent) -> None:
         super().__init__()
-        self.item = item
+        self.event = event
 
 
 class ToolsStarted(Message):

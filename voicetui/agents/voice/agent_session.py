@@ -172,8 +172,15 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
     @property
     def options(self) -> TurnOptions:
         """The session's turn-taking options (an agent may override some: the effective ones
-        are the activity's ``options``)."""
+        are ``session.activity.options``)."""
         return self._opts
+
+    @property
+    def activity(self) -> AgentActivity | None:
+        """What the current agent runs: its effective ``options`` and its ``recognition`` (the
+        listening pipeline; None without audio models). None before the session starts and
+        while the agent is being handed over."""
+        return self._activity
 
     @property
     def conn_options(self) -> SessionConnectOptions:

@@ -132,8 +132,10 @@ class LlamaWorker:
     ) -> None:
         self._n_ctx = n_ctx
         self._prime_next_turn = prime_next_turn
-        self._n_threads = n_threads
-        self._n_threads_batch = n_threads_batch or n_threads
+        self.n_threads = n_threads
+        """Threads generating tokens."""
+        self.n_threads_batch = n_threads_batch or n_threads
+        """Threads reading the prompt."""
         self._executor = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="voicetui-llama")
         self._llm: Any = None  # touched only on the worker thread
         self._formatter: Any = None
@@ -228,8 +230,8 @@ class LlamaWorker:
                 llm = llama_cpp.Llama(
                     model_path=str(path),
                     n_ctx=self._n_ctx,
-                    n_threads=self._n_threads,
-                    n_threads_batch=self._n_threads_batch,
+                    n_threads=self.n_threads,
+                    n_threads_batch=self.n_threads_batch,
                     verbose=True,
                 )
             llm.verbose = False
@@ -240,7 +242,7 @@ class LlamaWorker:
             path.name,
             path.stat().st_size / 1e6,
             llm.n_ctx(),
-            self._n_threads,
+            self.n_threads,
             time.monotonic() - started,
         )
         template = llm.metadata.get("tokenizer.chat_template")

@@ -21,6 +21,16 @@ logger = logging.getLogger("voicetui.livekit")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # LiveKit's dev logging is coloured
 TAIL_LINES = 12  # the agent's last lines, to say why it exited
 STOP_GRACE = 5.0  # seconds between SIGTERM (LiveKit's graceful shutdown) and SIGKILL
+_LEVELS = re.compile(r"\b(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL)\b")
+_LEVEL_NUMBERS = {"WARN": logging.WARNING} | {
+    name: logging.getLevelName(name) for name in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+}
+
+
+def line_level(text: str) -> int:
+    """The log level a LiveKit log line names (INFO when it names none)."""
+    found = _LEVELS.search(text[:80])
+    return _LEVEL_NUMBERS[found.group(1)] if found else logging.INFO
 
 
 def agent_command(

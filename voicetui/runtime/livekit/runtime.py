@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import sys
 import threading
 import time
@@ -46,7 +45,7 @@ from ..api import (
 )
 from ..log_capture import LogCapture
 from . import wire
-from .agent_process import AgentProcess, agent_command
+from .agent_process import AgentProcess, agent_command, line_level
 from .audio_bridge import AudioBridge
 from .connection import AgentNotConnected, ConsoleServer
 from .mapping import EventMapper
@@ -76,10 +75,6 @@ UNAVAILABLE_NOTICE = (
     "LiveKit agent: interrupt (F4), push-to-talk (F3), tool breakpoints (F8), re-running "
     "tools and rooms are not part of the console protocol (greyed out); typing interrupts"
 )
-_LEVELS = re.compile(r"\b(DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL)\b")
-_LEVEL_NUMBERS = {"WARN": logging.WARNING} | {
-    name: logging.getLevelName(name) for name in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-}
 
 
 class _NoSession:
@@ -88,22 +83,14 @@ class _NoSession:
 
     current_agent = None
 
-    def on(self, event: str, callback: Any) -> None:
-        pass
+    def on(self, event: str, callback: Any) -> None: ...
 
-    def off(self, event: str, callback: Any) -> None:
-        pass
+    def off(self, event: str, callback: Any) -> None: ...
 
 
 @dataclass(frozen=True)
 class _AgentView:
     running: bool
-
-
-def line_level(text: str) -> int:
-    """The log level a LiveKit log line names (INFO when it names none)."""
-    found = _LEVELS.search(text[:80])
-    return _LEVEL_NUMBERS[found.group(1)] if found else logging.INFO
 
 
 class LiveKitAgentRuntime(LoopRuntime):
@@ -153,6 +140,11 @@ class LiveKitAgentRuntime(LoopRuntime):
     def session(self) -> _AgentView:
         """(``--headless`` asks whether the session runs: the agent does.)"""
         return _AgentView(self._agent_alive)
+
+    @property
+    def agent_process(self) -> AgentProcess | None:
+        """The agent's process (the last one started; None before the first)."""
+        return self._process
 
     # --- what the header shows ------------------------------------------------------------
     @property

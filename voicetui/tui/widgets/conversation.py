@@ -1,5 +1,11 @@
 """The conversation: user and agent turns, tool calls, handoffs, errors and notices, in one
-virtualized log (see :mod:`.vlog`)."""
+virtualized log (see :mod:`.vlog`).
+
+What was said, the tools and the handoffs come as the conversation model's entries
+(:mod:`voicetui.conversation`, the one model every renderer reads); so do the tool calls under
+way (a :class:`~voicetui.conversation.ToolCall` without output). What a turn is before it is
+committed — interim transcripts, the agent's words as they are spoken — is shown until the
+entry that commits it replaces it."""
 
 from __future__ import annotations
 
@@ -10,11 +16,9 @@ from rich.style import Style
 from rich.text import Text
 from textual.strip import Strip
 
-from ...agents.llm.chat_context import FunctionCall
-from ...agents.voice.events import ToolExecution
-from ..format import format_call, format_duration, shorten
+from ...conversation import Entry, Handoff, Said, ToolCall, format_call, shorten
+from ..format import format_duration
 from .styling import component_style
-from .tools import ToolStatus
 from .vlog import VirtualLog, estimate_lines, gutter_strips
 
 LineKind = Literal["user", "interim", "agent", "tool", "handoff", "error", "notice", "info"]
@@ -28,12 +32,24 @@ class Line:
     text: str
     interrupted: bool = False
     level: str = "info"
-    tool_status: ToolStatus = "running"
+    call: ToolCall | None = None
+    """(Tool lines) the call as the conversation model has it."""
     tool_detail: str = ""
+    """(Tool lines that ended) how long it took, and for an error what went wrong."""
+
+
+def tool_line(call: ToolCall) -> Line:
+    detail = ""
+    if call.output is not None:
+        detail = format_duration(call.duration)
+        if call.status == "error" and (error := call.error):
+            detail += f": {shorten(error, 160)}"
+    return Line("tool", format_call(call.name, call.arguments), call=call, tool_detail=detail)
 
 
 class ConversationView(VirtualLog[Line]):
-    """Semantic methods in, lines out. Called by the app on its thread only."""
+    """Entries of the conversation model (and the live text before them) in, lines out.
+    Called by the app on its thread only."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "conversation--user",
@@ -76,7 +92,56 @@ class ConversationView(VirtualLog[Line]):
         self._seq += 1
         return f"{prefix}-{self._seq}"
 
-    # --- user -------------------------------------------------------------------------------
+    # --- the conversation model's entries -----------------------------------------------------
+    def add(self, entry: Entry) -> None:
+        """An entry of the conversation: what was said, a tool call (running, waiting or
+        done: one line per call, updated), a handoff."""
+        match entry:
+            case Said(role="user"):
+                self._user_said(entry.text)
+            case Said():
+                self._agent_said(entry.text, entry.interrupted)
+            case ToolCall():
+                self._tool_call(entry)
+            case Handoff(old_agent_id=str() as old):
+                self.append(Line("handoff", f"handoff {old} → {entry.new_agent_id}"))
+            case Handoff():  # (the session's first agent)
+                self.append(Line("handoff", f"agent {entry.new_agent_id}"))
+
+    def _user_said(self, text: str) -> None:
+        """The user's turn was committed: one line with its whole text replaces the
+        transcripts that made it (or is added, for typed text)."""
+        pending = [k for k in self._pending_user if k != self._interim_key]
+        self._pending_user = [self._interim_key] if self._interim_key else []
+        if pending:
+            self.update(pending[0], Line("user", text))
+            for key in pending[1:]:
+                self.remove_entry(key)
+        else:
+            self.append(Line("user", text), key=self._key("user"))
+
+    def _agent_said(self, text: str, interrupted: bool) -> None:
+        """The agent's turn was added to the history (what was actually said): it replaces
+        the words shown as they were spoken."""
+        line = Line("agent", text, interrupted=interrupted)
+        if self._streaming:
+            speech_id = next(iter(self._streaming))
+            key = self._streaming.pop(speech_id)
+            self.update(key, line)
+        else:
+            self.append(line, key=self._key("agent"))
+
+    def _tool_call(self, call: ToolCall) -> None:
+        key = f"tool-{call.call_id}"
+        shown = self.get(key)
+        if shown is None:
+            self.append(tool_line(call), key=key)
+        elif call.status != "running" or (shown.call is not None and shown.call.waiting):
+            # (a call that starts running after a break may have been edited there; a call
+            # already shown as running or done stays as it is)
+            self.update(key, tool_line(call))
+
+    # --- live: the turn before it is committed ------------------------------------------------
     def user_transcript(self, text: str, final: bool) -> None:
         """An STT transcript: the interim line is replaced as it changes, then made final."""
         text = text.strip()
@@ -94,20 +159,7 @@ class ConversationView(VirtualLog[Line]):
             self._pending_user.remove(key)
         self._interim_key = None if final else key
 
-    def user_message(self, text: str) -> None:
-        """The user's turn was committed: one line with its whole text replaces the
-        transcripts that made it (or is added, for typed text)."""
-        pending = [k for k in self._pending_user if k != self._interim_key]
-        self._pending_user = [self._interim_key] if self._interim_key else []
-        if pending:
-            self.update(pending[0], Line("user", text))
-            for key in pending[1:]:
-                self.remove_entry(key)
-        else:
-            self.append(Line("user", text), key=self._key("user"))
-
-    # --- agent ------------------------------------------------------------------------------
-    def agent_text(self, speech_id: str, text: str, final: bool) -> None:
+    def agent_text(self, speech_id: str, text: str) -> None:
         """The agent's words so far for one speech, revealed as they are spoken."""
         key = self._streaming.get(speech_id)
         if key is None:
@@ -118,62 +170,6 @@ class ConversationView(VirtualLog[Line]):
             self.append(Line("agent", text), key=key)
         else:
             self.update(key, Line("agent", text))
-
-    def agent_message(self, text: str, interrupted: bool) -> None:
-        """The agent's turn was added to the history (what was actually said)."""
-        line = Line("agent", text, interrupted=interrupted)
-        if self._streaming:
-            speech_id = next(iter(self._streaming))
-            key = self._streaming.pop(speech_id)
-            self.update(key, line)
-        else:
-            self.append(line, key=self._key("agent"))
-
-    # --- tools ------------------------------------------------------------------------------
-    def tool_started(self, call: FunctionCall) -> None:
-        key = f"tool-{call.call_id}"
-        line = self.get(key)
-        if line is None:
-            self.append(Line("tool", format_call(call.name, call.arguments)), key=key)
-        elif line.tool_status == "waiting":
-            line.tool_status = "running"
-            line.text = format_call(call.name, call.arguments)  # (edited at the break)
-            self.update(key)
-
-    def tool_waiting(self, call: FunctionCall) -> None:
-        """Break on tool call: the call waits for the user."""
-        self.tool_started(call)
-        line = self.get(f"tool-{call.call_id}")
-        if line is not None:
-            line.tool_status = "waiting"
-            self.update(f"tool-{call.call_id}")
-
-    def tool_executed(self, execution: ToolExecution) -> None:
-        call = execution.call
-        key = f"tool-{call.call_id}"
-        status: ToolStatus
-        if execution.cancelled:  # cut short by an interruption
-            status, detail = "cancelled", ""
-        elif execution.exception is not None or execution.output.is_error:
-            status = "error"
-            detail = execution.exception or execution.output.output
-            if execution.mocked:  # an error given in the tool's place (break on tool call)
-                detail += " (mocked)"
-        elif execution.mocked:
-            status, detail = "mocked", ""
-        else:
-            status, detail = "ok", ""
-        line = Line(
-            "tool",
-            format_call(call.name, call.arguments),
-            tool_status=status,
-            tool_detail=f"{format_duration(execution.duration)}"
-            + (f": {shorten(detail, 160)}" if detail else ""),
-        )
-        if self.get(key) is None:
-            self.append(line, key=key)
-        else:
-            self.update(key, line)
 
     # --- the rest ---------------------------------------------------------------------------
     def handoff(self, old_agent: str | None, new_agent: str) -> None:
@@ -214,46 +210,54 @@ class ConversationView(VirtualLog[Line]):
         return estimate_lines(payload.text + " " * extra, max(8, width - GUTTER))
 
     def render_payload(self, payload: Line, width: int) -> list[Strip]:
-        console = self.app.console
-        kind = payload.kind
-        if kind in ("user", "interim"):
-            label = Text("You", style=self._style("user"))
-            body = Text(payload.text, style=self._style("interim") if kind == "interim" else "")
-        elif kind == "agent":
-            label = Text("Agent", style=self._style("agent"))
-            body = Text(payload.text or "…")
-            if payload.interrupted:
-                body.append("  ⏹ interrupted", style=self._style("warning"))
-        elif kind == "tool":
-            label = Text("")
-            body = Text("➜ ", style=self._style("tool"))
-            body.append(payload.text, style=self._style("tool"))
-            body.append("  ")
-            status = payload.tool_status
-            if status == "running":
+        label, body = self._label_and_body(payload)
+        return gutter_strips(self.app.console, label, body, width, GUTTER)
+
+    def _label_and_body(self, payload: Line) -> tuple[Text, Text]:
+        match payload.kind:
+            case "user" | "interim":
+                style = self._style("interim") if payload.kind == "interim" else ""
+                return Text("You", style=self._style("user")), Text(payload.text, style=style)
+            case "agent":
+                body = Text(payload.text or "…")
+                if payload.interrupted:
+                    body.append("  ⏹ interrupted", style=self._style("warning"))
+                return Text("Agent", style=self._style("agent")), body
+            case "tool":
+                return Text(""), self._tool_body(payload)
+            case "handoff":
+                style = self._style("handoff")
+                return Text("⇄", style=style), Text(payload.text, style=style)
+            case "error":
+                style = self._style("error")
+                return Text("✗", style=style), Text(payload.text, style=style)
+            case "notice":
+                style = self._style(
+                    {"error": "error", "warning": "warning"}.get(payload.level, "dim")
+                )
+                label = Text({"error": "✗", "warning": "!"}.get(payload.level, "ℹ"))
+                label.stylize(style)
+                return label, Text(payload.text, style=style)
+            case "info":
+                style = self._style("dim")
+                return Text("·", style=style), Text(payload.text, style=style)
+
+    def _tool_body(self, payload: Line) -> Text:
+        body = Text("➜ ", style=self._style("tool"))
+        body.append(payload.text, style=self._style("tool"))
+        body.append("  ")
+        detail = payload.tool_detail
+        match payload.call.status if payload.call is not None else "running":
+            case "running":
                 body.append("… running", style=self._style("dim"))
-            elif status == "waiting":
+            case "waiting":
                 body.append("⏸ waiting for you", style=self._style("warning"))
-            elif status == "error":
-                body.append(f"✗ {payload.tool_detail}", style=self._style("fail"))
-            elif status == "cancelled":
-                body.append(f"⏹ cancelled {payload.tool_detail}", style=self._style("warning"))
-            elif status == "mocked":
-                body.append(f"✓ {payload.tool_detail} (mocked)", style=self._style("ok"))
-            else:
-                body.append(f"✓ {payload.tool_detail}", style=self._style("ok"))
-        elif kind == "handoff":
-            label = Text("⇄", style=self._style("handoff"))
-            body = Text(payload.text, style=self._style("handoff"))
-        elif kind == "error":
-            label = Text("✗", style=self._style("error"))
-            body = Text(payload.text, style=self._style("error"))
-        elif kind == "notice":
-            style = {"error": "error", "warning": "warning"}.get(payload.level, "dim")
-            label = Text({"error": "✗", "warning": "!"}.get(payload.level, "ℹ"))
-            label.stylize(self._style(style))
-            body = Text(payload.text, style=self._style(style))
-        else:
-            label = Text("·", style=self._style("dim"))
-            body = Text(payload.text, style=self._style("dim"))
-        return gutter_strips(console, label, body, width, GUTTER)
+            case "error":
+                body.append(f"✗ {detail}", style=self._style("fail"))
+            case "cancelled":
+                body.append(f"⏹ cancelled {detail}", style=self._style("warning"))
+            case "mocked":
+                body.append(f"✓ {detail} (mocked)", style=self._style("ok"))
+            case "ok":
+                body.append(f"✓ {detail}", style=self._style("ok"))
+        return body

@@ -7,7 +7,7 @@ from textual import events
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from ..format import shorten
+from ...conversation import shorten
 
 
 class ErrorBanner(Static):

@@ -5,7 +5,6 @@ the worst turn."""
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import ClassVar
 
 from rich.style import Style
@@ -13,18 +12,20 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.geometry import Size
+from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
 from ..format import format_seconds
 from ..latency import COLUMNS, LABELS, STAGE_LABELS, LatencyBook, TurnLatency
 from .styling import CachedComponentStyles
+from .vlog import panel_strips
 
 BAR_WIDTH = 28
 APPLY_CHUNK = 200
-"""Rows written to the table at a time (when thousands arrive together)."""
-HIDDEN_INTERVAL = 0.5
-"""While the tab is hidden, the table is written at most this often."""
+"""Rows written to the table at a time (when thousands arrive together, or when the tab shows
+after turns came while it was hidden)."""
 SCALES = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 SEGMENT_STYLE = {
     "eou": "eou",
@@ -82,7 +83,6 @@ class LatencyPanel(CachedComponentStyles, Vertical):
         """The cells on screen, by row key."""
         self._pending: dict[int, TurnLatency] = {}
         self._apply_scheduled = False
-        self._hidden_applied_at = float("-inf")
         self._later: asyncio.TimerHandle | None = None
 
     def compose(self) -> ComposeResult:
@@ -140,18 +140,12 @@ class LatencyPanel(CachedComponentStyles, Vertical):
         return cells
 
     def _apply_rows(self) -> None:
-        """Write the changed rows. Each write makes the table lay the screen out again: while
-        the tab is hidden, at most every :data:`HIDDEN_INTERVAL` (on_show catches up)."""
+        """Write the changed rows. Each write makes the table (and the summary) lay the whole
+        screen out again, a frame of tens of ms: while the tab is hidden, nothing is written
+        (on_show catches up, :data:`APPLY_CHUNK` rows at a time)."""
         self._apply_scheduled = False
-        if not self._pending:
+        if not self._pending or not self.is_on_screen:
             return
-        if not self.is_on_screen:
-            now = time.monotonic()
-            wait = self._hidden_applied_at + HIDDEN_INTERVAL - now
-            if wait > 0:
-                self._schedule_apply(delay=wait)
-                return
-            self._hidden_applied_at = now
         if len(self._pending) <= APPLY_CHUNK:
             pending, self._pending = self._pending, {}
         else:
@@ -280,37 +274,72 @@ class RecentTurns(CachedComponentStyles, Widget):
     """
 
     SHOWN = 8
+    LABEL_WIDTH = 4
+    E2E_WIDTH = 7
 
     def __init__(self, book: LatencyBook, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.book = book
         self._rows_shown = 0
+        self._lines: list[Strip] = []
+        self._lines_key: tuple[int, int, str] | None = None
+        """What ``_lines`` were drawn for: (version, width, theme)."""
+        self._version = 0
 
     def rows_changed(self) -> None:
         """Redraw; lay the screen out again only when the panel's height changes (a layout
         pass costs more than the redraw)."""
+        self._version += 1
         shown = min(len(self.book.rows), self.SHOWN)
         self.refresh(layout=shown != self._rows_shown)
         self._rows_shown = shown
 
-    def render(self) -> Table:
+    def notify_style_update(self) -> None:
+        self._version += 1
+        super().notify_style_update()
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return min(len(self.book.rows), self.SHOWN) + 3  # the head, the rows, a gap, p50
+
+    def render_line(self, y: int) -> Strip:
+        """Drawn as strips once per change (the sidebar redraws on every batch of turns: a rich
+        Table, or Textual's rendering of a multi-line Text, costs several times more)."""
+        width = self.content_region.width
+        key = (self._version, width, self.app.theme)
+        if key != self._lines_key:
+            self._lines_key = key
+            self._lines = panel_strips(self.app.console, self.text(), width, self.rich_style)
+        if y < len(self._lines):
+            return self._lines[y]
+        return Strip.blank(width, self.rich_style)
+
+    def text(self) -> Text:
+        """Three columns (turn, e2e, the bar) as plain lines, laid out as a table grid."""
         styles = {name: self.component_style(f"latency--{name}") for name in STYLE_NAMES}
-        grid = Table.grid(padding=(0, 1))
-        grid.add_column(width=4, justify="right", no_wrap=True, style=styles["head"])
-        grid.add_column(width=7, justify="right", no_wrap=True)
-        grid.add_column(no_wrap=True)
-        grid.add_row("turn", "e2e", Text("EOU·LLM·tools·TTS", style=styles["head"]))
         rows = self.book.rows[-self.SHOWN :]
         width = max(6, self.size.width - 16)
         scale = max([r.total() for r in rows] + [0.5])
-        for row in rows:
-            grid.add_row(
-                row.label,
-                format_seconds(row.e2e),
-                stacked_bar(row, scale, width, styles),
-            )
-        p50 = self.book.percentiles(50)["e2e"]
-        p95 = self.book.percentiles(95)["e2e"]
-        grid.add_row("", "", "")
-        grid.add_row("p50", format_seconds(p50), Text("p95 " + format_seconds(p95)))
-        return grid
+        p50 = self.book.percentile("e2e", 50)
+        p95 = self.book.percentile("e2e", 95)
+        lines = [
+            ("turn", "e2e", Text("EOU·LLM·tools·TTS", style=styles["head"])),
+            *((r.label, format_seconds(r.e2e), stacked_bar(r, scale, width, styles)) for r in rows),
+            ("", "", Text()),
+            ("p50", format_seconds(p50), Text("p95 " + format_seconds(p95))),
+        ]
+        bar_width = max(cell.cell_len for _, _, cell in lines)
+        panel = Text(no_wrap=True, overflow="crop", end="")
+        for i, (label, e2e, cell) in enumerate(lines):
+            if i:
+                panel.append("\n")
+            # (each cell but the last ends with the column gap, in its column's style)
+            panel.append(f"{_fit(label, self.LABEL_WIDTH)} ", style=styles["head"])
+            panel.append(f"{_fit(e2e, self.E2E_WIDTH)} ")
+            panel.append_text(cell)
+            panel.append(" " * (bar_width - cell.cell_len), style=cell.style)
+        return panel
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` right-justified in ``width`` cells, cut with an ellipsis (a table cell's)."""
+    return text.rjust(width) if len(text) <= width else text[: width - 1] + "…"

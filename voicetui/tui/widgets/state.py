@@ -8,10 +8,13 @@ from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
+from textual.geometry import Size
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual.widget import Widget
 
 from .styling import CachedComponentStyles
+from .vlog import panel_strips
 
 FLOOR_DBFS = -60.0
 
@@ -110,6 +113,8 @@ class StatePanel(CachedComponentStyles, Widget):
         super().__init__(id=id, classes="-compact" if compact else None)
         self.compact = compact
         self.read_only = read_only
+        self._lines: list[Strip] = []
+        self._lines_key: tuple[object, ...] | None = None
 
     def _styles(self) -> dict[str, Style]:
         return {
@@ -139,6 +144,48 @@ class StatePanel(CachedComponentStyles, Widget):
     def agent_badge(self) -> tuple[str, str]:
         key = "tool" if self.tools_running > 0 else self.agent_state
         return AGENT_BADGES.get(key, (self.agent_state, "dim"))
+
+    def notify_style_update(self) -> None:
+        self._lines_key = None
+        super().notify_style_update()
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self.render().plain.split("\n"))
+
+    def render_line(self, y: int) -> Strip:
+        """The full panel is drawn as strips once per change of what it shows (the meters move
+        it at up to 20 Hz, and Textual's rendering of the Text costs several times more); the
+        compact line is Textual's (it ends with an ellipsis when cut)."""
+        if self.compact:
+            return super().render_line(y)
+        width = self.content_region.width
+        key = (self._shown(), width, self.app.theme)
+        if key != self._lines_key:
+            self._lines_key = key
+            self._lines = panel_strips(self.app.console, self.render(), width, self.rich_style)
+        if y < len(self._lines):
+            return self._lines[y]
+        return Strip.blank(width, self.rich_style)
+
+    def _shown(self) -> tuple[object, ...]:
+        """Everything the full panel shows."""
+        return (
+            self.agent_state,
+            self.user_state,
+            self.tools_running,
+            self.mic_muted,
+            self.push_to_talk,
+            self.break_on_tool_call,
+            self.input_dbfs,
+            self.input_peak,
+            self.output_dbfs,
+            self.output_peak,
+            self.last_e2e,
+            self.mode,
+            self.echo_cancelling,
+            self.erle_db,
+            self.size.width,
+        )
 
     def render(self) -> Text:
         styles = self._styles()

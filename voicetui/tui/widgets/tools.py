@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from rich.console import Group, RenderableType
 from rich.json import JSON
@@ -17,15 +17,12 @@ from textual.message import Message
 from textual.widgets import Button, Label, OptionList, Static, Switch
 from textual.widgets.option_list import Option
 
-from ...agents.llm.chat_context import FunctionCall
 from ...agents.llm.history import cut_output
-from ...agents.voice.events import ToolExecution
-from ..format import format_call, format_duration, parse_json, shorten
+from ...conversation import ToolCall, ToolStatus, format_call, shorten
+from ..format import format_duration, parse_json
 from .styling import CachedComponentStyles
 
-ToolStatus = Literal["running", "waiting", "ok", "mocked", "error", "cancelled"]
-"""A tool call's state, as the tools panel and the conversation show it."""
-ICONS: dict[str, tuple[str, str]] = {
+ICONS: dict[ToolStatus, tuple[str, str]] = {
     "running": ("…", "dim"),
     "waiting": ("⏸", "warn"),
     "ok": ("✓", "ok"),
@@ -38,28 +35,30 @@ ICONS: dict[str, tuple[str, str]] = {
 @dataclass(slots=True)
 class ToolRecord:
     key: str
-    call: FunctionCall
-    state: ToolStatus = "running"
-    duration: float | None = None
-    output: str | None = None
-    exception: str | None = None
+    call: ToolCall
+    """The call as the conversation model has it (running, waiting or done)."""
     rerun: bool = False
-    mocked: bool = False
-    """The result or error was given in the tool's place (break on tool call)."""
 
-    def apply(self, execution: ToolExecution) -> None:
-        self.duration = execution.duration
-        self.output = execution.output.output
-        self.exception = execution.exception
-        self.mocked = execution.mocked
-        if execution.cancelled:  # cut short by an interruption (the output says so)
-            self.state = "cancelled"
-        elif execution.exception is not None or execution.output.is_error:
-            self.state = "error"
-        elif execution.mocked:
-            self.state = "mocked"
-        else:
-            self.state = "ok"
+    @property
+    def state(self) -> ToolStatus:
+        return self.call.status
+
+    @property
+    def mocked(self) -> bool:
+        """The result or error was given in the tool's place (break on tool call)."""
+        return self.call.mocked
+
+    @property
+    def duration(self) -> float | None:
+        return self.call.duration
+
+    @property
+    def output(self) -> str | None:
+        return self.call.output
+
+    @property
+    def exception(self) -> str | None:
+        return self.call.exception
 
 
 VIEW_CHARS = 4_000
@@ -176,35 +175,25 @@ class ToolsPanel(CachedComponentStyles, Vertical):
         return self.query_one("#tools-list", OptionList)
 
     # --- updates (UI thread) ----------------------------------------------------------------
-    def started(self, call: FunctionCall, state: ToolStatus = "running") -> ToolRecord:
+    def show_call(self, call: ToolCall) -> ToolRecord:
+        """A call of the conversation, under way (running, waiting: its arguments may be edited
+        at a break) or done."""
         record = self.records.get(call.call_id)
         if record is None:
-            record = ToolRecord(key=call.call_id, call=call, state=state)
+            record = ToolRecord(key=call.call_id, call=call)
             self._add(record)
         else:
-            record.state = state
-            record.call = call  # (arguments edited at a break)
+            record.call = call
             self._changed(record)
         return record
 
-    def executed(self, execution: ToolExecution, *, rerun: bool = False) -> ToolRecord:
-        if rerun:
-            self._reruns += 1
-            record = ToolRecord(key=f"rerun-{self._reruns}", call=execution.call, rerun=True)
-            record.apply(execution)
-            self._add(record)
-            self.select(record.key)
-            return record
-        existing = self.records.get(execution.call.call_id)
-        if existing is None:
-            existing = ToolRecord(key=execution.call.call_id, call=execution.call)
-            existing.apply(execution)
-            self._add(existing)
-        else:
-            existing.call = execution.call
-            existing.apply(execution)
-            self._changed(existing)
-        return existing
+    def show_rerun(self, call: ToolCall) -> ToolRecord:
+        """A re-run's result: a record of its own, selected."""
+        self._reruns += 1
+        record = ToolRecord(key=f"rerun-{self._reruns}", call=call, rerun=True)
+        self._add(record)
+        self.select(record.key)
+        return record
 
     def set_break(self, enabled: bool) -> None:
         switch = self.query_one("#tools-break", Switch)

@@ -21,6 +21,7 @@ from typing import Generic, TypeVar
 
 from rich.console import Console
 from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.events import Resize
 from textual.geometry import Region, Size
@@ -58,6 +59,18 @@ def text_segments(console: Console, text: Text) -> list[Segment]:
 
 def text_to_strips(console: Console, lines: Iterable[Text]) -> list[Strip]:
     return [Strip(text_segments(console, line), line.cell_len) for line in lines]
+
+
+def panel_strips(console: Console, text: Text, width: int, style: Style) -> list[Strip]:
+    """A multi-line ``text`` (no wrapping) as a widget's lines: ``width`` cells each, on the
+    widget's ``style``. For panels that redraw on every batch: cheaper than letting Textual
+    render the Text (see ``RecentTurns``, ``StatePanel``)."""
+    return [
+        Strip(text_segments(console, line), line.cell_len)
+        .adjust_cell_length(width, style)
+        .apply_style(style)
+        for line in text.split("\n")
+    ]
 
 
 def gutter_strips(
