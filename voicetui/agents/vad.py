@@ -34,8 +34,9 @@ class VADEvent:
     silence_duration: float
     frames: list[rtc.AudioFrame] = field(default_factory=list)
     """END_OF_SPEECH: the whole utterance (with prefix padding); START_OF_SPEECH: what led to it
-    (up to the end of the window it was decided on); INFERENCE_DONE: the audio of its window, as
-    LiveKit's Silero gives it (a listener can follow the utterance from the events alone)."""
+    (up to the end of the window it was decided on); INFERENCE_DONE while speaking: the audio of
+    its window, as LiveKit's Silero gives it (a listener can follow the utterance from the
+    events alone; the windowed VADs leave it empty between utterances)."""
     probability: float = 0.0
     inference_duration: float = 0.0
     speaking: bool = False

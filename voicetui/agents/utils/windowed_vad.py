@@ -168,7 +168,9 @@ class _Segmenter:
                 self._pub_speech = 0.0
                 self._keep_padding(input_rate)
         done = self._event(VADEventType.INFERENCE_DONE, prob, inference_duration, input_rate)
-        if chunk.size:  # its window's audio (a listener of shared events follows the utterance)
+        if self._speaking and chunk.size:
+            # its window's audio, for a listener of shared events following the utterance (not
+            # between utterances, where nobody needs it: ~30 frames a second saved while idle)
             done.frames = [make_frame(chunk, input_rate)]
         events.append(done)
         return events
