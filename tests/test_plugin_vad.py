@@ -23,7 +23,7 @@ from tests.audio_fixtures import (
     speech_duration,
     split_frames,
 )
-from voicetui.agents.audio import frames_duration
+from voicetui.agents.audio import as_array, frames_duration
 from voicetui.agents.exceptions import VADError
 from voicetui.agents.utils.windowed_vad import SegmenterOptions, _Segmenter
 from voicetui.agents.vad import VAD, VADEvent, VADEventType
@@ -116,6 +116,15 @@ async def test_one_utterance_gives_one_start_and_one_end(
     speaking = [e for e in inferences if e.speaking]
     assert speaking and all(at(start) <= at(e) < at(stop) for e in speaking)
     assert all(0.0 <= e.probability <= 1.0 and e.inference_duration >= 0 for e in inferences)
+    # every INFERENCE_DONE while speaking carries its window's audio: START's frames and the
+    # windows after it are the utterance END returns, to the sample, but for END's own window
+    # (what an STT adapter listening to shared events speculates on; issue 21)
+    assert all(e.frames and e.frames[0].sample_rate == rate for e in speaking)
+    after_start = [e for e in speaking if e.samples_index > start.samples_index]
+    rebuilt = np.concatenate([as_array(f)[:, 0] for e in [start, *after_start] for f in e.frames])
+    whole = np.concatenate([as_array(f)[:, 0] for f in stop.frames])
+    assert np.array_equal(rebuilt, whole[: rebuilt.size])
+    assert abs(whole.size - rebuilt.size - window * rate) <= 1
 
 
 @needs_espeak

@@ -543,6 +543,28 @@ async def test_levels_coalescer_rate() -> None:
     assert emitted[-1].input_dbfs == -199.0 and emitted[-1].output_peak_dbfs == -3.0
 
 
+@pytest.mark.looptime
+async def test_levels_coalescer_does_not_repeat_the_same_levels() -> None:
+    """A digitally silent mic reports the same levels 20 times a second: sent once (the UI is
+    not woken to show the same meters), and again as soon as anything changes (issue 21)."""
+    import asyncio
+
+    emitted: list[AudioLevels] = []
+    levels = LevelsCoalescer(emitted.append, 0.05)
+    for _ in range(40):  # 2 s of silence
+        levels.report("input", -120.0, -120.0)
+        await asyncio.sleep(0.05)
+    assert len(emitted) == 1 and emitted[0].input_dbfs == -120.0
+    levels.report("input", -45.0, -30.0)  # a sound
+    await asyncio.sleep(0.06)
+    levels.report("input", -120.0, -120.0)  # silence again
+    await asyncio.sleep(0.06)
+    assert [e.input_dbfs for e in emitted] == [-120.0, -45.0, -120.0]
+    levels.report("input", -120.0, -120.0, echo_cancelling=True)  # the state changed
+    await asyncio.sleep(0.06)
+    assert len(emitted) == 4 and emitted[-1].echo_cancelling
+
+
 def test_local_mode_on_virtual_devices(
     virtual_audio: VirtualAudio, threads_before: set[threading.Thread]
 ) -> None:

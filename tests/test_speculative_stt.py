@@ -1,6 +1,8 @@
 """Speculative recognition in ``stt.StreamAdapter``: the utterance is recognized when a pause
 begins, and that result is the final transcript if the VAD's end of speech follows without more
-speech. Timing on virtual time with fakes; accuracy with real Silero + Whisper on espeak audio."""
+speech. Timing on virtual time with fakes; accuracy with real Silero + Whisper on espeak audio.
+The timing tests run twice: with the adapter's own VAD stream (``own``) and listening to the
+events of a VAD stream run beside it on the same audio, as a session shares its (``shared``)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from voicetui.agents.stt import (
 )
 from voicetui.agents.testing import FakeVAD
 from voicetui.agents.types import APIConnectOptions
+from voicetui.agents.vad import SharedVADEvents
 
 NO_RETRY = APIConnectOptions(max_retry=0, timeout=30.0)
 FRAME = 0.01
@@ -70,6 +73,20 @@ class _CountingSTT(STT):
         )
 
 
+@pytest.fixture(params=["own", "shared"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _adapter(stt: STT, mode: str, speculate_after: float | None = 0.1) -> StreamAdapter:
+    return StreamAdapter(
+        stt=stt,
+        vad=FakeVAD(min_silence_duration=0.3),
+        speculate_after=speculate_after,
+        vad_events=SharedVADEvents() if mode == "shared" else None,
+    )
+
+
 def _voice(seconds: float) -> list[rtc.AudioFrame]:
     n = int(RATE * FRAME)
     tone = (np.sin(np.arange(n) * 2 * np.pi * 220 / RATE) * 8000).astype(np.int16)
@@ -100,7 +117,17 @@ async def _run(
             events.append((loop.time(), ev))
 
     reader = asyncio.create_task(read())
+    # shared: a stream of the same VAD hears the same audio beside the adapter (the session's)
+    shared = adapter._vad_events
+    session_vad = adapter._vad.stream() if shared is not None else None
+    publisher = (
+        asyncio.create_task(session_vad.pipe_to(shared.publish))
+        if session_vad is not None and shared is not None
+        else None
+    )
     for i, frame in enumerate(audio):
+        if session_vad is not None:
+            session_vad.push_frame(frame)
         stream.push_frame(frame)
         await asyncio.sleep(FRAME)
         if i == last_voice_frame:
@@ -108,6 +135,10 @@ async def _run(
     stream.end_input()
     await reader
     await stream.aclose()
+    if session_vad is not None and publisher is not None:
+        session_vad.end_input()
+        await publisher
+        await session_vad.aclose()
     return _Run(events, voice_end)
 
 
@@ -116,14 +147,12 @@ def _finals(run: _Run) -> list[tuple[float, str]]:
 
 
 @pytest.mark.looptime
-async def test_the_speculation_is_the_final_when_no_speech_resumes() -> None:
+async def test_the_speculation_is_the_final_when_no_speech_resumes(mode: str) -> None:
     audio = _voice(1.0) + _silence(1.0)
     results = {}
     for speculate in (None, 0.1):
         stt = _CountingSTT(delay=0.15)
-        adapter = StreamAdapter(
-            stt=stt, vad=FakeVAD(min_silence_duration=0.3), speculate_after=speculate
-        )
+        adapter = _adapter(stt, mode, speculate_after=speculate)
         run = await _run(adapter, audio, last_voice_frame=99)
         ((at, text),) = _finals(run)
         assert text == "voiced 1.00"  # all of the voice, nothing else
@@ -141,9 +170,9 @@ async def test_the_speculation_is_the_final_when_no_speech_resumes() -> None:
 
 
 @pytest.mark.looptime
-async def test_a_slow_speculation_still_saves_its_head_start() -> None:
+async def test_a_slow_speculation_still_saves_its_head_start(mode: str) -> None:
     stt = _CountingSTT(delay=0.5)
-    adapter = StreamAdapter(stt=stt, vad=FakeVAD(min_silence_duration=0.3), speculate_after=0.1)
+    adapter = _adapter(stt, mode)
     run = await _run(adapter, _voice(1.0) + _silence(1.5), last_voice_frame=99)
     ((at, text),) = _finals(run)
     assert text == "voiced 1.00"
@@ -152,10 +181,10 @@ async def test_a_slow_speculation_still_saves_its_head_start() -> None:
 
 
 @pytest.mark.looptime
-async def test_the_speculation_is_dropped_when_speech_resumes() -> None:
+async def test_the_speculation_is_dropped_when_speech_resumes(mode: str) -> None:
     audio = _voice(0.6) + _silence(0.2) + _voice(0.5) + _silence(1.0)
     stt = _CountingSTT(delay=0.3)
-    adapter = StreamAdapter(stt=stt, vad=FakeVAD(min_silence_duration=0.3), speculate_after=0.1)
+    adapter = _adapter(stt, mode)
     run = await _run(adapter, audio, last_voice_frame=129)
     # one utterance, one final, with both parts of the voice
     assert _finals(run)[0][1] == "voiced 1.10"
@@ -168,9 +197,9 @@ async def test_the_speculation_is_dropped_when_speech_resumes() -> None:
 
 
 @pytest.mark.looptime
-async def test_a_failed_speculation_is_recognized_again() -> None:
+async def test_a_failed_speculation_is_recognized_again(mode: str) -> None:
     stt = _CountingSTT(delay=0.1, fail_first=1)
-    adapter = StreamAdapter(stt=stt, vad=FakeVAD(min_silence_duration=0.3), speculate_after=0.1)
+    adapter = _adapter(stt, mode)
     run = await _run(adapter, _voice(1.0) + _silence(1.0), last_voice_frame=99)
     assert [text for _, text in _finals(run)] == ["voiced 1.00"]
     assert len(stt.calls) == 2
@@ -193,10 +222,10 @@ async def test_a_vad_whose_events_do_not_match_its_interval_gets_no_speculation_
 
 
 @pytest.mark.looptime
-async def test_two_utterances_each_get_their_own_speculation() -> None:
+async def test_two_utterances_each_get_their_own_speculation(mode: str) -> None:
     audio = _voice(0.5) + _silence(0.8) + _voice(0.7) + _silence(0.8)
     stt = _CountingSTT(delay=0.1)
-    adapter = StreamAdapter(stt=stt, vad=FakeVAD(min_silence_duration=0.3), speculate_after=0.1)
+    adapter = _adapter(stt, mode)
     run = await _run(adapter, audio, last_voice_frame=199)
     assert [text for _, text in _finals(run)] == ["voiced 0.50", "voiced 0.70"]
     assert len(stt.calls) == 2 and adapter.speculations.used == 2

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal
@@ -11,6 +13,8 @@ from livekit import rtc
 
 from ._stream import DuplexStream
 from .utils.aio import EventEmitter
+
+logger = logging.getLogger("voicetui.agents.vad")
 
 
 class VADEventType(str, Enum):
@@ -29,7 +33,10 @@ class VADEvent:
     speech_duration: float
     silence_duration: float
     frames: list[rtc.AudioFrame] = field(default_factory=list)
-    """END_OF_SPEECH: the whole utterance (with prefix padding); START_OF_SPEECH: what led to it."""
+    """END_OF_SPEECH: the whole utterance (with prefix padding); START_OF_SPEECH: what led to it
+    (up to the end of the window it was decided on); INFERENCE_DONE while speaking: the audio of
+    its window, as LiveKit's Silero gives it (a listener can follow the utterance from the
+    events alone; the windowed VADs leave it empty between utterances)."""
     probability: float = 0.0
     inference_duration: float = 0.0
     speaking: bool = False
@@ -73,3 +80,41 @@ class VADStream(DuplexStream[rtc.AudioFrame, VADEvent]):
 
     def push_frame(self, frame: rtc.AudioFrame) -> None:
         self._push(frame)
+
+
+VADListener = Callable[[VADEvent], None]
+
+
+class SharedVADEvents:
+    """The events of a VAD stream someone runs (a session's listening pipeline), offered to
+    whoever would otherwise run a second stream of the same VAD on the same audio (the STT
+    adapter of a non-streaming STT, see ``stt.StreamAdapter``). The owner of the stream calls
+    :meth:`publish` with every event it gets, in order; listeners are called right then, on
+    the loop, synchronously: no task, no copy. A listener that raises is logged and dropped (the
+    owner's stream goes on)."""
+
+    def __init__(self) -> None:
+        self._listeners: list[VADListener] = []
+
+    @property
+    def listened(self) -> bool:
+        return bool(self._listeners)
+
+    def subscribe(self, listener: VADListener) -> Callable[[], None]:
+        """Call ``listener`` with every event from now on; returns the unsubscribe function."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def publish(self, ev: VADEvent) -> None:
+        for listener in tuple(self._listeners):
+            try:
+                listener(ev)
+            except Exception:
+                logger.exception("a listener of shared VAD events failed; dropping it")
+                if listener in self._listeners:
+                    self._listeners.remove(listener)

@@ -103,7 +103,9 @@ async def interrupt_quietly(session: AgentSession[Any]) -> None:
 
 class LevelsCoalescer:
     """Audio levels reported per direction (~20 Hz each) become one :class:`AudioLevels` per
-    ``interval`` at most, with the latest values (call on the loop)."""
+    ``interval`` at most, with the latest values (call on the loop). One that would repeat the
+    last sent exactly is not sent: a digitally silent or muted mic and an idle speaker would
+    otherwise wake the UI 20 times a second to show the same meters."""
 
     def __init__(self, emit: Callable[[AudioLevels], None], interval: float) -> None:
         self._emit = emit
@@ -113,6 +115,7 @@ class LevelsCoalescer:
         self._erle_db: float | None = None
         self._handle: asyncio.TimerHandle | None = None
         self._last = float("-inf")
+        self._sent: tuple[float, float, float, float, bool, float | None] | None = None
 
     def report(
         self,
@@ -136,6 +139,10 @@ class LevelsCoalescer:
         self._handle = None
         self._last = asyncio.get_running_loop().time()
         in_rms, in_peak, out_rms, out_peak = self._values
+        sent = (in_rms, in_peak, out_rms, out_peak, self._echo_cancelling, self._erle_db)
+        if sent == self._sent:
+            return
+        self._sent = sent
         self._emit(
             AudioLevels(
                 input_dbfs=in_rms,

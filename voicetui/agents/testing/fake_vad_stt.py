@@ -32,8 +32,12 @@ class FakeVAD(VAD):
         self.threshold_dbfs = threshold_dbfs
         self.min_speech_duration = min_speech_duration
         self.min_silence_duration = min_silence_duration
+        self.streams_opened = 0
+        self.audio_judged = 0.0
+        """Seconds of audio its streams have judged (all of them together)."""
 
     def stream(self) -> VADStream:
+        self.streams_opened += 1
         return _FakeVADStream(self)
 
 
@@ -49,6 +53,7 @@ class _FakeVADStream(VADStream):
             if isinstance(item, FlushSentinel):
                 continue
             d = frame_duration(item)
+            vad.audio_judged += d
             samples += item.samples_per_channel
             loud = rms_dbfs(item) > vad.threshold_dbfs
             if loud:
@@ -98,7 +103,7 @@ class _FakeVADStream(VADStream):
                     now(),
                     speech,
                     silence,
-                    [],
+                    [item],  # (the audio it judged)
                     1.0 if loud else 0.0,
                     speaking=speaking,
                 )

@@ -20,7 +20,7 @@ from ..tts import TTS
 from ..tts import StreamAdapter as TTSStreamAdapter
 from ..turn_detector import TurnDetector
 from ..utils.aio import TaskSet, now
-from ..vad import VAD
+from ..vad import VAD, SharedVADEvents
 from .agent import Agent, ModelSettings
 from .audio_recognition import AudioRecognition, EndpointingOptions
 from .events import (
@@ -59,6 +59,8 @@ class AgentActivity:
         self._on_enter_task: asyncio.Task[None] | None = None
         self._streaming_tts: TTS | None = None
         self._streaming_stt: STT | None = None
+        # the recognition publishes its VAD events here; the STT adapter listens
+        self._vad_events = SharedVADEvents()
         self._metrics_sources: list[Any] = []
         self._turns = TurnTaking(self)
         self._recognition: AudioRecognition | None = None
@@ -112,8 +114,15 @@ class AgentActivity:
             self._streaming_stt is None
             or getattr(self._streaming_stt, "wrapped_stt", None) is not stt
         ):
-            self._streaming_stt = STTStreamAdapter(stt=stt, vad=self.vad)
+            self._streaming_stt = STTStreamAdapter(
+                stt=stt, vad=self.vad, vad_events=self._shared_vad_events()
+            )
         return self._streaming_stt
+
+    def _shared_vad_events(self) -> SharedVADEvents | None:
+        """The recognition's VAD events for the STT adapter (no second VAD stream), if the STT
+        hears what the VAD hears: the default ``stt_node`` (an override may change the audio)."""
+        return self._vad_events if type(self._agent).stt_node is Agent.stt_node else None
 
     @property
     def tools(self) -> list[FunctionTool]:
@@ -256,6 +265,7 @@ class AgentActivity:
             turn_detector=self.turn_detector(),
             preemptive_generation=lambda: self.options.preemptive_generation,
             stt_conn_options=self._session.conn_options.stt,
+            vad_events=self._vad_events,
         )
         self._turns.attach(self._recognition)
         self._recognition.start()

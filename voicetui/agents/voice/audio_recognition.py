@@ -24,7 +24,7 @@ from ..stt import SpeechEvent, SpeechEventType
 from ..turn_detector import TurnDetector
 from ..types import APIConnectOptions
 from ..utils.aio import Chan, Feed, TaskSet, cancel_and_wait, now
-from ..vad import VAD, VADEvent, VADEventType
+from ..vad import VAD, SharedVADEvents, VADEvent, VADEventType
 from .agent import ModelSettings
 from .generation import iterate_node
 from .recognition_audio import AudioClock, TurnAudio, finished_result
@@ -105,9 +105,11 @@ class AudioRecognition:
         turn_detector: TurnDetector | None = None,
         preemptive_generation: Callable[[], bool],
         stt_conn_options: APIConnectOptions,
+        vad_events: SharedVADEvents | None = None,
     ) -> None:
         self._hooks = hooks
         self._vad = vad
+        self._shared_vad = vad_events
         self._stt_node = stt_node
         self._stt_label = stt_label
         self._mode = turn_detection
@@ -284,6 +286,8 @@ class AudioRecognition:
             def on_event(ev: VADEvent) -> None:
                 backoff.reset()
                 self._on_vad_event(ev)
+                if self._shared_vad is not None:  # (the STT adapter listens there)
+                    self._shared_vad.publish(ev)
 
             try:
                 # events are handled as the VAD emits them (no task wake-up per event)

@@ -1,7 +1,12 @@
 """Keeps one PortAudio stream running for a backend: opens it on the chosen device, watches it
 (finished unexpectedly, or no callback for a while), reports faults as readable ``error``
 events, and reopens it with backoff when the device comes back. Opening and closing happen in a
-worker thread (they block); the loop only waits."""
+worker thread (they block); the loop only waits.
+
+Standby: the owner may ask for the stream to be stopped without being closed (the speaker while
+the agent is silent: its callback and PulseAudio's thread then cost nothing) and restarted
+later. A stream in standby is not watched for stalls; one that fails to restart is a fault like
+any other (closed, reported and reopened)."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ...agents.utils.aio import cancel_and_wait, now
+from ...agents.utils.aio import now
 from .devices import (
     DeviceInfo,
     DeviceSpec,
@@ -21,6 +26,8 @@ from .devices import (
     open_stream,
     refresh_devices,
     resolve_device,
+    start_stream,
+    stop_stream,
 )
 from .events import AudioErrorEvent, LocalAudioEvents, StreamOpenedEvent
 
@@ -53,6 +60,7 @@ class StreamSupervisor:
         make_stream: OpenFn,
         on_opened: Callable[[Any, DeviceInfo], None],
         on_closed: Callable[[bool], None],
+        on_standby: Callable[[bool], None] | None = None,
         stall_timeout: float = 2.0,
         backoff: Sequence[float] = DEFAULT_BACKOFF,
     ) -> None:
@@ -63,10 +71,12 @@ class StreamSupervisor:
         self._make_stream = make_stream
         self._on_opened = on_opened
         self._on_closed = on_closed
+        self._on_standby = on_standby
         self._stall_timeout = stall_timeout
         self._backoff = tuple(backoff) or DEFAULT_BACKOFF
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()  # a switch (or close) interrupts waits
+        self._poke = asyncio.Event()  # anything the watch acts on: switch, end, standby change
         self._ended: asyncio.Event | None = None
         self._last_beat = 0.0
         self._generation = 0
@@ -74,6 +84,10 @@ class StreamSupervisor:
         self._stream: Any = None
         self._last_error: str | None = None
         self._open = asyncio.Event()
+        self._standby_wanted = False
+        self._standby = False  # the open stream is stopped on purpose
+        # read by the finished callback (PortAudio thread): the stream stops because we stop it
+        self._stopping = False
 
     @property
     def device(self) -> DeviceInfo | None:
@@ -104,12 +118,26 @@ class StreamSupervisor:
         """The owner got a block from the stream (on the loop)."""
         self._last_beat = now()
 
+    @property
+    def in_standby(self) -> bool:
+        """The open stream is stopped on the owner's request (see :meth:`set_standby`)."""
+        return self._standby and self._stream is not None
+
+    def set_standby(self, standby: bool) -> None:
+        """Stop the stream (True) without closing it, or restart it (False). Done by the
+        supervisor's task, in order with switches and faults; cheap to call repeatedly. A
+        stream opened later (a switch, a recovery) is put in standby too while it is wanted."""
+        if standby != self._standby_wanted:
+            self._standby_wanted = standby
+            self._poke.set()
+
     async def switch(self, device: DeviceSpec) -> DeviceInfo:
         """Use another device from now on; raises :class:`DeviceNotFoundError` (keeping the
         current device) if there is no such device."""
         info = await asyncio.to_thread(resolve_device, device, self._direction)
         self._spec = device
         self._wake.set()
+        self._poke.set()
         return info
 
     async def aclose(self) -> None:
@@ -186,6 +214,8 @@ class StreamSupervisor:
         ended = asyncio.Event()
 
         def finished() -> None:  # PortAudio thread
+            if self._stopping:  # our standby stop (it calls this before it returns)
+                return
             with contextlib.suppress(RuntimeError):  # the loop is closed
                 loop.call_soon_threadsafe(self._on_finished, generation, ended)
 
@@ -204,6 +234,7 @@ class StreamSupervisor:
                 _close_in_background(loop, orphan)
             raise
         self._stream, self._device, self._ended = stream, info, ended
+        self._standby = self._stopping = False
         self._last_beat = now()
         self._on_opened(stream, info)
         self._open.set()
@@ -212,33 +243,63 @@ class StreamSupervisor:
     def _on_finished(self, generation: int, ended: asyncio.Event) -> None:
         if generation == self._generation:
             ended.set()
+            self._poke.set()
 
     async def _watch(self) -> str | None:
-        """Until the stream dies (returns why) or a switch is requested (None)."""
+        """Until the stream dies (returns why) or a switch is requested (None). Also stops and
+        restarts it for standby; a stream in standby is not checked (no callbacks is normal)."""
         ended = self._ended
-        assert ended is not None
+        stream = self._stream
+        assert ended is not None and stream is not None
         check = min(0.25, self._stall_timeout / 4)
         while True:
+            self._poke.clear()  # (before the checks: whatever happens after them wakes the wait)
             if self._wake.is_set():
                 return None
             if ended.is_set():
                 return "the stream finished unexpectedly (device unplugged or gone)"
-            stream = self._stream
-            if stream is not None and not stream.active:
-                return "the stream stopped unexpectedly"
-            if now() - self._last_beat > self._stall_timeout:
-                return f"no audio for {self._stall_timeout:g}s (device stalled)"
-            waits = [asyncio.ensure_future(ended.wait()), asyncio.ensure_future(self._wake.wait())]
-            try:
-                await asyncio.wait(waits, timeout=check, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                await cancel_and_wait(*waits)
+            if self._standby_wanted != self._standby:
+                failure = await self._apply_standby(stream, self._standby_wanted)
+                if failure is not None:
+                    return failure
+                continue
+            if not self._standby:
+                if not stream.active:
+                    return "the stream stopped unexpectedly"
+                if now() - self._last_beat > self._stall_timeout:
+                    return f"no audio for {self._stall_timeout:g}s (device stalled)"
+            # in standby nothing is due until a poke: no periodic wake-ups
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(None if self._standby else check):
+                    await self._poke.wait()
+
+    async def _apply_standby(self, stream: Any, standby: bool) -> str | None:
+        """Stop or restart ``stream``; returns why that failed (the stream is then lost)."""
+        loop = asyncio.get_running_loop()
+        try:
+            if standby:
+                self._stopping = True
+                await asyncio.shield(loop.run_in_executor(None, stop_stream, stream))
+            else:
+                self._stopping = False
+                await asyncio.shield(loop.run_in_executor(None, start_stream, stream))
+                self._last_beat = now()  # the stall clock starts again from the restart
+        except Exception as e:  # PortAudioError: the device went away meanwhile
+            self._stopping = False
+            action = "stop" if standby else "restart"
+            return f"could not {action} the stream: {describe_error(e)}"
+        self._standby = standby
+        logger.debug("%s stream %s", self._what, "in standby" if standby else "restarted")
+        if self._on_standby is not None:
+            self._on_standby(standby)
+        return None
 
     async def _close_current(self, *, lost: bool = False) -> None:
         stream, self._stream = self._stream, None
         if stream is None:
             return
         self._generation += 1  # its finished callback is ours, not a fault
+        self._standby = False
         self._open.clear()
         self._on_closed(lost)
         await asyncio.shield(_close_in_background(asyncio.get_running_loop(), stream))

@@ -23,7 +23,7 @@ from livekit import rtc
 from ...agents.audio import AudioByteStream, Resampler, mark_captured, to_float32, to_int16
 from ...agents.voice.io import AudioInput
 from ._stream import DEFAULT_BACKOFF, StreamSupervisor, SupervisedDevice
-from .devices import DeviceInfo, DeviceSpec
+from .devices import DeviceInfo, DeviceSpec, ThreadNamer
 from .echo import EchoCanceller
 from .events import AudioLevelsEvent, LocalAudioEvents
 from .levels import LevelMeter
@@ -45,6 +45,7 @@ class _CaptureClock:
 
     def __init__(self) -> None:
         self._end: float | None = None
+        self.name_thread = ThreadNamer("voicetui-mic")  # (the callback's thread, per stream)
 
     def block_end(self, delivered_at: float, duration: float, *, lost: bool) -> float:
         if self._end is None or lost or delivered_at - (self._end + duration) > _CAPTURE_GAP:
@@ -169,6 +170,7 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
         loop = self._loop
         if loop is None:
             return
+        clock.name_thread()
         try:
             # (the loop's clock, read here: however long the loop takes to get to the block)
             captured = clock.block_end(loop.time(), frames / rate, lost=bool(status))

@@ -7,6 +7,12 @@ asyncio object, and reports every block it handed to the device back to the loop
 samples: a segment "played" what the device was actually given of it, so ``playback_finished``
 carries the exact played duration (the full captured duration when it played to the end).
 
+Standby: after ``standby_after`` seconds with nothing to play, the stream is stopped (not
+closed: the device stays ours) and restarted by the next frame to play, which is written into
+the ring meanwhile: a restart delays the first audio by the few ms PortAudio takes to start
+(about 2-5 ms on PulseAudio) and loses none of it. While stopped, the callback, PulseAudio's
+thread and the loop's 20 Hz wake-ups for idle silence cost nothing.
+
 Faults: when the device disappears, the segments in flight finish as interrupted with what was
 played, audio is discarded (segments finish at flush with 0 s played) until the stream is back,
 and the fault is an ``error`` event on :attr:`events`.
@@ -27,7 +33,7 @@ from ...agents.audio import Resampler, frame_duration, frame_mono
 from ...agents.utils.aio import now
 from ...agents.voice.io import AudioOutput
 from ._stream import DEFAULT_BACKOFF, StreamSupervisor, SupervisedDevice
-from .devices import DeviceInfo, DeviceSpec
+from .devices import DeviceInfo, DeviceSpec, ThreadNamer
 from .echo import EchoCanceller
 from .events import AudioLevelsEvent, LocalAudioEvents
 from .levels import LevelMeter
@@ -51,6 +57,18 @@ def _device_silence(time: Any, expected: list[float], duration: float, xrun: boo
     if not xrun or not at or not previous:
         return 0.0
     return max(0.0, at - previous)
+
+
+class _CallbackState:
+    """The callback's own bookkeeping (PortAudio thread), reset by the loop while the stream
+    is stopped for standby (no callback runs then)."""
+
+    def __init__(self) -> None:
+        self.idle = 0  # consecutive blocks with nothing to play
+        self.held: list[bytes] = []  # idle blocks not reported yet
+        self.name_thread = ThreadNamer("voicetui-play")
+        # the next block's expected DAC time; the device's unplanned silence not reported yet
+        self.dac = [0.0, 0.0]
 
 
 class _Ring:
@@ -98,7 +116,9 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
     ``sample_rate``: the rate the session sends (frames of other rates are accepted too).
     ``device_sample_rate``: the rate the device is opened at (None = its default rate).
     ``buffer_duration``: seconds queued ahead of the device before ``capture_frame`` waits.
-    ``open_timeout``: how long the first frames wait for the device to open."""
+    ``open_timeout``: how long the first frames wait for the device to open.
+    ``standby_after``: seconds with nothing to play after which the stream is stopped until
+    the next audio (None: it always runs)."""
 
     def __init__(
         self,
@@ -113,6 +133,7 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
         open_timeout: float = 3.0,
         stall_timeout: float = 2.0,
         backoff: Sequence[float] = DEFAULT_BACKOFF,
+        standby_after: float | None = 3.0,
         label: str = "LocalAudioOutput",
     ) -> None:
         super().__init__(label=label, sample_rate=sample_rate, can_pause=True)
@@ -134,6 +155,11 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
         self._lost = False
         self._closed = False
         self._paused = False
+        self._standby_after = standby_after
+        self._idle_since: float | None = None  # nothing to play since (loop time)
+        self._cb_state = _CallbackState()
+        self.standbys = 0
+        """Times the stream was stopped for standby."""
         self.xruns = 0
         """Underflows reported by PortAudio (the device ran out of audio)."""
         self._meter: LevelMeter | None = None
@@ -144,6 +170,7 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
             make_stream=self._make_stream,
             on_opened=self._on_opened,
             on_closed=self._on_closed,
+            on_standby=self._on_standby,
             stall_timeout=stall_timeout,
             backoff=backoff,
         )
@@ -152,6 +179,11 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
     @property
     def paused(self) -> bool:
         return self._paused
+
+    @property
+    def in_standby(self) -> bool:
+        """The stream is stopped because there was nothing to play (see ``standby_after``)."""
+        return self._supervisor.in_standby
 
     async def aclose(self) -> None:
         self.clear_buffer()
@@ -163,8 +195,10 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
 
     async def capture_frame(self, frame: rtc.AudioFrame) -> None:
         await super().capture_frame(frame)
+        self._idle_since = None
         if not self._closed:
             self.start()
+            self._supervisor.set_standby(False)  # (written into the ring while it restarts)
         seg = self._current
         if seg is None:
             seg = _Segment(start=self._ring.write_pos if self._ring is not None else 0)
@@ -275,16 +309,14 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
         loop = self._loop
         on_played = self._on_played
         rate = self._rate  # (this stream's)
-
-        idle = [0]  # consecutive blocks with nothing to play
-        held: list[bytes] = []  # idle blocks not reported yet
-        dac = [0.0, 0.0]  # the next block's expected DAC time; the device's silence so far
+        state = self._cb_state = _CallbackState()  # (each stream starts afresh)
 
         def callback(outdata: Any, frames: int, time: Any, status: Any) -> None:
             """PortAudio thread: copy from the ring, report what went out. Never blocks.
             After ``_IDLE_AFTER_BLOCKS`` blocks of nothing to play, silent blocks are reported
             ``_IDLE_BATCH`` at a time (the loop wakes at 20 Hz instead of 100 Hz); anything
             else (audio, a clear, an xrun) is reported at once, with the held blocks."""
+            state.name_thread()
             out = np.frombuffer(outdata, dtype=np.int16)
             gen, clear_to = ring.clear
             cleared_at = -1
@@ -299,10 +331,12 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
             out[n:] = 0
             if loop is not None:
                 quiet = not n and cleared_at < 0 and not status
-                idle[0] = idle[0] + 1 if quiet else 0
+                state.idle = state.idle + 1 if quiet else 0
+                dac = state.dac
                 dac[1] += _device_silence(time, dac, out.size / rate, bool(status))
+                held = state.held
                 held.append(out.tobytes())
-                if quiet and idle[0] > _IDLE_AFTER_BLOCKS and len(held) < _IDLE_BATCH:
+                if quiet and state.idle > _IDLE_AFTER_BLOCKS and len(held) < _IDLE_BATCH:
                     return
                 block = held[0] if len(held) == 1 else b"".join(held)
                 held.clear()
@@ -331,6 +365,16 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
         if self._echo is not None:
             self._echo.set_output_latency(float(stream.latency))
         self._space.set()
+
+    def _on_standby(self, standby: bool) -> None:
+        if standby:
+            self.standbys += 1
+            # idle blocks held back were silence; dropped, so that the first report after the
+            # restart is the audio played then (the echo canceller's reverse stream stays in
+            # step with the mic)
+            self._cb_state.idle = 0
+            self._cb_state.held.clear()
+            self._cb_state.dac[:] = [0.0, 0.0]  # (a restart is not an underrun)
 
     def _on_closed(self, lost: bool) -> None:
         if not lost:
@@ -378,6 +422,21 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
         self._acked = max(self._acked, read_pos)
         self._update_segments()
         self._space.set()
+        if self._standby_after is not None:
+            self._check_idle()
+
+    def _check_idle(self) -> None:
+        """Put the stream in standby once nothing was left to play for ``standby_after``."""
+        ring = self._ring
+        busy = self._pending or self._current is not None or self._paused
+        if busy or (ring is not None and ring.write_pos > self._acked):
+            self._idle_since = None
+            return
+        t = now()
+        if self._idle_since is None:
+            self._idle_since = t
+        elif self._standby_after is not None and t - self._idle_since >= self._standby_after:
+            self._supervisor.set_standby(True)
 
     def _settle_clear(self, gen: int) -> None:
         for seg in self._pending:
