@@ -108,3 +108,17 @@ def test_gate_assumes_the_worst_coupling_until_it_has_heard_the_echo() -> None:
     assert gate.echo_return_loss_db == 0.0
     assert gate.leaked(ms(-19), ms(-20), 0.01)  # as loud as the render: maybe its echo
     assert not gate.leaked(ms(-14), ms(-15), 0.02)  # 6 dB louder: a talker
+
+
+def test_mic_frames_captured_before_the_audio_started_are_not_counted() -> None:
+    """A busy loop delivers a backlog of mic frames after the first render block: those were
+    captured before it went to the device, and pairing them would show the canceller a
+    longer delay than its search covers."""
+    pairing = RenderPairing(lag_frames=0)
+    pairing.push(frame(0))  # (pushed before start: dropped by it)
+    pairing.start(at=10.0)
+    pairing.push(frame(1))
+    pairing.push(frame(2))
+    assert [value(pairing.take(t)) for t in (9.97, 9.98, 9.99)] == [None, None, None]
+    assert [value(pairing.take(t)) for t in (10.005, 10.015)] == [1, 2]
+    assert pairing.late_frames == 0

@@ -206,7 +206,8 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
             parts = [
                 np.frombuffer(
                     self._echo.process_capture(
-                        rtc.AudioFrame(samples[i : i + step].tobytes(), rate, 1, step)
+                        rtc.AudioFrame(samples[i : i + step].tobytes(), rate, 1, step),
+                        captured - (samples.size - i - step) / rate,
                     ).data,
                     np.int16,
                 )

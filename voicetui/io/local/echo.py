@@ -46,6 +46,7 @@ logger = logging.getLogger("voicetui.io.local")
 _FAR_ACTIVE_LEVEL = 100  # |sample| above this (-50 dBFS): the speaker is playing something
 _ERLE_WINDOW_FRAMES = 50  # 10 ms frames per ERLE measurement
 _ERLE_MIN_ENERGY = 50 * 160 * 30.0**2  # a window whose mic input is under ~-60 dBFS
+_ERLE_FAR_LEVEL = 10 ** (-50 / 10)  # measured on mic frames paired with far-end above -50 dBFS
 
 
 def _energy(frame: rtc.AudioFrame) -> float:
@@ -60,7 +61,7 @@ def _mean_square(frame: rtc.AudioFrame) -> float:
 
 
 _REVERSE_TAIL = 0.5  # s of played digital silence still fed to the canceller after audio
-_RENDER_LAG_FRAMES = 3  # a mic frame is paired with the render frame 30 ms before its own
+_RENDER_LAG_FRAMES = 0  # the k-th mic frame captured after the audio started: the k-th frame
 
 
 class EchoCanceller:
@@ -160,8 +161,11 @@ class EchoCanceller:
         return now() < self._warm_until
 
     # --- processing -----------------------------------------------------------------------
-    def process_reverse(self, samples: np.ndarray, sample_rate: int) -> None:
-        """What the speaker just played (int16 mono, any length). Digital silence played more
+    def process_reverse(
+        self, samples: np.ndarray, sample_rate: int, at: float | None = None
+    ) -> None:
+        """What the speaker just played (int16 mono, any length), handed to the device from
+        ``at`` on (the loop clock; None: unknown). Digital silence played more
         than ``_REVERSE_TAIL`` s after the last non-silent sample is not fed to the module (the
         canceller's tail has long decayed; it saves the work while the agent is silent)."""
         if not samples.size:
@@ -180,14 +184,15 @@ class EchoCanceller:
             self._reverse = AudioByteStream(sample_rate, 1)
             self._pairing.stop()
         if not self._pairing.active:
-            self._pairing.start()
+            self._pairing.start(at)
         for frame in self._reverse.push(samples.tobytes()):
             self._pairing.push(frame)
             self._gate.render(_mean_square(frame), t)
 
-    def process_capture(self, frame: rtc.AudioFrame) -> rtc.AudioFrame:
-        """Process one 10 ms mic frame (in place) and return it; during the warm-up the frame
-        comes back silent. A digitally silent frame while the speaker has been idle for
+    def process_capture(self, frame: rtc.AudioFrame, at: float | None = None) -> rtc.AudioFrame:
+        """Process one 10 ms mic frame (in place), whose last sample was captured at ``at`` (the
+        loop clock; None: unknown), and return it; during the warm-up the frame comes back
+        silent. A digitally silent frame while the speaker has been idle for
         more than ``_REVERSE_TAIL`` s comes back as it is, unprocessed (there is no echo to
         remove, and the filters would output silence)."""
         if now() - self._far_nonzero_at > _REVERSE_TAIL:
@@ -196,21 +201,24 @@ class EchoCanceller:
                 self.capture_skipped += frame.samples_per_channel
                 return frame
         gating = self._aec and self._pairing.active and self._reverse is not None
+        playing = False  # the far-end frame paired with this one is audible
         if gating and self._reverse is not None:
-            render = self._pairing.take()
+            render = self._pairing.take(at)
             if render is None:
                 rate = self._reverse.sample_rate
                 render = rtc.AudioFrame(bytes(rate // 100 * 2), rate, 1, rate // 100)
+            else:
+                playing = _mean_square(render) > _ERLE_FAR_LEVEL
             self._call(self._apm.process_reverse_stream, render)
-        measuring = self._aec and now() < self._far_active_until
-        before = _energy(frame) if measuring or gating else 0.0
+        showing = self._aec and now() < self._far_active_until
+        before = _energy(frame) if gating else 0.0
         if self._aec:
             self._call(self._apm.set_stream_delay_ms, self.stream_delay_ms)
         self._call(self._apm.process_stream, frame)
-        after = _energy(frame) if measuring or gating else 0.0
-        if measuring:
+        after = _energy(frame) if gating else 0.0
+        if playing:  # (not the tail after it: mostly noise, which the AGC raises)
             self._measure_erle(before, after)
-        elif self.erle_db is not None:
+        elif not showing and self.erle_db is not None:
             self.erle_db = None
             self._erle_in = self._erle_out = 0.0
             self._erle_frames = 0

@@ -413,7 +413,9 @@ class LocalAudioOutput(SupervisedDevice, AudioOutput):
                 self._echo.process_reverse(
                     np.zeros(round(underrun * self._rate), np.int16), self._rate
                 )
-            self._echo.process_reverse(samples, self._rate)
+            # (the block's first sample: its last 10 ms went to the device at handed[0])
+            first_at = handed[0] - max(0.0, samples.size / self._rate - 0.01)
+            self._echo.process_reverse(samples, self._rate, first_at)
         if cleared_at >= 0:
             self._acked = max(self._acked, cleared_at)
             for seg in self._pending:

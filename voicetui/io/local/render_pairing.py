@@ -30,16 +30,22 @@ class RenderPairing:
         self._queue: deque[tuple[int, rtc.AudioFrame]] = deque()
         self._pushed = 0
         self._captured = 0
+        self._start_at: float | None = None
         self.late_frames = 0
         """Mic frames paired with silence because their render frame had not arrived."""
         self.resyncs = 0
         """Times a render frame came after its turn and the pairing moved with it."""
 
-    def start(self) -> None:
-        """The agent's audio starts after an idle stretch: count both streams from here."""
+    def start(self, at: float | None = None) -> None:
+        """The agent's audio starts after an idle stretch, its first block handed to the
+        device at ``at`` (the loop clock): count both streams from there (mic frames captured
+        before it are not counted: on a busy loop a backlog of them comes after the first
+        render block, and counting them would show the canceller a longer delay than its
+        search covers)."""
         self.active = True
         self._queue.clear()
         self._pushed = self._captured = 0
+        self._start_at = at
 
     def stop(self) -> None:
         self.active = False
@@ -51,8 +57,11 @@ class RenderPairing:
         if len(self._queue) > _MAX_QUEUED:  # (the mic is not running)
             self._queue.popleft()
 
-    def take(self) -> rtc.AudioFrame | None:
-        """The render frame for the next mic frame; None: pair it with silence."""
+    def take(self, captured_at: float | None = None) -> rtc.AudioFrame | None:
+        """The render frame for the next mic frame, whose last sample was captured at
+        ``captured_at`` (the loop clock); None: pair it with silence."""
+        if captured_at is not None and self._start_at is not None and captured_at < self._start_at:
+            return None  # (captured before the agent's audio started)
         wanted = self._captured - self.lag_frames
         self._captured += 1
         if self._queue and self._queue[0][0] < wanted:
