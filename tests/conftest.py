@@ -31,6 +31,24 @@ class EventLog:
         return [e.new_state for e in self.of("agent_state_changed")]
 
 
+PULSEAUDIO_GROUP = "pulseaudio"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """How pytest-xdist shares the tests out (``./scripts/test`` runs ``-n 2 --dist loadgroup``):
+    a test file goes to one worker whole (its module-scoped models load once), and every test on
+    the virtual audio devices (real PulseAudio, real time) runs on one worker, one at a time,
+    against that worker's one daemon. An explicit ``xdist_group`` mark wins. Without xdist the
+    marks do nothing."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        fixtures = getattr(item, "fixturenames", ())
+        group = PULSEAUDIO_GROUP if "virtual_audio" in fixtures else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 def make_session() -> Callable[..., AgentSession[Any]]:
     return lambda **kw: AgentSession(**kw)

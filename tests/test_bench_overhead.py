@@ -13,6 +13,7 @@ import pytest
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", ["voicetui", "null"])
 def test_worker_runs_a_short_conversation(framework: str, tmp_path: Path) -> None:
     out = tmp_path / "run.json"

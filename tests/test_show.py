@@ -246,7 +246,9 @@ async def test_a_voice_recording_opens_read_only(voice_recording: Path) -> None:
 async def test_a_recording_of_the_runtime_shows_typed_turns_and_its_notices(
     text_recording: Path,
 ) -> None:
-    async with showing(SpyView(text_recording)) as (app, pilot):
+    # wide: the notice holds the recording's path, longer under pytest-xdist (…/popen-gw0/…),
+    # and a wrapped line would split it
+    async with showing(SpyView(text_recording), size=(200, 40)) as (app, pilot):
         text = lines(app)
         assert text[0] == f"ℹ recording to {text_recording}"  # what happened, as it happened
         assert text[1] == "You weather in paris"
