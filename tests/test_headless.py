@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import wave
 from collections.abc import Sequence
@@ -207,11 +208,16 @@ def test_ctrl_c_closes_cleanly(tmp_path: Path) -> None:
     try:
         line = proc.stderr.readline()  # the runtime is up
         assert "voicetui: mode TEXT" in line
-        proc.send_signal(signal.SIGINT)
         # stdin stays open until it has exited: its end (communicate() closes it) is another
-        # way to close, which a loaded machine let win the race against the signal (exit 0)
+        # way to close, which a loaded machine let win the race against the signal (exit 0);
+        # stderr is read meanwhile (a full pipe would block its writes)
+        rest: list[str] = []
+        reader = threading.Thread(target=lambda: rest.append(proc.stderr.read()), daemon=True)
+        reader.start()
+        proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
-        err = proc.stderr.read()
+        reader.join(10)
+        err = "".join(rest)
     finally:
         if proc.poll() is None:
             proc.kill()
