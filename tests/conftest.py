@@ -80,6 +80,17 @@ def realtime_priority(request: pytest.FixtureRequest) -> None:
         _raise_priority()
 
 
+@pytest.fixture(autouse=True)
+def lasting_notifications(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Textual's notifications (toasts) expire after a few seconds of real time, and the tests
+    that read ``app._notifications`` found them gone when a loaded machine (xdist's other
+    worker, CI's shared cores) made the app slower to get there: in tests they last."""
+    from textual.notifications import Notification
+
+    monkeypatch.setattr(Notification, "time_left", property(lambda self: 3600.0))
+    monkeypatch.setattr(Notification, "has_expired", property(lambda self: False))
+
+
 @pytest.fixture
 def make_session() -> Callable[..., AgentSession[Any]]:
     return lambda **kw: AgentSession(**kw)
