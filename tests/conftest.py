@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import typing
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +32,63 @@ class EventLog:
 
     def agent_states(self) -> list[str]:
         return [e.new_state for e in self.of("agent_state_changed")]
+
+
+REALTIME_GROUP = "realtime"
+"""The xdist group of the tests that play, record or pace audio in real time: every test on the
+virtual audio devices (real PulseAudio), and the files marked with it (LiveKit's real-time
+audio sources)."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """How pytest-xdist shares the tests out (``./scripts/test`` runs ``-n 2 --dist loadgroup``):
+    a test file goes to one worker whole (its module-scoped models load once), and the real-time
+    tests run on one worker, one at a time (against that worker's one PulseAudio daemon). An
+    explicit ``xdist_group`` mark wins. Without xdist the marks only pick the real-time tests."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        fixtures = getattr(item, "fixturenames", ())
+        group = REALTIME_GROUP if "virtual_audio" in fixtures else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+REALTIME_NICE = -10
+"""A process running the real-time tests asks for this much more CPU priority: under xdist the
+other worker (or any other load: CI shares 2 cores) starved their audio threads into underruns,
+gaps and lost audio that the tests then saw as wrong durations. It holds for every thread the
+process has and the ones and the processes it starts later (inherited); without the privilege to
+raise it (not root, no CAP_SYS_NICE) the tests run as before. VOICETUI_TEST_REALTIME_NICE=0
+turns it off."""
+
+
+def _raise_priority() -> None:
+    nice = int(os.environ.get("VOICETUI_TEST_REALTIME_NICE", REALTIME_NICE))
+    # (Linux keeps a nice value per thread: e.g. a pool's thread that will open a stream)
+    tasks = Path("/proc/self/task")
+    tids = [int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [0]
+    for tid in tids:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, tid, min(nice, os.getpriority(os.PRIO_PROCESS, tid)))
+
+
+@pytest.fixture(autouse=True)
+def realtime_priority(request: pytest.FixtureRequest) -> None:
+    mark = request.node.get_closest_marker("xdist_group")
+    if mark is not None and mark.args and mark.args[0] == REALTIME_GROUP:
+        _raise_priority()
+
+
+@pytest.fixture(autouse=True)
+def lasting_notifications(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Textual's notifications (toasts) expire after a few seconds of real time, and the tests
+    that read ``app._notifications`` found them gone when a loaded machine (xdist's other
+    worker, CI's shared cores) made the app slower to get there: in tests they last."""
+    from textual.notifications import Notification
+
+    monkeypatch.setattr(Notification, "time_left", property(lambda self: 3600.0))
+    monkeypatch.setattr(Notification, "has_expired", property(lambda self: False))
 
 
 @pytest.fixture

@@ -13,10 +13,22 @@ import pytest
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("framework", ["voicetui", "null"])
 def test_worker_runs_a_short_conversation(framework: str, tmp_path: Path) -> None:
     out = tmp_path / "run.json"
-    timings = {"turns": 3, "tool_every": 2}  # turn 1 calls the tool
+    # turn 1 calls the tool; a short script (each turn is paced in real time: the defaults,
+    # 1 s of voice and 1 s of reply audio, made this test 12 s per framework)
+    timings = {
+        "turns": 3,
+        "tool_every": 2,
+        "speech": 0.4,
+        "stt_interim": 0.2,
+        "gap": 0.2,
+        "llm_ttft": 0.1,
+        "reply_words": 6,
+        "tts_audio": 0.4,
+    }
     subprocess.run(
         [
             sys.executable,

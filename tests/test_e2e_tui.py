@@ -133,6 +133,7 @@ def wait(tmux: TmuxSession, what: Callable[[str], bool], timeout: float, doing: 
 
 
 # --- the test -------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_talk_to_the_real_app_in_a_terminal(virtual_audio: VirtualAudio, tmp_path: Path) -> None:
     missing = _missing()
     if missing:

@@ -97,6 +97,7 @@ def _embedded_stack() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("faster_whisper", "piper", "soxr"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _embedded_stack(), reason="the embedded models are not installed")
 async def test_embedded_stack_hears_and_answers_out_loud(
     virtual_audio: VirtualAudio, local_audio: LocalAudio, tmp_path: Path

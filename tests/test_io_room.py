@@ -48,6 +48,10 @@ from voicetui.io.room import (
 
 from .fake_room import FakeMicrophone, FakeRoom, frames_of, tone
 
+# LiveKit's audio sources and streams pace in real time: with the other real-time tests
+# (tests/conftest.py)
+pytestmark = pytest.mark.xdist_group("realtime")
+
 TRANSCRIPTION = "lk.transcription"
 LOUD = -30.0  # dBFS: a 0.3-amplitude tone is about -13
 

@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 AGENT = Path(__file__).parent / "fixtures" / "livekit_agents" / "weather_agent.py"
 LK_VERSION = "1.8.9"  # scripts/_bootstrap.sh installs this one
 
+pytestmark = pytest.mark.slow  # a real LiveKit Agents agent process each
+
 
 def lk_python() -> str:
     python = os.environ.get("VOICETUI_LK_PYTHON") or str(ROOT / ".venv-lk" / "bin" / "python")

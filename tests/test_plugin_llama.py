@@ -252,6 +252,7 @@ async def start_session(llm: LlamaLLM, agent: Agent) -> tuple[AgentSession[None]
     return session, metrics
 
 
+@pytest.mark.slow
 @needs_model
 async def test_prewarm_reports_progress_and_primes(
     llm: LlamaLLM, caplog: pytest.LogCaptureFixture
@@ -277,6 +278,7 @@ async def test_prewarm_reports_progress_and_primes(
     assert shown[0].getMessage().startswith("loaded qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
 
 
+@pytest.mark.slow
 @needs_model
 async def test_tool_call_through_the_session(llm: LlamaLLM) -> None:
     agent = Clock()
@@ -298,6 +300,7 @@ async def test_tool_call_through_the_session(llm: LlamaLLM) -> None:
     await session.aclose()
 
 
+@pytest.mark.slow
 @needs_model
 async def test_plain_question_is_answered_as_text(llm: LlamaLLM) -> None:
     agent = Clock()
@@ -313,6 +316,7 @@ async def test_plain_question_is_answered_as_text(llm: LlamaLLM) -> None:
     await session.aclose()
 
 
+@pytest.mark.slow
 @needs_model
 async def test_after_a_reply_the_next_users_header_is_primed(llm: LlamaLLM) -> None:
     # the next request evaluates only the user's words and the assistant's header: the reply
@@ -366,6 +370,7 @@ async def test_cancel_mid_stream_frees_the_worker(llm: LlamaLLM) -> None:
     assert text.strip() and not calls
 
 
+@pytest.mark.slow
 @needs_model
 async def test_long_history_is_trimmed_to_the_context() -> None:
     small = LlamaLLM(n_ctx=256, max_tokens=32, seed=7, n_threads=1)

@@ -123,6 +123,7 @@ async def _collect(tts: TTS, text: str) -> tuple[list[rtc.AudioFrame], TTSMetric
     return frames, metrics[0]
 
 
+@pytest.mark.slow
 async def test_sentences_are_spoken_and_transcribed_back(neural_tts: TTS, whisper: Any) -> None:
     # intelligibility as a rate over the sentences (a voice with sampling noise, heard by tiny.en,
     # may blur a word or two of one sentence: "She bought" heard "cheap hot")
@@ -148,6 +149,7 @@ async def test_sentences_are_spoken_and_transcribed_back(neural_tts: TTS, whispe
     assert errors <= max(2, 0.1 * words), misheard
 
 
+@pytest.mark.slow
 async def test_piper_emits_each_sentence_of_a_request_when_ready(piper: PiperTTS) -> None:
     text = f"{SENTENCES[0]} {LONG_SENTENCE}"
     frames, metrics = await _collect(piper, text)
@@ -155,6 +157,7 @@ async def test_piper_emits_each_sentence_of_a_request_when_ready(piper: PiperTTS
     assert metrics.ttfb < 0.6 * metrics.duration  # the first sentence did not wait for the second
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("no_leaks")
 async def test_stream_speaks_the_first_sentence_while_the_next_is_synthesized(
     neural_tts: TTS,
@@ -188,6 +191,7 @@ async def test_stream_speaks_the_first_sentence_while_the_next_is_synthesized(
     _check_audio(neural_tts, first_audio, SENTENCES[0])
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("no_leaks")
 async def test_cancelled_request_frees_the_voice(piper: PiperTTS) -> None:
     async with piper.synthesize(f"{SENTENCES[1]} {LONG_SENTENCE} {LONG_SENTENCE}") as stream:
@@ -197,6 +201,7 @@ async def test_cancelled_request_frees_the_voice(piper: PiperTTS) -> None:
     assert frames
 
 
+@pytest.mark.slow
 async def test_voices_are_shared_and_released(piper: PiperTTS) -> None:
     other = PiperTTS()
     assert other.load_time is not None  # already loaded: the same voice as the fixture's
@@ -208,6 +213,7 @@ async def test_voices_are_shared_and_released(piper: PiperTTS) -> None:
     assert frames
 
 
+@pytest.mark.slow
 async def test_piper_runs_on_one_thread_that_does_not_spin(piper: PiperTTS) -> None:
     assert piper._worker is not None
     voice = await piper._worker.model()
@@ -218,6 +224,7 @@ async def test_piper_runs_on_one_thread_that_does_not_spin(piper: PiperTTS) -> N
         PiperTTS(threads=0)
 
 
+@pytest.mark.slow
 async def test_empty_text_gives_no_audio(piper: PiperTTS, hibari: HibariTTS) -> None:
     for tts in (piper, hibari, EspeakTTS()):
         async with tts.synthesize("") as stream:

@@ -342,6 +342,7 @@ async def test_slow_server_times_out_recoverably(server: OpenAITestServer, llm: 
 SENTENCE = "What is the weather like in Paris today?"
 
 
+@pytest.mark.slow
 async def test_stt_transcribes_espeak_through_whisper(
     server: OpenAITestServer, tmp_path: Path
 ) -> None:
@@ -389,6 +390,7 @@ async def test_stt_errors(server: OpenAITestServer, tmp_path: Path) -> None:
 SPOKEN = "The weather in Paris is sunny today. Tomorrow it will rain in the morning."
 
 
+@pytest.mark.slow
 async def test_tts_streams_piper_pcm_that_whisper_understands(server: OpenAITestServer) -> None:
     tts = oai.TTS(api_key=KEY, base_url=server.base_url, voice="alloy")
     metrics: list[TTSMetrics] = []
@@ -484,6 +486,7 @@ async def _wait_until_ready(url: str, proc: asyncio.subprocess.Process, log: Pat
     pytest.fail(f"llama_cpp.server not ready after 60 s:\n{_tail(log)}")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in _LLAMA_SERVER_DEPS),
     reason="llama-cpp-python[server] is not installed",

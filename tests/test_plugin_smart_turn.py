@@ -44,18 +44,21 @@ def model() -> SmartTurn:
     return m
 
 
+@pytest.mark.slow
 @needs_model
 @pytest.mark.parametrize("text", ["What time is it?", "Set a timer for five minutes."])
 def test_a_finished_request_sounds_finished(model: SmartTurn, text: str) -> None:
     assert model.predict(turn(text), RATE) >= 0.8
 
 
+@pytest.mark.slow
 @needs_model
 @pytest.mark.parametrize("text", ["So um I was thinking that maybe", "And then we went to the"])
 def test_a_broken_off_phrase_does_not(model: SmartTurn, text: str) -> None:
     assert model.predict(turn(text), RATE) <= 0.4
 
 
+@pytest.mark.slow
 @needs_model
 async def test_other_rates_and_long_turns_are_handled(model: SmartTurn) -> None:
     # 48 kHz audio is resampled; a turn longer than 8 s is heard by its end

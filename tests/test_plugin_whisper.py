@@ -61,6 +61,7 @@ def stt() -> WhisperSTT:
     return model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sentence", SENTENCES)
 async def test_transcribes_espeak_sentences(stt: WhisperSTT, sentence: str) -> None:
     frames = espeak_frames(sentence, sample_rate=48000, silence_before=0.3, silence_after=0.4)
@@ -80,6 +81,7 @@ async def test_transcribes_espeak_sentences(stt: WhisperSTT, sentence: str) -> N
     assert ev.request_id
 
 
+@pytest.mark.slow
 async def test_stream_adapter_with_webrtcvad(stt: WhisperSTT) -> None:
     from voicetui.plugins import webrtcvad
 
@@ -104,6 +106,7 @@ async def test_stream_adapter_with_webrtcvad(stt: WhisperSTT) -> None:
     assert word_errors(SENTENCES[2], finals[1].text) <= 1, finals[1].text
 
 
+@pytest.mark.slow
 async def test_instances_share_the_model_and_prewarm_reports(stt: WhisperSTT) -> None:
     other = WhisperSTT()
     progress: list[tuple[str, float]] = []
@@ -116,6 +119,7 @@ async def test_instances_share_the_model_and_prewarm_reports(stt: WhisperSTT) ->
     assert other.model == "tiny.en"
 
 
+@pytest.mark.slow
 async def test_too_short_audio_is_an_empty_transcript(stt: WhisperSTT) -> None:
     ev = await stt.recognize(split_frames(np.zeros(800, np.int16)), conn_options=NO_RETRY)
     assert ev.text == ""
@@ -135,6 +139,7 @@ def _count_short_results(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     return used
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sentence", SENTENCES)
 async def test_short_window_gets_the_words_of_the_30s_window(
     stt: WhisperSTT, sentence: str, monkeypatch: pytest.MonkeyPatch
@@ -154,6 +159,7 @@ async def test_short_window_gets_the_words_of_the_30s_window(
     assert word_errors(sentence, texts[10.0]) <= 1, texts[10.0]
 
 
+@pytest.mark.slow
 async def test_long_utterances_take_the_standard_path(
     stt: WhisperSTT, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -192,6 +198,7 @@ class _ShortProxy:
         return self._real.transcribe(audio, **kw)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("tokens", "score", "why"),
     [
