@@ -23,9 +23,11 @@ class ReverseSpy(EchoCanceller):
         super().__init__(warmup=0)
         self.blocks: list[np.ndarray] = []
 
-    def process_reverse(self, samples: np.ndarray, sample_rate: int) -> None:
+    def process_reverse(
+        self, samples: np.ndarray, sample_rate: int, at: float | None = None
+    ) -> None:
         self.blocks.append(samples.copy())
-        super().process_reverse(samples, sample_rate)
+        super().process_reverse(samples, sample_rate, at)
 
 
 @pytest.fixture
