@@ -45,7 +45,6 @@ class _CaptureClock:
 
     def __init__(self) -> None:
         self._end: float | None = None
-        self.name_thread = ThreadNamer("voicetui-mic")  # (the callback's thread, per stream)
 
     def block_end(self, delivered_at: float, duration: float, *, lost: bool) -> float:
         if self._end is None or lost or delivered_at - (self._end + duration) > _CAPTURE_GAP:
@@ -151,7 +150,9 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
     def _make_stream(self, sd: Any, info: DeviceInfo, finished: Callable[[], None]) -> Any:
         rate = self._device_sample_rate or int(info.default_samplerate)
         # a new stream, a new run of audio: its own capture clock
-        callback = functools.partial(self._callback, _CaptureClock(), rate)
+        callback = functools.partial(
+            self._callback, _CaptureClock(), ThreadNamer("voicetui-mic"), rate
+        )
         return sd.RawInputStream(
             device=info.index,
             samplerate=rate,
@@ -164,13 +165,20 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
         )
 
     def _callback(
-        self, clock: _CaptureClock, rate: int, indata: Any, frames: int, time: Any, status: Any
+        self,
+        clock: _CaptureClock,
+        name_thread: ThreadNamer,
+        rate: int,
+        indata: Any,
+        frames: int,
+        time: Any,
+        status: Any,
     ) -> None:
         """PortAudio thread: hand the block to the loop, nothing else."""
         loop = self._loop
         if loop is None:
             return
-        clock.name_thread()
+        name_thread()
         try:
             # (the loop's clock, read here: however long the loop takes to get to the block)
             captured = clock.block_end(loop.time(), frames / rate, lost=bool(status))

@@ -62,6 +62,7 @@ def _mean_square(frame: rtc.AudioFrame) -> float:
 
 _REVERSE_TAIL = 0.5  # s of played digital silence still fed to the canceller after audio
 _RENDER_LAG_FRAMES = 0  # the k-th mic frame captured after the audio started: the k-th frame
+_LEVEL = "voicetui_mean_square"  # a far-end frame's userdata: its mean square (full scale = 1)
 
 
 class EchoCanceller:
@@ -180,14 +181,18 @@ class EchoCanceller:
             self.reverse_skipped += samples.size
             self._pairing.stop()
             return
+        if not self._aec:  # (only the echo canceller needs the far end)
+            return
         if self._reverse is None or self._reverse.sample_rate != sample_rate:
             self._reverse = AudioByteStream(sample_rate, 1)
             self._pairing.stop()
         if not self._pairing.active:
             self._pairing.start(at)
         for frame in self._reverse.push(samples.tobytes()):
+            level = _mean_square(frame)
+            frame.userdata[_LEVEL] = level  # (read again when a mic frame takes it)
             self._pairing.push(frame)
-            self._gate.render(_mean_square(frame), t)
+            self._gate.render(level, t)
 
     def process_capture(self, frame: rtc.AudioFrame, at: float | None = None) -> rtc.AudioFrame:
         """Process one 10 ms mic frame (in place), whose last sample was captured at ``at`` (the
@@ -200,15 +205,16 @@ class EchoCanceller:
             if not np.frombuffer(frame.data, dtype=np.int16).any():
                 self.capture_skipped += frame.samples_per_channel
                 return frame
-        gating = self._aec and self._pairing.active and self._reverse is not None
+        reverse = self._reverse if self._pairing.active else None  # (active: AEC is on)
+        gating = reverse is not None
         playing = False  # the far-end frame paired with this one is audible
-        if gating and self._reverse is not None:
+        if reverse is not None:
             render = self._pairing.take(at)
             if render is None:
-                rate = self._reverse.sample_rate
+                rate = reverse.sample_rate
                 render = rtc.AudioFrame(bytes(rate // 100 * 2), rate, 1, rate // 100)
             else:
-                playing = _mean_square(render) > _ERLE_FAR_LEVEL
+                playing = render.userdata[_LEVEL] > _ERLE_FAR_LEVEL
             self._call(self._apm.process_reverse_stream, render)
         showing = self._aec and now() < self._far_active_until
         before = _energy(frame) if gating else 0.0
