@@ -22,12 +22,13 @@ from ..turn_detector import TurnDetector
 from ..utils.aio import TaskSet, now
 from ..vad import VAD, SharedVADEvents
 from .agent import Agent, ModelSettings
-from .audio_recognition import AudioRecognition, EndpointingOptions
+from .audio_recognition import AudioRecognition
 from .events import (
     SpeechCreatedEvent,
     SpeechSource,
 )
 from .io import AudioOutput
+from .recognition_hooks import EndpointingOptions
 from .reply import run_reply
 from .say import run_say
 from .speech_handle import SPEECH_PRIORITY_NORMAL, SpeechHandle

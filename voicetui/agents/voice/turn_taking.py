@@ -17,9 +17,9 @@ from ..metrics import EOUMetrics, STTMetrics, VADMetrics
 from ..stt import SpeechEvent
 from ..utils.aio import TaskSet, cancel_and_wait, now
 from ..vad import VADEvent
-from .audio_recognition import EndOfTurnInfo
 from .events import AgentFalseInterruptionEvent, AgentState, UserInputTranscribedEvent
 from .io import AudioOutput
+from .recognition_hooks import EndOfTurnInfo
 from .speech_handle import SpeechHandle
 from .turn_latency import TurnTiming
 
