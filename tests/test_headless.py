@@ -193,10 +193,19 @@ def test_runtime_events_as_json() -> None:
     }
 
 
+# `python -m voicetui` with Ctrl-C's default handling whatever this process inherited: a shell
+# without job control starts `cmd &` with SIGINT ignored, Python keeps an ignored SIGINT ignored
+# (as every program does), and a test suite started that way would see the signal do nothing
+_WITH_CTRL_C = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'voicetui'; runpy.run_module('voicetui', run_name='__main__', alter_sys=True)"
+)
+
+
 def test_ctrl_c_closes_cleanly(tmp_path: Path) -> None:
     env = {**os.environ, "VOICETUI_CONFIG": str(tmp_path / "none.toml")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "voicetui", "--headless", "--mode", "text",
+        [sys.executable, "-c", _WITH_CTRL_C, "--headless", "--mode", "text",
          "--stt", "none", "--llm", "none", "--tts", "none", "--vad", "none"],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
