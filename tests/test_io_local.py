@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from livekit import rtc
 
 from tests.audio_fixtures import espeak_pcm, have_espeak
 from tests.virtual_audio import RATE, VirtualAudio, until, virtual_audio_fixture  # noqa: F401
-from voicetui.agents.audio import as_array, make_frame
+from voicetui.agents.audio import as_array, captured_at, make_frame
 from voicetui.agents.voice.io import PlaybackFinishedEvent, PlaybackStartedEvent
 from voicetui.io.local import (
     AudioErrorEvent,
@@ -25,6 +26,7 @@ from voicetui.io.local import (
     StreamOpenedEvent,
     resolve_device,
 )
+from voicetui.io.local.quiet_batch import QUIET_HOLD
 
 pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not installed")
 
@@ -133,6 +135,50 @@ async def test_capture_hears_speech_played_into_the_mic(
     assert speech_len - 0.6 < span < speech_len + 0.2, (span, speech_len)
     # the whole capture lasted about as long as the wall time (no gaps, no duplicates)
     assert len(frames) / 100 > 0.5
+
+
+async def test_quiet_input_comes_in_batches_and_the_speech_after_it_whole(
+    virtual_audio: VirtualAudio, mic: LocalAudioInput, tmp_path: Path
+) -> None:
+    """After QUIET_HOLD s of digital silence the capture hands quiet blocks over four at a time
+    (io/local/quiet_batch.py); no audio is lost or reordered by it, and the speech that ends
+    the quiet is heard whole."""
+    speech = espeak_pcm("what time is it", sample_rate=22050, silence_before=0.2, silence_after=0.2)
+    wav = write_wav(tmp_path / "q.wav", speech, 22050)
+    loop = asyncio.get_running_loop()
+    frames: list[rtc.AudioFrame] = []
+    arrived: list[float] = []
+
+    async def run() -> None:
+        async for f in mic:
+            frames.append(f)
+            arrived.append(loop.time())
+
+    task = asyncio.create_task(run())
+    await asyncio.sleep(QUIET_HOLD + 1.2)
+    quiet_end = len(frames)
+    await virtual_audio.play_into_mic(wav)
+    await asyncio.sleep(0.5)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    # frames that reached the loop together (one hand-over) in the quiet after the hold
+    groups: list[int] = []
+    for i in range(1, quiet_end):
+        if arrived[i] - arrived[i - 1] < 0.002 and groups:
+            groups[-1] += 1
+        else:
+            groups.append(1)
+    assert max(groups[len(groups) // 2 :]) > 3, groups  # more than one 30 ms block at once
+    # every frame keeps its own capture time: in order, never repeated
+    marks = [m for f in frames if (m := captured_at(f)) is not None]
+    assert len(marks) == len(frames)
+    assert all(b > a for a, b in itertools.pairwise(marks))
+    pcm = np.concatenate([as_array(f)[:, 0] for f in frames[quiet_end:]]).astype(np.int32)
+    loud = np.flatnonzero(np.abs(pcm) > 300)
+    assert loud.size, "the mic heard nothing"
+    span = (loud[-1] - loud[0]) / 16000
+    speech_len = speech.size / 22050
+    assert speech_len - 0.6 < span < speech_len + 0.2, (span, speech_len)
 
 
 # --- playback ------------------------------------------------------------------------------

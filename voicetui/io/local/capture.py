@@ -2,7 +2,8 @@
 
 The device is read in 30 ms blocks and the PortAudio callback only copies each and hands it to
 the loop (a callback, a PulseAudio round and a loop wake-up per 30 ms instead of per 10 ms: at
-most 20 ms more latency); on the loop each 10 ms piece goes through echo cancellation (when
+most 20 ms more latency; while nothing is said or played, four at a time: see
+:mod:`.quiet_batch`); on the loop each 10 ms piece goes through echo cancellation (when
 paired with a speaker, see :class:`LocalAudio`), then mute, the level meter and the resampler,
 and comes out as frames of ``frame_duration`` at ``sample_rate``. Device faults never reach the
 session: the iterator keeps waiting while the stream is reopened, and the faults are ``error``
@@ -27,8 +28,11 @@ from .devices import DeviceInfo, DeviceSpec, ThreadNamer
 from .echo import EchoCanceller
 from .events import AudioLevelsEvent, LocalAudioEvents
 from .levels import LevelMeter
+from .quiet_batch import QuietBatcher
 
 _BLOCK_MS = 30  # audio per PortAudio callback and per loop wake-up (a multiple of 10 ms)
+# a block: its audio, whether it follows an overflow, when it was captured, the stream's rate
+_Block = tuple[bytes, bool, float, int]
 
 
 _CAPTURE_GAP = 0.25  # s: a block this much later than the audio before it follows lost audio
@@ -149,10 +153,16 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
 
     def _make_stream(self, sd: Any, info: DeviceInfo, finished: Callable[[], None]) -> Any:
         rate = self._device_sample_rate or int(info.default_samplerate)
-        # a new stream, a new run of audio: its own capture clock
+        # a new stream, a new run of audio: its own capture clock and batching
+        batcher: QuietBatcher[_Block] = QuietBatcher(_BLOCK_MS / 1000)
         callback = functools.partial(
-            self._callback, _CaptureClock(), ThreadNamer("voicetui-mic"), rate
+            self._callback, _CaptureClock(), batcher, ThreadNamer("voicetui-mic"), rate
         )
+
+        def stopped() -> None:  # (PortAudio thread) the quiet blocks still waiting go too
+            self._hand_over(batcher.flush())
+            finished()
+
         return sd.RawInputStream(
             device=info.index,
             samplerate=rate,
@@ -161,12 +171,13 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
             blocksize=rate * _BLOCK_MS // 1000,
             latency=self._latency,
             callback=callback,
-            finished_callback=finished,
+            finished_callback=stopped,
         )
 
     def _callback(
         self,
         clock: _CaptureClock,
+        batcher: QuietBatcher[_Block],
         name_thread: ThreadNamer,
         rate: int,
         indata: Any,
@@ -174,15 +185,29 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
         time: Any,
         status: Any,
     ) -> None:
-        """PortAudio thread: hand the block to the loop, nothing else."""
+        """PortAudio thread: hand the block to the loop (with the quiet ones before it, see
+        :mod:`.quiet_batch`), nothing else."""
         loop = self._loop
         if loop is None:
             return
         name_thread()
+        # (the loop's clock, read here: however long the loop takes to get to the block)
+        t = loop.time()
+        captured = clock.block_end(t, frames / rate, lost=bool(status))
+        data = bytes(indata)
+        echo = self._echo
+        may_wait = not status and not (echo is not None and echo.plays_at(t))
+        blocks = batcher.add(
+            (data, bool(status), captured, rate), np.frombuffer(data, np.int16), may_wait=may_wait
+        )
+        self._hand_over(blocks)
+
+    def _hand_over(self, blocks: list[_Block]) -> None:
+        loop = self._loop
+        if loop is None or not blocks:
+            return
         try:
-            # (the loop's clock, read here: however long the loop takes to get to the block)
-            captured = clock.block_end(loop.time(), frames / rate, lost=bool(status))
-            loop.call_soon_threadsafe(self._on_block, bytes(indata), bool(status), captured)
+            loop.call_soon_threadsafe(self._on_blocks, blocks)
         except RuntimeError:  # the loop is closed
             pass
 
@@ -196,6 +221,11 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
         self._meter = LevelMeter(self._rate, self._on_levels)
         if self._echo is not None:
             self._echo.set_input_latency(float(stream.latency))
+
+    def _on_blocks(self, blocks: list[_Block]) -> None:
+        for data, xrun, captured, rate in blocks:
+            if rate == self._rate:  # (else the last blocks of a stream since replaced)
+                self._on_block(data, xrun, captured)
 
     def _on_block(self, data: bytes, xrun: bool, captured: float) -> None:
         """The loop: echo-cancel each 10 ms piece, then meter, resample and cut frames, each

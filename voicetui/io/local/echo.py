@@ -161,6 +161,11 @@ class EchoCanceller:
     def in_warmup(self) -> bool:
         return now() < self._warm_until
 
+    def plays_at(self, t: float) -> bool:
+        """The speaker played audio (not digital silence) within the canceller's tail before
+        ``t`` (the loop clock; read from any thread)."""
+        return t - self._far_nonzero_at <= _REVERSE_TAIL
+
     # --- processing -----------------------------------------------------------------------
     def process_reverse(
         self, samples: np.ndarray, sample_rate: int, at: float | None = None
