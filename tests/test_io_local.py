@@ -578,3 +578,12 @@ async def test_echo_canceller_skips_idle_digital_silence_and_resumes_on_playback
     noise = (np.random.default_rng(0).standard_normal(rate // 100) * 300).astype(np.int16)
     echo.process_capture(rtc.AudioFrame(noise.tobytes(), rate, 1, noise.size))
     assert echo.capture_skipped == 2 * silence.size
+
+    # the capture asks once per 30 ms block: the same rule, the same count
+    block = np.zeros(3 * silence.size, dtype=np.int16)
+    assert echo.skips_silent_block(block)
+    assert echo.capture_skipped == 5 * silence.size
+    assert not echo.skips_silent_block(np.concatenate([block, noise]))
+    echo.process_reverse(tone, rate)  # playing: never skipped
+    assert not echo.skips_silent_block(block)
+    assert echo.capture_skipped == 5 * silence.size

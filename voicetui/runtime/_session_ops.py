@@ -130,7 +130,7 @@ class LevelsCoalescer:
         self._values[i], self._values[i + 1] = rms, peak
         if direction == "input":
             self._echo_cancelling, self._erle_db = echo_cancelling, erle_db
-        if self._handle is None:
+        if self._handle is None and self._current() != self._sent:  # (else nothing to wake for)
             loop = asyncio.get_running_loop()
             delay = max(0.0, self._last + self._interval - loop.time())
             self._handle = loop.call_later(delay, self._flush)
@@ -139,7 +139,7 @@ class LevelsCoalescer:
         self._handle = None
         self._last = asyncio.get_running_loop().time()
         in_rms, in_peak, out_rms, out_peak = self._values
-        sent = (in_rms, in_peak, out_rms, out_peak, self._echo_cancelling, self._erle_db)
+        sent = self._current()
         if sent == self._sent:
             return
         self._sent = sent
@@ -153,6 +153,10 @@ class LevelsCoalescer:
                 erle_db=self._erle_db,
             )
         )
+
+    def _current(self) -> tuple[float, float, float, float, bool, float | None]:
+        in_rms, in_peak, out_rms, out_peak = self._values
+        return (in_rms, in_peak, out_rms, out_peak, self._echo_cancelling, self._erle_db)
 
     def cancel(self) -> None:
         if self._handle is not None:

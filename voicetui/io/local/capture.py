@@ -239,7 +239,7 @@ class LocalAudioInput(SupervisedDevice, AudioInput):
         if not rate or self._closed or not data:
             return
         samples = np.frombuffer(data, dtype=np.int16)
-        if self._echo is not None:
+        if self._echo is not None and not self._echo.skips_silent_block(samples):
             step = rate // 100  # samples in 10 ms: the canceller's unit
             parts = [
                 np.frombuffer(

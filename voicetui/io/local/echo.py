@@ -199,6 +199,16 @@ class EchoCanceller:
             self._pairing.push(frame)
             self._gate.render(level, t)
 
+    def skips_silent_block(self, samples: np.ndarray) -> bool:
+        """What :meth:`process_capture` does with a digitally silent frame while the speaker is
+        idle, for a whole block of mic audio (int16) at once: True when it is such a block,
+        which then needs no processing (and is counted in ``capture_skipped``)."""
+        if now() - self._far_nonzero_at <= _REVERSE_TAIL or samples.any():
+            return False
+        self._pairing.stop()
+        self.capture_skipped += samples.size
+        return True
+
     def process_capture(self, frame: rtc.AudioFrame, at: float | None = None) -> rtc.AudioFrame:
         """Process one 10 ms mic frame (in place), whose last sample was captured at ``at`` (the
         loop clock; None: unknown), and return it; during the warm-up the frame comes back
