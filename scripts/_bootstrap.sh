@@ -21,7 +21,7 @@ _voicetui_install() {  # $1 = extras, e.g. "dev"
         if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null && [[ ",$extras," == *",local,"* || ",$extras," == *",dev,"* ]]; then
             # (not hung: llama-cpp-python ships as source only and pip prints nothing meanwhile)
             echo "voicetui: the first install compiles llama.cpp (llama-cpp-python): about" \
-                "10 minutes on 2 cores, once; later installs reuse pip's wheel cache" >&2
+                "5 minutes in all on 2 cores, once; later installs reuse pip's wheel cache" >&2
         fi
         # llama-cpp-python builds llama.cpp from source: without its llava/mtmd library
         # (multimodal, unused here), 15 % less compiling (docs/benchmarks.md, "First setup")
