@@ -138,23 +138,24 @@ class LevelsCoalescer:
     def _flush(self) -> None:
         self._handle = None
         self._last = asyncio.get_running_loop().time()
-        in_rms, in_peak, out_rms, out_peak = self._values
         sent = self._current()
         if sent == self._sent:
             return
         self._sent = sent
+        in_rms, in_peak, out_rms, out_peak, echo_cancelling, erle_db = sent
         self._emit(
             AudioLevels(
                 input_dbfs=in_rms,
                 input_peak_dbfs=in_peak,
                 output_dbfs=out_rms,
                 output_peak_dbfs=out_peak,
-                echo_cancelling=self._echo_cancelling,
-                erle_db=self._erle_db,
+                echo_cancelling=echo_cancelling,
+                erle_db=erle_db,
             )
         )
 
     def _current(self) -> tuple[float, float, float, float, bool, float | None]:
+        """What an update would show now (compared with what was sent last)."""
         in_rms, in_peak, out_rms, out_peak = self._values
         return (in_rms, in_peak, out_rms, out_peak, self._echo_cancelling, self._erle_db)
 

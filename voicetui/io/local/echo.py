@@ -200,26 +200,23 @@ class EchoCanceller:
             self._gate.render(level, t)
 
     def skips_silent_block(self, samples: np.ndarray) -> bool:
-        """What :meth:`process_capture` does with a digitally silent frame while the speaker is
-        idle, for a whole block of mic audio (int16) at once: True when it is such a block,
-        which then needs no processing (and is counted in ``capture_skipped``)."""
-        if now() - self._far_nonzero_at <= _REVERSE_TAIL or samples.any():
+        """Mic audio (int16, a 10 ms frame or a whole block) that needs no processing: digital
+        silence while the speaker has been idle for more than ``_REVERSE_TAIL`` s (there is no
+        echo to remove, and the filters would output silence). Counted in ``capture_skipped``."""
+        if self.plays_at(now()):
             return False
-        self._pairing.stop()
+        self._pairing.stop()  # (the speaker may have stopped reporting altogether)
+        if samples.any():
+            return False
         self.capture_skipped += samples.size
         return True
 
     def process_capture(self, frame: rtc.AudioFrame, at: float | None = None) -> rtc.AudioFrame:
         """Process one 10 ms mic frame (in place), whose last sample was captured at ``at`` (the
         loop clock; None: unknown), and return it; during the warm-up the frame comes back
-        silent. A digitally silent frame while the speaker has been idle for
-        more than ``_REVERSE_TAIL`` s comes back as it is, unprocessed (there is no echo to
-        remove, and the filters would output silence)."""
-        if now() - self._far_nonzero_at > _REVERSE_TAIL:
-            self._pairing.stop()  # (the speaker may have stopped reporting altogether)
-            if not np.frombuffer(frame.data, dtype=np.int16).any():
-                self.capture_skipped += frame.samples_per_channel
-                return frame
+        silent. A frame :meth:`skips_silent_block` skips comes back as it is, unprocessed."""
+        if self.skips_silent_block(np.frombuffer(frame.data, dtype=np.int16)):
+            return frame
         reverse = self._reverse if self._pairing.active else None  # (active: AEC is on)
         gating = reverse is not None
         playing = False  # the far-end frame paired with this one is audible
