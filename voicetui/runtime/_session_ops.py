@@ -11,7 +11,14 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from ..agents.llm import FunctionCall
-from ..agents.voice import AgentSession, MockToolError, MockToolResult, RunTool, ToolCallDecision
+from ..agents.voice import (
+    AgentSession,
+    MockToolError,
+    MockToolResult,
+    RunTool,
+    ToolCallDecision,
+    ToolExecution,
+)
 from .api import AudioLevels, NoticeLevel, ToolBreak, ToolBreakResolution
 
 logger = logging.getLogger("voicetui.runtime")
@@ -25,6 +32,16 @@ def check_arguments(arguments: str) -> None:
         raise ValueError(f"the arguments are not valid JSON: {e.msg} at char {e.pos}") from None
     if not isinstance(data, dict):
         raise ValueError("the arguments must be a JSON object")
+
+
+async def rerun_tool(session: AgentSession[Any], name: str, arguments: str) -> ToolExecution:
+    """Run the current agent's tool ``name`` again with ``arguments`` (a JSON object), outside
+    any turn; ValueError for arguments that are not a JSON object or a tool it does not have."""
+    check_arguments(arguments)
+    agent = session.current_agent
+    if name not in {t.name for t in agent.tools}:
+        raise ValueError(f"{agent.label} has no tool {name!r}")
+    return await session.rerun_tool(name, arguments)
 
 
 class ToolBreaks:

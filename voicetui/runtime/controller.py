@@ -58,8 +58,8 @@ from ._recording import SessionRecording, secret_values
 from ._session_ops import (
     LevelsCoalescer,
     ToolBreaks,
-    check_arguments,
     interrupt_quietly,
+    rerun_tool,
 )
 from ._transcript import TranscriptSink, write_transcript
 from .api import (
@@ -527,12 +527,7 @@ class SessionController(LoopRuntime):
 
     def rerun_tool(self, name: str, arguments: str) -> Future[ToolExecution]:
         async def run() -> ToolExecution:
-            check_arguments(arguments)
-            session = self._session_or_raise()
-            agent = session.current_agent
-            if name not in {t.name for t in agent.tools}:
-                raise ValueError(f"{agent.label} has no tool {name!r}")
-            execution = await session.rerun_tool(name, arguments)
+            execution = await rerun_tool(self._session_or_raise(), name, arguments)
             self._emit(ToolRerun(execution=execution))
             return execution
 
