@@ -565,6 +565,37 @@ async def test_levels_coalescer_does_not_repeat_the_same_levels() -> None:
     assert len(emitted) == 4 and emitted[-1].echo_cancelling
 
 
+@pytest.mark.looptime
+async def test_levels_coalescer_arms_no_timer_for_levels_already_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same levels again do not even wake the loop (an idle app: issue 21)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    armed: list[float] = []
+    call_later = loop.call_later
+
+    def counting(delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+        if getattr(callback, "__self__", None) is levels:  # (not asyncio.sleep's own timers)
+            armed.append(delay)
+        return call_later(delay, callback, *args)
+
+    monkeypatch.setattr(loop, "call_later", counting)
+    emitted: list[AudioLevels] = []
+    levels = LevelsCoalescer(emitted.append, 0.05)
+    levels.report("input", -120.0, -120.0)
+    await asyncio.sleep(0.06)
+    assert len(armed) == 1 and len(emitted) == 1
+    for _ in range(20):  # 1 s of the same silence
+        levels.report("input", -120.0, -120.0)
+        await asyncio.sleep(0.05)
+    assert len(armed) == 1 and len(emitted) == 1
+    levels.report("input", -50.0, -40.0)
+    await asyncio.sleep(0.06)
+    assert len(armed) == 2 and len(emitted) == 2
+
+
 def test_local_mode_on_virtual_devices(
     virtual_audio: VirtualAudio, threads_before: set[threading.Thread]
 ) -> None:
