@@ -26,16 +26,23 @@ class AudioClock:
     def __init__(self) -> None:
         self._fed = 0.0  # seconds of audio fed so far (all streams)
         self._stream_base = 0.0  # where the current stream's audio starts in that count
-        self._marks: deque[tuple[float, float]] = deque()  # (fed seconds after a frame, time)
+        # a mark per frame: the seconds fed after it and when it arrived, as two deques of
+        # floats rather than one of tuples (a tuple per frame is a tracked allocation the
+        # garbage collector counts; 50 a second per session set off most young collections)
+        self._mark_fed: deque[float] = deque()
+        self._mark_at: deque[float] = deque()
         self.input_rate = 0
 
     def fed(self, frame: rtc.AudioFrame) -> None:
         self.input_rate = frame.sample_rate
         self._fed += frame_duration(frame)
         at = captured_at(frame)  # when the backend captured it; else now, as it arrives
-        self._marks.append((self._fed, now() if at is None else at))
-        while self._marks and self._marks[0][0] < self._fed - self._KEEP:
-            self._marks.popleft()
+        self._mark_fed.append(self._fed)
+        self._mark_at.append(now() if at is None else at)
+        oldest = self._fed - self._KEEP
+        while self._mark_fed[0] < oldest:
+            self._mark_fed.popleft()
+            self._mark_at.popleft()
 
     def new_stream(self, queued: float) -> None:
         self._stream_base = self._fed - queued
@@ -44,15 +51,11 @@ class AudioClock:
         """The loop time of ``position`` seconds into the current stream's audio (a frame's
         samples are spread back from its arrival), None if it is not remembered."""
         target = self._stream_base + position
-        marks = self._marks
-        if not marks or target < marks[0][0] - self._KEEP or target > marks[-1][0] + 0.05:
+        fed = self._mark_fed
+        if not fed or target < fed[0] - self._KEEP or target > fed[-1] + 0.05:
             return None
-        i = bisect.bisect_left(marks, (target, float("-inf")))
-        if i >= len(marks):
-            fed_end, at = marks[-1]
-        else:
-            fed_end, at = marks[i]
-        return at - max(0.0, fed_end - target)
+        i = min(bisect.bisect_left(fed, target), len(fed) - 1)
+        return self._mark_at[i] - max(0.0, fed[i] - target)
 
 
 class TurnAudio:
