@@ -199,6 +199,9 @@ class AgentActivity:
         self._draining = True
         if self._recognition is not None:
             await self._recognition.aclose()
+            # (its callbacks close over this activity: no cycle once closed)
+            self._recognition = None
+            self._turns.attach(None)
         await self._turns.aclose()
         for handle in list(self._pending):
             handle._cancel()

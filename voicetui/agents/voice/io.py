@@ -162,6 +162,10 @@ class TextOutput(ABC):
         """The current message is complete."""
 
 
+def _nothing() -> None:
+    pass
+
+
 class AgentInput:
     """``session.input``: the current audio input, swappable at any time."""
 
@@ -190,6 +194,11 @@ class AgentInput:
         if enabled != self._audio_enabled:
             self._audio_enabled = enabled
             self._on_audio_changed()
+
+    def _session_closed(self) -> None:
+        """Its session closed: changes notify nobody (and the session is not kept alive by
+        the callback: a closed session is freed by reference counting)."""
+        self._on_audio_changed = _nothing
 
 
 class AgentOutput:
@@ -235,3 +244,7 @@ class AgentOutput:
             return
         self._transcription = value
         self._on_text_changed()
+
+    def _session_closed(self) -> None:
+        """See :meth:`AgentInput._session_closed`."""
+        self._on_audio_changed = self._on_text_changed = _nothing

@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import time
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -67,7 +68,8 @@ class TurnTaking:
     """Implements :class:`RecognitionHooks` for an :class:`AgentActivity`."""
 
     def __init__(self, activity: AgentActivity) -> None:
-        self._activity = activity
+        # (weak: the activity owns this; no cycle keeps a closed session alive)
+        self._activity: AgentActivity = weakref.proxy(activity)
         self._session = activity.session
         self._recognition: AudioRecognition | None = None
         self._tasks = TaskSet("TurnTaking")
@@ -77,7 +79,7 @@ class TurnTaking:
         self._postponed: SpeechHandle | None = None
         """A reply held back, before any of it was out, because the user started speaking."""
 
-    def attach(self, recognition: AudioRecognition) -> None:
+    def attach(self, recognition: AudioRecognition | None) -> None:
         self._recognition = recognition
 
     async def aclose(self) -> None:
