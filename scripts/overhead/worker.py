@@ -64,6 +64,10 @@ def _cpu() -> float:
 FREEZE_GC = False
 """gc.freeze() once the sessions are up (what voicetui's runtime does after start-up)."""
 
+FREEZE_EVERY: float | None = None
+"""Run voicetui's OldObjectFreezer with this interval once the sessions are up (a host's
+policy for many sessions: full collections scan only what is newer than the last freeze)."""
+
 
 async def _run(framework: str, sessions: int, t: Timings) -> dict[str, Any]:
     if framework == "voicetui":
@@ -94,6 +98,12 @@ async def _run(framework: str, sessions: int, t: Timings) -> dict[str, Any]:
     gc.collect()
     if FREEZE_GC:
         gc.freeze()
+    freezer = None
+    if FREEZE_EVERY is not None:
+        from voicetui.agents.utils.gc_freeze import OldObjectFreezer
+
+        freezer = OldObjectFreezer(FREEZE_EVERY)
+        freezer.start()
     cpu0, wall0 = _cpu(), time.perf_counter()
     with GCPauses() as gc_pauses:
         await asyncio.gather(
@@ -106,6 +116,8 @@ async def _run(framework: str, sessions: int, t: Timings) -> dict[str, Any]:
     rss_live = _rss_kb("VmRSS")
     stop.set()
     await mon
+    if freezer is not None:
+        await freezer.aclose()
     for b in benches:
         await b.aclose()
     turns = [tr for r in results for tr in r.turns]
@@ -160,15 +172,23 @@ def main() -> None:
         help="voicetui: fake VAD/STT streams read input in a task (one wake-up per frame)",
     )
     p.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after start-up")
+    p.add_argument(
+        "--gc-freeze-every",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="voicetui's OldObjectFreezer with this interval (any framework; needs the checkout)",
+    )
     a = p.parse_args()
-    global FREEZE_GC
+    global FREEZE_GC, FREEZE_EVERY
     FREEZE_GC = a.gc_freeze
+    FREEZE_EVERY = a.gc_freeze_every
     if a.cpu is not None:
         os.sched_setaffinity(0, {a.cpu})
     if a.nice:
         os.nice(a.nice)
     logging.basicConfig(level=logging.CRITICAL)
-    if a.framework == "voicetui":
+    if a.framework == "voicetui" or a.gc_freeze_every is not None:
         sys.path.insert(1, str(Path(__file__).resolve().parents[2]))  # the checkout
     t = Timings(**json.loads(a.timings))
     if a.lk_text_transforms:
@@ -196,6 +216,7 @@ def main() -> None:
     res["lk_text_transforms"] = a.lk_text_transforms
     res["vt_task_fakes"] = a.vt_task_fakes
     res["gc_freeze"] = a.gc_freeze
+    res["gc_freeze_every"] = a.gc_freeze_every
     Path(a.out).write_text(json.dumps(res))
 
 

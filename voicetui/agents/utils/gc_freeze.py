@@ -1,0 +1,111 @@
+"""Short garbage-collector pauses in a process that hosts many long sessions.
+
+CPython's full collection stops the event loop for as long as it takes to scan every tracked
+object outside the permanent generation (0.2-0.7 µs an object on the 2-core test machine). A
+voice session keeps about 250 such objects for its pipeline and adds about 28 a turn for its
+history, so at 256 sessions a full collection stops every session's audio for 40-130 ms
+(docs/benchmarks.md, "Many sessions per core"). Almost all of those objects live until their
+session closes: scanning them again and again finds nothing to free.
+
+:class:`OldObjectFreezer` moves what has survived into the permanent generation every
+``interval`` seconds (``gc.freeze()``), after a collection of the younger generations so that
+short-lived cycles are freed first. Full collections then scan only what is newer than the last
+freeze.
+
+The price, and why this is opt-in: a reference cycle among frozen objects is never freed by
+the collector on its own. A session's turns leave none (measured: the framework frees each
+turn's objects by reference counting in the turns ``scripts/overhead`` plays), but a closed session is such a cycle (the session,
+its activity and their callbacks), with its history. Call :meth:`OldObjectFreezer.reclaim`
+when a pause is affordable (after sessions closed, at a quiet moment): one full collection of
+everything, like CPython's own, then the survivors are frozen again. ``gc.freeze()`` is
+process-wide: one freezer per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from types import TracebackType
+from typing import Self
+
+from .aio import cancel_and_wait
+
+logger = logging.getLogger("voicetui.agents.gc")
+
+
+class OldObjectFreezer:
+    """Freezes long-lived objects out of full garbage collections every ``interval`` seconds
+    while started; :meth:`reclaim` frees the garbage cycles among them; :meth:`aclose` (or
+    leaving ``async with``) stops and unfreezes everything it froze."""
+
+    def __init__(self, interval: float = 2.0) -> None:
+        if interval <= 0:
+            raise ValueError(f"interval must be > 0 seconds, not {interval}")
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self.freezes = 0
+        """How many times :meth:`freeze_now` ran."""
+        self.reclaimed = 0
+        """Objects freed by :meth:`reclaim` so far."""
+
+    @property
+    def interval(self) -> float:
+        return self._interval
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def frozen(self) -> int:
+        """Objects in the permanent generation now (this process's, whoever froze them)."""
+        return gc.get_freeze_count()
+
+    def start(self) -> None:
+        """Freeze now and then every ``interval`` seconds, on the running loop."""
+        if self.running:
+            return
+        self.freeze_now()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="OldObjectFreezer")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            self.freeze_now()
+
+    def freeze_now(self) -> None:
+        """Free the young generations' garbage, then freeze everything still alive."""
+        gc.collect(1)
+        gc.freeze()
+        self.freezes += 1
+
+    def reclaim(self) -> int:
+        """One full collection of everything, frozen objects included (as long a pause as
+        CPython's own full collections), then freeze the survivors again. Returns how many
+        unreachable objects were found."""
+        gc.unfreeze()
+        found = gc.collect()
+        gc.freeze()
+        self.reclaimed += found
+        logger.debug("reclaimed %d objects; %d frozen", found, gc.get_freeze_count())
+        return found
+
+    async def aclose(self) -> None:
+        """Stop freezing and give every frozen object back to the collector (the next full
+        collection frees what closed meanwhile)."""
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
+        gc.unfreeze()
+
+    async def __aenter__(self) -> Self:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
