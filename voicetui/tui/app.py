@@ -49,6 +49,7 @@ from .widgets.latency import LatencyPanel, RecentTurns
 from .widgets.loading import LoadingPanel
 from .widgets.logs import LogsPanel
 from .widgets.state import StatePanel
+from .widgets.talk_input import TalkInput
 from .widgets.timeline import TimelinePanel
 from .widgets.tools import ToolsPanel, full_text
 from .widgets.vlog import VirtualLog
@@ -76,21 +77,6 @@ DIRECT_ACTIONS = frozenset(
     "toggle_mute push_to_talk interrupt toggle_recording toggle_room devices toggle_break".split()
 )
 """The function keys' session commands (priority bindings): not while a dialog is open."""
-
-
-class TalkInput(Input):
-    """The message box. With nothing typed, ``?`` shows the keys and, on the Logs tab, ``/``
-    searches the logs; otherwise they are just characters."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("question_mark", "key_or_type('?')", "Keys", show=False, priority=True),
-        Binding("slash", "key_or_type('/')", "Search logs", show=False, priority=True),
-    ]
-
-    def action_key_or_type(self, char: str) -> None:
-        app = self.app
-        if self.value or not isinstance(app, VoiceTUIApp) or not app.shortcut(char):
-            self.insert_text_at_cursor(char)
 
 
 class VoiceTUIApp(SessionActions):
@@ -235,9 +221,9 @@ class VoiceTUIApp(SessionActions):
                 if name in self.available_themes:
                     self.theme = name
                     break
-        talk = self.query_one("#talk", Input)
+        talk = self.query_one("#talk", TalkInput)
         if self.is_headless:
-            talk.cursor_blink = False
+            talk.stop_blinking()
         if self.read_only:
             for bar in self.query("#tools-bar"):  # break and re-run: live only
                 bar.display = False
@@ -279,7 +265,7 @@ class VoiceTUIApp(SessionActions):
             return
         focused = self.focused
         if focused is None or isinstance(focused, VirtualLog | OptionList | DataTable | Tabs):
-            talk = self.query_one("#talk", Input)
+            talk = self.query_one("#talk", TalkInput)
             talk.focus()
             talk.insert_text_at_cursor(event.character)
             event.stop()
