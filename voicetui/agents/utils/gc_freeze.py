@@ -13,12 +13,18 @@ short-lived cycles are freed first. Full collections then scan only what is newe
 freeze.
 
 The price, and why this is opt-in: a reference cycle among frozen objects is never freed by
-the collector on its own. A session's turns leave none (measured: the framework frees each
-turn's objects by reference counting in the turns ``scripts/overhead`` plays), but a closed session is such a cycle (the session,
-its activity and their callbacks), with its history. Call :meth:`OldObjectFreezer.reclaim`
-when a pause is affordable (after sessions closed, at a quiet moment): one full collection of
-everything, like CPython's own, then the survivors are frozen again. ``gc.freeze()`` is
-process-wide: one freezer per process.
+the collector on its own. The framework leaves none behind: a turn's objects and a closed
+session (with its history) are freed by reference counting (``tests/test_session_freed.py``;
+in the turns ``scripts/overhead`` plays, nothing of the framework was left for the collector).
+Other code in the process may leave cycles (a plugin, a UI toolkit's widgets): call
+:meth:`OldObjectFreezer.reclaim` when a pause is affordable, a full collection of everything
+like CPython's own, after which the survivors are frozen again. ``gc.freeze()`` is process-wide:
+one freezer per process.
+
+Use it around whatever hosts the sessions, once the process has started up::
+
+    async with OldObjectFreezer(interval=2.0):
+        await serve()  # sessions start, talk and close meanwhile
 """
 
 from __future__ import annotations

@@ -178,8 +178,8 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
     @property
     def activity(self) -> AgentActivity | None:
         """What the current agent runs: its effective ``options`` and its ``recognition`` (the
-        listening pipeline; None without audio models). None before the session starts and
-        while the agent is being handed over."""
+        listening pipeline; None without audio models). None before the session starts,
+        while the agent is being handed over, and once the session has closed."""
         return self._activity
 
     @property
