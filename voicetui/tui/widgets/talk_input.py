@@ -11,8 +11,8 @@ from textual.widgets import Input
 
 BLINK_FOR = 10.0
 """Seconds the cursor blinks after the last key, paste or focus; then it stays lit, as terminals
-do (GNOME's cursor-blink-timeout is 10 s). An app left open redraws nothing twice a second:
-the blink was a third of the idle UI's CPU (issue 21, item 2)."""
+do (GNOME's cursor-blink-timeout is 10 s). An app left open then redraws nothing twice a
+second: the blink was three quarters of the idle UI thread's CPU (issue 21, item 2)."""
 
 
 @runtime_checkable
