@@ -152,6 +152,15 @@ class Feed(Generic[T]):
         self._chan.unbind()
 
 
+def forget_cancellation(task: asyncio.Future[Any]) -> None:
+    """Let a cancelled task drop the ``CancelledError`` it keeps until someone reads it: its
+    traceback holds the task's frames, and so whatever they referenced (``self``, the task's
+    owner, who holds the task): a reference cycle only the garbage collector would free."""
+    if task.cancelled():
+        with contextlib.suppress(asyncio.CancelledError):
+            task.result()  # (reading it hands the kept exception over and forgets it)
+
+
 async def cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
     """Cancel the given tasks and wait until they have finished, swallowing their outcome."""
     for t in tasks:
@@ -170,6 +179,10 @@ async def cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:
         with contextlib.suppress(BaseException):
             await done_all
         raise
+    finally:
+        for t in pending:
+            if t.done():
+                forget_cancellation(t)
 
 
 class TaskSet:
@@ -187,7 +200,10 @@ class TaskSet:
 
     def _on_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if task.cancelled() or (exc := task.exception()) is None:
+        if task.cancelled():
+            forget_cancellation(task)  # (owners keep their tasks: no cycle through the frames)
+            return
+        if (exc := task.exception()) is None:
             return
         if isinstance(exc, ModelError):  # a model's failure: reported as an error event, once
             logger.info("task %s of %s ended: %s", task.get_name(), self._name, exc.message)

@@ -14,12 +14,14 @@ freeze.
 
 The price, and why this is opt-in: a reference cycle among frozen objects is never freed by
 the collector on its own. The framework leaves none behind: a turn's objects and a closed
-session (with its history) are freed by reference counting (``tests/test_session_freed.py``;
+session with its history, whatever its turn was doing, are freed by reference counting
+(``tests/test_session_freed.py`` closes at each stage of a turn; cancelled tasks forget their
+tracebacks, ``aio.TaskSet``;
 in the turns ``scripts/overhead`` plays, nothing of the framework was left for the collector).
 Other code in the process may leave cycles (a plugin, a UI toolkit's widgets): call
 :meth:`OldObjectFreezer.reclaim` when a pause is affordable, a full collection of everything
 like CPython's own, after which the survivors are frozen again. ``gc.freeze()`` is process-wide:
-one freezer per process.
+one freezer per process, and no other ``gc.freeze()`` beside it.
 
 Use it around whatever hosts the sessions, once the process has started up::
 
@@ -43,7 +45,8 @@ logger = logging.getLogger("voicetui.agents.gc")
 class OldObjectFreezer:
     """Freezes long-lived objects out of full garbage collections every ``interval`` seconds
     while started; :meth:`reclaim` frees the garbage cycles among them; :meth:`aclose` (or
-    leaving ``async with``) stops and unfreezes everything it froze."""
+    leaving ``async with``) stops and unfreezes. It owns the permanent generation: what other
+    code froze is unfrozen by :meth:`reclaim` (then frozen again) and :meth:`aclose` as well."""
 
     def __init__(self, interval: float = 2.0) -> None:
         if interval <= 0:
