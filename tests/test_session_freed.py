@@ -9,6 +9,7 @@ import asyncio
 import gc
 import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -91,14 +92,31 @@ class SlowToAnswer(Agent):
         await asyncio.sleep(30)
 
 
-async def _closed_at(session: AgentSession[None], tl: Timeline, agent: Agent, at: float) -> None:
-    await session.start(agent)
-    origin = await tl.origin()
-    await asyncio.sleep(origin + at - asyncio.get_running_loop().time())
-    await session.aclose()
-    out = session.output.audio
-    assert isinstance(out, FakeAudioOutput)
-    await out.aclose()
+async def _played(
+    tl: Timeline, agent: Agent, close_at: float | None, **session_options: Any
+) -> weakref.ref[AgentSession[None]]:
+    """Plays ``tl`` to its end (``close_at`` None) or closes the session ``close_at`` seconds
+    into it; returns a weak reference to the session, the only one left once this returns."""
+    session: AgentSession[None] = tl.session(**session_options)
+    if close_at is None:
+        await tl.run(session, agent)  # plays the script, drains, closes
+    else:
+        await session.start(agent)
+        origin = await tl.origin()
+        await asyncio.sleep(origin + close_at - asyncio.get_running_loop().time())
+        await session.aclose()
+        out = session.output.audio
+        assert isinstance(out, FakeAudioOutput)
+        await out.aclose()
+    return weakref.ref(session)
+
+
+def _story(reply_seconds: float) -> Timeline:
+    tl = Timeline()
+    tl.user_speech(0.5, 2.5, "Tell me a story.")
+    tl.llm("Once upon a time there was a long story that goes on and on.")
+    tl.tts(reply_seconds)
+    return tl
 
 
 # the user speaks 0.5-2.5 s; the turn ends 1 s later; the reply plays from about 3.7 s: a close
@@ -107,15 +125,9 @@ async def _closed_at(session: AgentSession[None], tl: Timeline, agent: Agent, at
 async def test_a_session_closed_at_any_moment_of_a_turn_is_freed(
     no_collector: None, at: float
 ) -> None:
-    tl = Timeline()
-    tl.user_speech(0.5, 2.5, "Tell me a story.")
-    tl.llm("Once upon a time there was a long story that goes on and on.")
-    tl.tts(4.0)
-    session: AgentSession[None] | None = tl.session(min_endpointing_delay=1.0)
-    assert session is not None
-    await _closed_at(session, tl, Agent(instructions="Tell stories."), at)
-    gone = weakref.ref(session)
-    del session, tl
+    gone = await _played(
+        _story(4.0), Agent(instructions="Tell stories."), at, min_endpointing_delay=1.0
+    )
     assert gone() is None, _holders(gone)
 
 
@@ -125,22 +137,14 @@ async def test_a_session_closed_while_a_tool_runs_is_freed(no_collector: None, a
     tl.user_speech(0.5, 2.5, "What's the weather in Tokyo?")
     tl.llm("Let me check.", [ScriptedToolCall("get_weather", {"location": "Tokyo"})])
     tl.tts(2.0)
-    session: AgentSession[None] | None = tl.session()
-    assert session is not None
-    await _closed_at(session, tl, SlowWeather(), at)
-    gone = weakref.ref(session)
-    del session, tl
+    gone = await _played(tl, SlowWeather(), at)
     assert gone() is None, _holders(gone)
 
 
 async def test_a_session_closed_in_on_user_turn_completed_is_freed(no_collector: None) -> None:
     tl = Timeline()
     tl.user_speech(0.5, 2.5, "Hello.")
-    session: AgentSession[None] | None = tl.session()
-    assert session is not None
-    await _closed_at(session, tl, SlowToAnswer(instructions="Greet."), 5.0)
-    gone = weakref.ref(session)
-    del session, tl
+    gone = await _played(tl, SlowToAnswer(instructions="Greet."), 5.0)
     assert gone() is None, _holders(gone)
 
 
@@ -149,30 +153,16 @@ async def test_a_session_closed_in_on_user_turn_completed_is_freed(no_collector:
 async def test_a_session_closed_during_a_paused_reply_is_freed(
     no_collector: None, at: float
 ) -> None:
-    tl = Timeline()
-    tl.user_speech(0.5, 2.5, "Tell me a story.")
-    tl.llm("Once upon a time there was a long story that goes on and on.")
-    tl.tts(6.0)
+    tl = _story(6.0)
     tl.user_speech(5.0, 5.6, "hmm", stt_delay=3.0)
-    session: AgentSession[None] | None = tl.session(can_pause_audio=True)
-    assert session is not None
-    await _closed_at(session, tl, Agent(instructions="Tell stories."), at)
-    gone = weakref.ref(session)
-    del session, tl
+    gone = await _played(tl, Agent(instructions="Tell stories."), at, can_pause_audio=True)
     assert gone() is None, _holders(gone)
 
 
 async def test_a_late_transcript_over_the_reply_leaves_nothing_behind(no_collector: None) -> None:
-    tl = Timeline()
-    tl.user_speech(0.5, 2.5, "Tell me a story.")
-    tl.llm("Once upon a time there was a long story that goes on and on.")
-    tl.tts(6.0)
+    tl = _story(6.0)
     tl.user_speech(5.0, 6.0, "Stop.", stt_delay=1.0)  # the words come after the voice ended
     tl.llm("Okay.")
     tl.tts(1.0)
-    session: AgentSession[None] | None = tl.session()
-    assert session is not None
-    await tl.run(session, Agent(instructions="Tell stories."))
-    gone = weakref.ref(session)
-    del session, tl
+    gone = await _played(tl, Agent(instructions="Tell stories."), None)
     assert gone() is None, _holders(gone)

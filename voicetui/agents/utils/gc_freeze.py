@@ -15,9 +15,8 @@ freeze.
 The price, and why this is opt-in: a reference cycle among frozen objects is never freed by
 the collector on its own. The framework leaves none behind: a turn's objects and a closed
 session with its history, whatever its turn was doing, are freed by reference counting
-(``tests/test_session_freed.py`` closes at each stage of a turn; cancelled tasks forget their
-tracebacks, ``aio.TaskSet``;
-in the turns ``scripts/overhead`` plays, nothing of the framework was left for the collector).
+(``tests/test_session_freed.py`` closes at each stage of a turn; in the turns
+``scripts/overhead`` plays, nothing of the framework was left for the collector).
 Other code in the process may leave cycles (a plugin, a UI toolkit's widgets): call
 :meth:`OldObjectFreezer.reclaim` when a pause is affordable, a full collection of everything
 like CPython's own, after which the survivors are frozen again. ``gc.freeze()`` is process-wide:
@@ -55,12 +54,6 @@ class OldObjectFreezer:
         self._task: asyncio.Task[None] | None = None
         self.freezes = 0
         """How many times :meth:`freeze_now` ran."""
-        self.reclaimed = 0
-        """Objects freed by :meth:`reclaim` so far."""
-
-    @property
-    def interval(self) -> float:
-        return self._interval
 
     @property
     def running(self) -> bool:
@@ -96,7 +89,6 @@ class OldObjectFreezer:
         gc.unfreeze()
         found = gc.collect()
         gc.freeze()
-        self.reclaimed += found
         logger.debug("reclaimed %d objects; %d frozen", found, gc.get_freeze_count())
         return found
 

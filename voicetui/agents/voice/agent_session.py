@@ -308,19 +308,12 @@ class AgentSession(EventEmitter[EventTypes], Generic[Userdata_T]):
                     await self._activity.aclose()
         await self._tasks.aclose()
         self._closed = True
-        self._drop_references()
-        self.emit("close", CloseEvent(reason=reason, error=error))
-
-    def _drop_references(self) -> None:
-        """Closed: let go of what points back at the session (finished tasks, whose
-        cancellation tracebacks hold their frames; the activity; the I/O's change callbacks),
-        so the session and its history are freed by reference counting when their owner
-        drops them, even in a process that freezes old objects out of the garbage collector
-        (``utils.gc_freeze``)."""
-        self._audio_task = self._away_task = self._agent_update_task = None
-        self._activity = None
+        # let go of what points back at the session, so that it and its history are freed by
+        # reference counting, even in a process that freezes old objects (utils.gc_freeze)
+        self._audio_task = self._away_task = self._agent_update_task = self._activity = None
         self._input._session_closed()
         self._output._session_closed()
+        self.emit("close", CloseEvent(reason=reason, error=error))
 
     # --- talking --------------------------------------------------------------------------
     def _activity_or_raise(self) -> AgentActivity:

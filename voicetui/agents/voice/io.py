@@ -163,7 +163,7 @@ class TextOutput(ABC):
 
 
 def _nothing() -> None:
-    pass
+    """The change callback of a closed session's I/O: notifies nobody."""
 
 
 class AgentInput:
